@@ -1,0 +1,61 @@
+"""Versioned, atomically written checkpoints.
+
+A checkpoint is a ``torch.save`` dictionary with a ``format`` tag, a
+``version`` and a ``kind`` (``"mle"`` for pretraining); loading checks all
+three so an old, foreign or truncated file gets a clear error instead of a
+model that silently loads wrong. Writes go to a temporary file in the same
+directory and are renamed over the target, so a crash mid-write never leaves a
+checkpoint that loads.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqgan_rl.errors import DataError
+
+CHECKPOINT_FORMAT = "seqgan-rl-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike[str], kind: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (tensors, state dicts, plain data) as a checkpoint of ``kind``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind, **payload}
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(record, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint and check that it is ours, of this version and of ``kind``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        record = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt file
+        raise DataError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from error
+    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a seqgan-rl checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
+    if record.get("version") != CHECKPOINT_VERSION:
+        raise DataError(
+            f"{path}: checkpoint version {record.get('version')!r}, this seqgan-rl reads version {CHECKPOINT_VERSION}"
+        )
+    if record.get("kind") != kind:
+        raise DataError(f"{path}: a {record.get('kind')!r} checkpoint, expected {kind!r}")
+    return record

@@ -1,0 +1,137 @@
+"""``seqgan-rl``: the command line.
+
+Sub-commands:
+
+* ``prepare-data``: tokenise a text corpus, or sample the oracle, into Parquet
+  token tables (``train.parquet``, ``valid.parquet``) in a directory.
+* ``convert-oracle``: turn the authors' ``target_params_py3.pkl`` into ``.npz``.
+* ``pretrain``: MLE pretraining of the generator (preset ``paper`` or ``smoke``).
+
+Every user-facing error (bad data, impossible config) is printed as one line
+naming the file / row / field, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from seqgan_rl.config import PRESETS, get_preset
+from seqgan_rl.errors import SeqGANError
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SeqGANError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+def _cmd_prepare_data(args: argparse.Namespace) -> dict:
+    from seqgan_rl.errors import ConfigError
+
+    if bool(args.text) == bool(args.oracle):
+        raise ConfigError("prepare-data needs exactly one of --text FILE or --oracle")
+    if args.text:
+        from seqgan_rl.data import prepare_text_dataset
+
+        return dict(prepare_text_dataset(
+            args.text, args.out, level=args.level, max_len=args.max_len, min_freq=args.min_freq,
+            valid_fraction=args.valid_fraction, seed=args.seed, lowercase=not args.keep_case,
+        ))
+    from seqgan_rl.pretrain import load_oracle, write_oracle_dataset
+
+    if args.num_train <= 0 or args.num_valid < 0:
+        raise ConfigError(f"--num-train must be > 0 and --num-valid >= 0, got {args.num_train}, {args.num_valid}")
+    oracle, source = load_oracle(args.oracle_params)
+    return write_oracle_dataset(args.out, oracle, source, args.num_train, args.num_valid, args.seed)
+
+
+def _cmd_convert_oracle(args: argparse.Namespace) -> dict:
+    from seqgan_rl.oracle import convert_oracle_pickle
+
+    oracle = convert_oracle_pickle(args.pickle, args.out)
+    return {"out": str(args.out), "vocab_size": oracle.vocab_size, "emb_dim": oracle.config.emb_dim,
+            "hidden_dim": oracle.config.hidden_dim}
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> dict:
+    from seqgan_rl.pretrain import run_pretraining
+
+    config = get_preset(args.preset).with_overrides(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
+        num_eval_samples=args.num_eval_samples,
+    )
+    run_dir = args.run_dir or Path("runs") / f"pretrain-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return run_pretraining(
+        config, run_dir, data_dir=args.data, oracle_params=args.oracle_params, device=_device(args.device),
+        progress=not args.no_progress,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqgan-rl", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prep = sub.add_parser("prepare-data", help="tokenise a corpus or sample the oracle into Parquet token tables")
+    prep.add_argument("--out", type=Path, required=True, help="output directory")
+    prep.add_argument("--text", type=Path, help="UTF-8 text corpus, one sequence per line")
+    prep.add_argument("--level", choices=("word", "char"), default="word", help="tokenisation level (text)")
+    prep.add_argument("--max-len", type=int, help="sequence length incl. <eos> (text; default: longest line + 1)")
+    prep.add_argument("--min-freq", type=int, default=1, help="rarer tokens become <unk> (text)")
+    prep.add_argument("--valid-fraction", type=float, default=0.1, help="held-out share (text)")
+    prep.add_argument("--keep-case", action="store_true", help="do not lower-case (text)")
+    prep.add_argument("--oracle", action="store_true", help="sample the synthetic oracle instead of a corpus")
+    prep.add_argument("--oracle-params", type=Path,
+                      help="oracle .npz (default: ../shared/data/oracle_lstm_params.npz if present, else a fresh "
+                           "N(0,1) oracle whose figures are not the paper's)")
+    prep.add_argument("--num-train", type=int, default=10_000, help="oracle training sequences")
+    prep.add_argument("--num-valid", type=int, default=10_000, help="held-out oracle sequences (NLL-test)")
+    prep.add_argument("--seed", type=int, default=1234, help="split / sampling seed")
+    prep.set_defaults(handler=_cmd_prepare_data)
+
+    conv = sub.add_parser("convert-oracle", help="convert the authors' target_params_py3.pkl into .npz")
+    conv.add_argument("pickle", type=Path, help="save/target_params_py3.pkl of the original SeqGAN release")
+    conv.add_argument("--out", type=Path, required=True, help="output .npz path")
+    conv.set_defaults(handler=_cmd_convert_oracle)
+
+    pre = sub.add_parser("pretrain", help="MLE pretraining of the generator")
+    pre.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="named configuration")
+    pre.add_argument("--data", type=Path, help="directory from prepare-data (default: sample the oracle)")
+    pre.add_argument("--oracle-params", type=Path, help="oracle .npz (default: the original file if present)")
+    pre.add_argument("--run-dir", type=Path, help="where metrics, plot and checkpoint go (default: runs/...)")
+    pre.add_argument("--epochs", type=int)
+    pre.add_argument("--batch-size", type=int)
+    pre.add_argument("--lr", type=float)
+    pre.add_argument("--seed", type=int)
+    pre.add_argument("--eval-every", type=int)
+    pre.add_argument("--num-eval-samples", type=int)
+    pre.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    pre.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pre.set_defaults(handler=_cmd_pretrain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; prints the command's summary as JSON on its last line."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        summary = args.handler(args)
+    except SeqGANError as error:
+        print(f"seqgan-rl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

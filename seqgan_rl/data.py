@@ -1,0 +1,562 @@
+"""Token tables on disk (Parquet) and preparation of text corpora.
+
+A *token table* is the one data format every stage of seqgan-rl reads: oracle
+samples of the synthetic experiment, tokenised text corpora and generator
+samples. It is a Parquet file with one row per sequence and a single column
+``tokens`` of type ``list<int32>``; every row holds exactly ``seq_len`` ids.
+The schema metadata records what a reader needs to check compatibility before
+training on the file:
+
+* ``seqgan_rl.format`` = ``token-table`` and ``seqgan_rl.version`` = ``1``;
+* ``seqgan_rl.vocab_size``: every id is in ``[0, vocab_size)``;
+* ``seqgan_rl.seq_len``: the length of every row;
+* optional free-form string entries from the writer (``source``, ``oracle``...).
+
+Text sequences are ``tokens + <eos> + <pad>...`` up to ``seq_len`` (see
+:mod:`seqgan_rl.vocab` for the special ids).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypedDict
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.vocab import Vocabulary
+
+__all__ = [
+    "DatasetSummary",
+    "TOKENS_COLUMN",
+    "TokenTable",
+    "iterate_minibatches",
+    "prepare_text_dataset",
+    "read_token_table",
+    "tokenize_line",
+    "write_token_table",
+]
+
+TOKENS_COLUMN = "tokens"
+
+_META_PREFIX = "seqgan_rl."
+_META_FORMAT = "seqgan_rl.format"
+_META_VERSION = "seqgan_rl.version"
+_META_VOCAB_SIZE = "seqgan_rl.vocab_size"
+_META_SEQ_LEN = "seqgan_rl.seq_len"
+_FORMAT_NAME = "token-table"
+_FORMAT_VERSION = "1"
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+# Rows per Arrow chunk when writing: keeps every chunk's int32 list offsets far
+# from overflow and bounds the extra memory of the int32 copy.
+_WRITE_CHUNK_ROWS = 1 << 16
+
+_WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """A token table loaded in memory.
+
+    Attributes:
+        tokens: int32 array of shape [num_sequences, seq_len].
+        vocab_size: every id in ``tokens`` is in ``[0, vocab_size)``.
+        seq_len: length of every sequence (``tokens.shape[1]``).
+        metadata: the writer's free-form metadata (``source``, ``oracle``...),
+            without the reserved ``seqgan_rl.*`` entries.
+    """
+
+    tokens: np.ndarray
+    vocab_size: int
+    seq_len: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tokens.ndim != 2 or self.tokens.shape[1] != self.seq_len:
+            raise ValueError(
+                f"tokens must have shape [num_sequences, {self.seq_len}], got {self.tokens.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+def _temp_file_beside(path: Path) -> Path:
+    """Create ``path``'s directory and an empty temp file in it, and return the temp path.
+
+    The temp file lives in the destination directory so the final
+    ``os.replace`` is an atomic rename within one file system.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp_name)
+
+
+def _validate_tokens_for_write(path: Path, tokens: np.ndarray, vocab_size: int) -> None:
+    """Raise DataError naming ``path`` unless ``tokens`` is a valid [n, seq_len] id array."""
+    where = f"cannot write token table {path}"
+    if tokens.ndim != 2:
+        raise DataError(
+            f"{where}: tokens must be a 2-D array [num_sequences, seq_len], got shape {tokens.shape}"
+        )
+    if not np.issubdtype(tokens.dtype, np.integer):
+        raise DataError(f"{where}: tokens must have an integer dtype, got {tokens.dtype}")
+    if tokens.shape[0] == 0:
+        raise DataError(f"{where}: no sequences (tokens has shape {tokens.shape})")
+    if tokens.shape[1] == 0:
+        raise DataError(f"{where}: sequences are empty (tokens has shape {tokens.shape})")
+    bad = (tokens < 0) | (tokens >= vocab_size)
+    if bad.any():
+        row, position = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{where}: row {row} (0-based), position {position}: token id "
+            f"{int(tokens[row, position])} is outside [0, {vocab_size}) (vocab_size)"
+        )
+
+
+def write_token_table(
+    path: str | os.PathLike[str],
+    tokens: np.ndarray,
+    vocab_size: int,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """Validate ``tokens`` and write them as a token table, atomically.
+
+    The data goes to a temporary file in the destination directory that is then
+    renamed over ``path``, so a crash or a validation error never leaves a
+    half-written or truncated table (an existing file stays intact).
+
+    Args:
+        path: destination ``.parquet`` file; missing parent directories are created.
+        tokens: integer array of shape [num_sequences, seq_len], ids in
+            ``[0, vocab_size)``; stored as int32.
+        vocab_size: size of the id space the tokens come from.
+        metadata: optional free-form string entries stored in the schema
+            metadata (keys starting with ``seqgan_rl.`` are reserved).
+
+    Raises:
+        ConfigError: ``vocab_size`` is not a positive int32, or ``metadata`` has a
+            reserved or non-string key or value.
+        DataError: ``tokens`` is not 2-D, not integer, empty, or has an id
+            outside ``[0, vocab_size)`` (row and position are named).
+    """
+    target = Path(path)
+    if not 1 <= vocab_size <= _INT32_MAX:
+        raise ConfigError(f"vocab_size must be in [1, {_INT32_MAX}], got {vocab_size}")
+    extra = dict(metadata or {})
+    for key, value in extra.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ConfigError(
+                f"token table metadata must map str to str, got {key!r}: {value!r} "
+                f"({type(key).__name__}: {type(value).__name__})"
+            )
+        if key.startswith(_META_PREFIX):
+            raise ConfigError(
+                f"token table metadata key {key!r} is reserved (the '{_META_PREFIX}' prefix "
+                "belongs to seqgan-rl)"
+            )
+    array = np.asarray(tokens)
+    _validate_tokens_for_write(target, array, vocab_size)
+
+    num_rows, seq_len = array.shape
+    chunks = []
+    for start in range(0, num_rows, _WRITE_CHUNK_ROWS):
+        block = np.ascontiguousarray(array[start : start + _WRITE_CHUNK_ROWS], dtype=np.int32)
+        offsets = np.arange(0, block.size + 1, seq_len, dtype=np.int32)
+        chunks.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(block.reshape(-1))))
+    schema_metadata = {
+        _META_FORMAT: _FORMAT_NAME,
+        _META_VERSION: _FORMAT_VERSION,
+        _META_VOCAB_SIZE: str(int(vocab_size)),
+        _META_SEQ_LEN: str(int(seq_len)),
+        **extra,
+    }
+    schema = pa.schema(
+        [pa.field(TOKENS_COLUMN, pa.list_(pa.int32()), nullable=False)],
+        metadata={k.encode("utf-8"): v.encode("utf-8") for k, v in schema_metadata.items()},
+    )
+    table = pa.Table.from_arrays([pa.chunked_array(chunks, type=pa.list_(pa.int32()))], schema=schema)
+
+    tmp = _temp_file_beside(target)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _decode_metadata(raw: Mapping[bytes, bytes] | None) -> dict[str, str]:
+    return {
+        key.decode("utf-8", errors="replace"): value.decode("utf-8", errors="replace")
+        for key, value in (raw or {}).items()
+    }
+
+
+def _positive_int_metadata(path: Path, meta: Mapping[str, str], key: str) -> int:
+    """Parse a required positive-integer metadata entry, or raise DataError naming it."""
+    if key not in meta:
+        raise DataError(
+            f"{path}: missing schema metadata {key!r}; a token table written by seqgan-rl "
+            "records it (rewrite the file with seqgan_rl.data.write_token_table)"
+        )
+    text = meta[key]
+    try:
+        value = int(text)
+    except ValueError:
+        raise DataError(f"{path}: schema metadata {key!r} is {text!r}, expected an integer") from None
+    if not 1 <= value <= _INT32_MAX:
+        raise DataError(f"{path}: schema metadata {key!r} is {value}, expected in [1, {_INT32_MAX}]")
+    return value
+
+
+def _is_integer_list(data_type: pa.DataType) -> bool:
+    return (pa.types.is_list(data_type) or pa.types.is_large_list(data_type)) and pa.types.is_integer(
+        data_type.value_type
+    )
+
+
+def _chunk_to_numpy(
+    path: Path, chunk: pa.Array, first_row: int, seq_len: int, vocab_size: int
+) -> np.ndarray:
+    """Check one Arrow chunk of the ``tokens`` column and return it as int32 [rows, seq_len].
+
+    ``first_row`` is the table row of the chunk's first element, so errors
+    name rows of the file rather than of the chunk.
+    """
+    if chunk.null_count:
+        row = first_row + int(np.flatnonzero(chunk.is_null().to_numpy(zero_copy_only=False))[0])
+        raise DataError(f"{path}: row {row} (0-based) of column {TOKENS_COLUMN!r} is null")
+    lengths = pc.list_value_length(chunk).to_numpy()
+    wrong = np.flatnonzero(lengths != seq_len)
+    if wrong.size:
+        index = int(wrong[0])
+        length = int(lengths[index])
+        kind = "longer" if length > seq_len else "shorter"
+        raise DataError(
+            f"{path}: row {first_row + index} (0-based) of column {TOKENS_COLUMN!r} has {length} "
+            f"tokens, expected {seq_len} ({_META_SEQ_LEN}): sequence {kind} than the configured length"
+        )
+    values = chunk.flatten()
+    if values.null_count:
+        flat = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+        raise DataError(
+            f"{path}: row {first_row + flat // seq_len} (0-based), position {flat % seq_len} "
+            f"of column {TOKENS_COLUMN!r}: token id is null"
+        )
+    ids = values.to_numpy()
+    bad = np.flatnonzero((ids < 0) | (ids >= vocab_size))
+    if bad.size:
+        flat = int(bad[0])
+        raise DataError(
+            f"{path}: row {first_row + flat // seq_len} (0-based), position {flat % seq_len} "
+            f"of column {TOKENS_COLUMN!r}: token id {int(ids[flat])} is outside [0, {vocab_size}) "
+            f"(vocab_size {vocab_size} from {_META_VOCAB_SIZE})"
+        )
+    return ids.astype(np.int32, copy=False).reshape(len(chunk), seq_len)
+
+
+def read_token_table(
+    path: str | os.PathLike[str],
+    *,
+    vocab_size: int | None = None,
+    seq_len: int | None = None,
+) -> TokenTable:
+    """Load and fully validate a token table.
+
+    Args:
+        path: a ``.parquet`` file written by :func:`write_token_table`.
+        vocab_size: the consumer's vocabulary size (e.g. the model's embedding
+            size). The file's ``seqgan_rl.vocab_size`` must not exceed it: a
+            smaller id space fits the model, a larger one does not.
+        seq_len: the consumer's sequence length; must equal the file's exactly.
+
+    Returns:
+        The table with ``tokens`` as int32 [num_sequences, seq_len]. Columns
+        stored as ``list``/``large_list`` of any integer type are accepted and
+        converted after their ids are range-checked.
+
+    Raises:
+        DataError: naming the file (and the row, position and column where it
+            applies) when the file is missing, not Parquet or corrupt, lacks the
+            ``tokens`` column or has it with another type, lacks the seqgan-rl
+            metadata, has a null row, a row of the wrong length, an id outside
+            ``[0, vocab_size)``, no rows, or disagrees with ``vocab_size`` /
+            ``seq_len``.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise DataError(f"token table not found: {source}")
+    if source.is_dir():
+        raise DataError(f"token table path is a directory, not a file: {source}")
+    try:
+        parquet = pq.ParquetFile(source)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{source}: not a Parquet file or the file is corrupt ({exc})") from None
+
+    schema = parquet.schema_arrow
+    meta = _decode_metadata(schema.metadata)
+    if meta.get(_META_FORMAT) != _FORMAT_NAME:
+        found = f"is {meta[_META_FORMAT]!r}" if _META_FORMAT in meta else "is missing"
+        raise DataError(
+            f"{source}: not a seqgan-rl token table (schema metadata {_META_FORMAT!r} {found}, "
+            f"expected {_FORMAT_NAME!r}); write token tables with seqgan_rl.data.write_token_table"
+        )
+    if meta.get(_META_VERSION) != _FORMAT_VERSION:
+        raise DataError(
+            f"{source}: unsupported token table version {meta.get(_META_VERSION)!r} "
+            f"(schema metadata {_META_VERSION!r}; this seqgan-rl reads version {_FORMAT_VERSION!r})"
+        )
+    file_vocab_size = _positive_int_metadata(source, meta, _META_VOCAB_SIZE)
+    file_seq_len = _positive_int_metadata(source, meta, _META_SEQ_LEN)
+
+    if TOKENS_COLUMN not in schema.names:
+        raise DataError(f"{source}: no column {TOKENS_COLUMN!r} (columns found: {schema.names})")
+    found_type = schema.field(TOKENS_COLUMN).type
+    if not _is_integer_list(found_type):
+        raise DataError(
+            f"{source}: column {TOKENS_COLUMN!r} has type {found_type}, expected list<int32> "
+            "(a list or large_list of integers)"
+        )
+    if parquet.metadata.num_rows == 0:
+        raise DataError(f"{source}: no sequences (the table has 0 rows)")
+    if vocab_size is not None and file_vocab_size > vocab_size:
+        raise DataError(
+            f"{source}: table vocabulary size {file_vocab_size} ({_META_VOCAB_SIZE}) exceeds the "
+            f"expected vocabulary size {vocab_size}; the table was built for another vocabulary"
+        )
+    if seq_len is not None and file_seq_len != seq_len:
+        raise DataError(
+            f"{source}: table sequence length {file_seq_len} ({_META_SEQ_LEN}) differs from the "
+            f"expected sequence length {seq_len}"
+        )
+
+    try:
+        column = parquet.read(columns=[TOKENS_COLUMN]).column(TOKENS_COLUMN)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(
+            f"{source}: the file is corrupt; reading column {TOKENS_COLUMN!r} failed ({exc})"
+        ) from None
+
+    blocks = []
+    first_row = 0
+    for chunk in column.chunks:
+        blocks.append(_chunk_to_numpy(source, chunk, first_row, file_seq_len, file_vocab_size))
+        first_row += len(chunk)
+    tokens = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    user_meta = {key: value for key, value in meta.items() if not key.startswith(_META_PREFIX)}
+    return TokenTable(tokens=tokens, vocab_size=file_vocab_size, seq_len=file_seq_len, metadata=user_meta)
+
+
+def tokenize_line(line: str, level: Literal["word", "char"], lowercase: bool = True) -> list[str]:
+    """Split one line of text into tokens.
+
+    ``"word"``: runs of word characters and single punctuation marks, Unicode
+    aware (``"A man, riding."`` -> ``["a", "man", ",", "riding", "."]``).
+    ``"char"``: every non-whitespace character is a token; whitespace is
+    dropped (the Chinese poem corpus separates its characters by spaces).
+
+    Raises:
+        ConfigError: ``level`` is neither ``"word"`` nor ``"char"``.
+    """
+    text = line.lower() if lowercase else line
+    if level == "word":
+        return _WORD_PATTERN.findall(text)
+    if level == "char":
+        return [character for character in text if not character.isspace()]
+    raise ConfigError(f"level must be 'word' or 'char', got {level!r}")
+
+
+class DatasetSummary(TypedDict):
+    """What :func:`prepare_text_dataset` wrote (JSON-serialisable)."""
+
+    num_train: int
+    num_valid: int
+    vocab_size: int
+    seq_len: int
+    truncated: int
+    unknown_rate_valid: float | None
+    level: str
+    train_path: str
+    valid_path: str | None
+    vocab_path: str
+
+
+def _read_corpus(path: Path, level: Literal["word", "char"], lowercase: bool) -> list[list[str]]:
+    """Tokenised non-blank lines of a UTF-8 corpus (a leading byte-order mark is ignored)."""
+    if not path.is_file():
+        raise DataError(f"text corpus not found: {path}")
+    lines: list[list[str]] = []
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}, line {line_number} (1-based): not valid UTF-8 "
+                    f"(byte 0x{raw[exc.start]:02x} at byte column {exc.start})"
+                ) from None
+            if line.strip():
+                lines.append(tokenize_line(line, level, lowercase))
+    return lines
+
+
+def _encode_sequences(vocab: Vocabulary, lines: list[list[str]], seq_len: int) -> np.ndarray:
+    """Ids of ``lines`` as int32 [len(lines), seq_len]: tokens, ``<eos>``, then ``<pad>``."""
+    out = np.full((len(lines), seq_len), vocab.pad_id, dtype=np.int32)
+    for row, tokens in enumerate(lines):
+        ids = vocab.encode(tokens)
+        out[row, : len(ids)] = ids
+        out[row, len(ids)] = vocab.eos_id
+    return out
+
+
+def prepare_text_dataset(
+    text_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    level: Literal["word", "char"] = "word",
+    max_len: int | None = None,
+    min_freq: int = 1,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+    lowercase: bool = True,
+) -> DatasetSummary:
+    """Turn a text corpus (one sentence per line) into train/valid token tables.
+
+    Blank lines are skipped. Every sequence is its tokens, ``<eos>``, then
+    ``<pad>`` up to ``seq_len``; ``seq_len`` is ``max_len`` when given, else the
+    longest line plus one (room for ``<eos>``). Lines with more than
+    ``max_len - 1`` tokens are truncated to that many (their ``<eos>`` is kept)
+    and counted in ``truncated``. The lines are split reproducibly by a
+    ``numpy.random.default_rng(seed)`` permutation (each split keeps corpus
+    order): the validation split gets ``round(valid_fraction * n)`` lines, at
+    least one when ``valid_fraction > 0``. The vocabulary is built from the
+    train split only, so ``unknown_rate_valid`` (fraction of validation tokens,
+    ``<eos>``/``<pad>`` excluded, that map to ``<unk>``) measures real
+    out-of-vocabulary words.
+
+    Writes ``out_dir/train.parquet``, ``out_dir/valid.parquet`` and
+    ``out_dir/vocab.json``. With ``valid_fraction == 0`` there is no
+    validation split: no ``valid.parquet`` is written and a stale one from an
+    earlier run is removed, so the directory never mixes two vocabularies.
+
+    Raises:
+        ConfigError: ``max_len < 2``, ``min_freq < 1``, ``valid_fraction`` outside
+            ``[0, 1)`` or an unknown ``level``.
+        DataError: the corpus is missing, not UTF-8 (file and line named), has
+            no non-blank line, or has a single line while a validation split
+            is requested.
+    """
+    if level not in ("word", "char"):
+        raise ConfigError(f"level must be 'word' or 'char', got {level!r}")
+    if max_len is not None and max_len < 2:
+        raise ConfigError(f"max_len must be >= 2 (one token plus <eos>), got {max_len}")
+    if min_freq < 1:
+        raise ConfigError(f"min_freq must be >= 1, got {min_freq}")
+    if not 0.0 <= valid_fraction < 1.0:
+        raise ConfigError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+
+    source = Path(text_path)
+    lines = _read_corpus(source, level, lowercase)
+    if not lines:
+        raise DataError(f"{source}: the corpus is empty (no non-blank lines)")
+    num_lines = len(lines)
+    num_valid = 0
+    if valid_fraction > 0:
+        if num_lines < 2:
+            raise DataError(
+                f"{source}: a validation split needs at least 2 non-blank lines, found {num_lines} "
+                "(use valid_fraction=0)"
+            )
+        num_valid = min(max(1, round(valid_fraction * num_lines)), num_lines - 1)
+
+    seq_len = max_len if max_len is not None else max(len(tokens) for tokens in lines) + 1
+    truncated = sum(len(tokens) > seq_len - 1 for tokens in lines)
+    lines = [tokens[: seq_len - 1] for tokens in lines]
+
+    order = np.random.default_rng(seed).permutation(num_lines)
+    valid_rows = np.sort(order[:num_valid])
+    train_rows = np.sort(order[num_valid:])
+    train_lines = [lines[i] for i in train_rows]
+    valid_lines = [lines[i] for i in valid_rows]
+
+    vocab = Vocabulary.build(train_lines, min_freq=min_freq)
+    out = Path(out_dir)
+    common = {
+        "source": source.name,
+        "level": level,
+        "lowercase": str(lowercase).lower(),
+        "min_freq": str(min_freq),
+        "seed": str(seed),
+    }
+    train_path = out / "train.parquet"
+    valid_path = out / "valid.parquet"
+    vocab_path = out / "vocab.json"
+    write_token_table(
+        train_path, _encode_sequences(vocab, train_lines, seq_len), len(vocab), {**common, "split": "train"}
+    )
+    unknown_rate: float | None = None
+    if valid_lines:
+        valid_tokens = _encode_sequences(vocab, valid_lines, seq_len)
+        write_token_table(valid_path, valid_tokens, len(vocab), {**common, "split": "valid"})
+        num_content = sum(len(tokens) for tokens in valid_lines)
+        unknown_rate = float(np.count_nonzero(valid_tokens == vocab.unk_id)) / num_content
+    else:
+        valid_path.unlink(missing_ok=True)
+    vocab.save(vocab_path)
+    return DatasetSummary(
+        num_train=len(train_lines),
+        num_valid=len(valid_lines),
+        vocab_size=len(vocab),
+        seq_len=seq_len,
+        truncated=truncated,
+        unknown_rate_valid=unknown_rate,
+        level=level,
+        train_path=str(train_path),
+        valid_path=str(valid_path) if valid_lines else None,
+        vocab_path=str(vocab_path),
+    )
+
+
+def iterate_minibatches(
+    tokens: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    rng: np.random.Generator | None,
+) -> Iterator[np.ndarray]:
+    """Yield consecutive [batch_size, seq_len] batches of ``tokens`` [num_sequences, seq_len].
+
+    One pass over the data (an epoch); the last batch is smaller when
+    ``batch_size`` does not divide ``num_sequences``, so no sequence is ever
+    skipped. Unshuffled batches are views of ``tokens``; shuffled ones are
+    copies in the order of one ``rng.permutation`` drawn when this function is
+    called. Arguments are checked at call time, not at the first ``next()``.
+
+    Raises:
+        ConfigError: ``batch_size < 1``, ``tokens`` not 2-D, or ``shuffle``
+            without an ``rng`` (shuffling must be reproducible from a seed).
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if tokens.ndim != 2:
+        raise ConfigError(f"tokens must be 2-D [num_sequences, seq_len], got shape {tokens.shape}")
+    num_rows = tokens.shape[0]
+    starts = range(0, num_rows, batch_size)
+    if not shuffle:
+        return (tokens[start : start + batch_size] for start in starts)
+    if rng is None:
+        raise ConfigError("shuffle=True needs an rng (numpy.random.Generator) so batches are reproducible")
+    order = rng.permutation(num_rows)
+    return (tokens[order[start : start + batch_size]] for start in starts)

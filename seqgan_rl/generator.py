@@ -1,0 +1,300 @@
+"""The generator: an LSTM language model used as SeqGAN's stochastic policy.
+
+One implementation serves three roles: the generator G (trained by MLE, then by
+policy gradient), the synthetic oracle (``seqgan_rl.oracle.Oracle`` is a frozen
+``Generator`` with the paper's parameters) and the Monte Carlo rollout policy
+(``seqgan_rl.mc.RolloutPolicy`` holds a delayed copy).
+
+Conventions shared with the original release: the first input of every
+sequence is ``start_token`` (0), which is not part of the sequence and may also
+be generated; sequences have a fixed length ``seq_len``.
+
+Shapes: B sequences, T = seq_len, V = vocab_size, E = emb_dim, H = hidden_dim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS, sample_next_tokens
+
+LSTMState = tuple[Tensor, Tensor]
+"""(h, c), each [B, H]: the recurrent state after the tokens consumed so far."""
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Sizes of a generator; the paper's synthetic setting is the default."""
+
+    vocab_size: int = 5000
+    seq_len: int = 20
+    emb_dim: int = 32
+    hidden_dim: int = 32
+    start_token: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "seq_len", "emb_dim", "hidden_dim"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"GeneratorConfig.{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.start_token < self.vocab_size:
+            raise ValueError(
+                f"GeneratorConfig.start_token must be in [0, {self.vocab_size}), got {self.start_token}"
+            )
+
+
+class Generator(nn.Module):
+    """Embedding → single-layer LSTM → vocabulary projection.
+
+    ``forward`` is teacher-forced and uses cuDNN/oneDNN's fused LSTM; ``step``
+    advances one token in O(1) from a recurrent state, and ``sample`` /
+    ``prefix_states`` build on it with a precomputed input table (the
+    embedding already multiplied by the input weights), so a generation step is
+    one [B, H] × [H, 4H] product, a gather and the output projection.
+    """
+
+    def __init__(self, config: GeneratorConfig = GeneratorConfig(), init_std: float | None = 0.1) -> None:
+        """
+        Args:
+            config: model sizes.
+            init_std: every parameter ~ N(0, init_std²) as in the original
+                release (0.1); ``None`` keeps PyTorch's default initialisation.
+        """
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.emb_dim)
+        self.lstm = nn.LSTM(config.emb_dim, config.hidden_dim, batch_first=True)
+        self.output = nn.Linear(config.hidden_dim, config.vocab_size)
+        if init_std is not None:
+            with torch.no_grad():
+                for parameter in self.parameters():
+                    parameter.normal_(0.0, init_std)
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def seq_len(self) -> int:
+        return self.config.seq_len
+
+    @property
+    def device(self) -> torch.device:
+        return self.output.weight.device
+
+    def initial_state(self, batch_size: int) -> LSTMState:
+        """Zero (h, c), each [batch_size, H]."""
+        zeros = torch.zeros(batch_size, self.config.hidden_dim, device=self.device, dtype=self.output.weight.dtype)
+        return zeros, zeros.clone()
+
+    def start_tokens(self, batch_size: int) -> Tensor:
+        """[batch_size] int64 filled with the start token."""
+        return torch.full((batch_size,), self.config.start_token, dtype=torch.long, device=self.device)
+
+    def _shifted_inputs(self, tokens: Tensor) -> Tensor:
+        """Inputs for teacher forcing: start token then y_1..y_{T−1}. [B, T]."""
+        start = self.start_tokens(tokens.shape[0]).unsqueeze(1)
+        return torch.cat([start, tokens[:, :-1]], dim=1)
+
+    def check_tokens(self, tokens: Tensor) -> Tensor:
+        """Validate a [B, T] batch of token ids and move it to the model's device as int64."""
+        if tokens.dim() != 2:
+            raise ValueError(f"expected token ids of shape [batch, seq_len], got shape {tuple(tokens.shape)}")
+        if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
+            raise ValueError(f"token ids must be integers, got dtype {tokens.dtype}")
+        if tokens.numel():
+            low, high = int(tokens.min()), int(tokens.max())
+            if low < 0 or high >= self.vocab_size:
+                bad = low if low < 0 else high
+                row = int(((tokens == bad).any(dim=1)).nonzero()[0])
+                raise ValueError(f"token id {bad} in row {row} is outside the vocabulary [0, {self.vocab_size})")
+        return tokens.to(device=self.device, dtype=torch.long)
+
+    # --------------------------------------------------------- teacher forcing
+    def forward(self, tokens: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Teacher-forced pass (nanoGPT-style signature).
+
+        Args:
+            tokens: [B, T] sequences; the model reads the start token and
+                y_1..y_{T−1} and predicts y_1..y_T.
+            targets: [B, T] tokens to score, usually ``tokens`` itself; when
+                given, the mean per-token cross-entropy is returned as loss.
+
+        Returns:
+            logits [B, T, V] and the loss (or None).
+        """
+        tokens = self.check_tokens(tokens)
+        hidden, _ = self.lstm(self.embedding(self._shifted_inputs(tokens)))  # (B, T, H)
+        logits = self.output(hidden)  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.to(logits.device, torch.long).flatten())
+        return logits, loss
+
+    def log_prob(self, tokens: Tensor, *, chunk_size: int = 256) -> Tensor:
+        """Per-token log-probabilities log G(y_t | y_<t) of given sequences.
+
+        Differentiable when called with grad enabled (the policy-gradient loss
+        uses it); evaluated in chunks of ``chunk_size`` sequences so a 10,000
+        sequence evaluation never holds [10,000, T, V] logits.
+
+        Args:
+            tokens: [B, T] token ids.
+
+        Returns:
+            [B, T] log-probabilities (sum over T for the sequence's log-likelihood).
+        """
+        tokens = self.check_tokens(tokens)
+        pieces = []
+        for start in range(0, tokens.shape[0], chunk_size):
+            chunk = tokens[start : start + chunk_size]
+            hidden, _ = self.lstm(self.embedding(self._shifted_inputs(chunk)))  # (b, T, H)
+            logits = self.output(hidden)  # (b, T, V)
+            chosen = logits.gather(2, chunk.unsqueeze(2)).squeeze(2)  # (b, T)
+            pieces.append(chosen - torch.logsumexp(logits, dim=2))
+        return torch.cat(pieces) if pieces else tokens.new_zeros((0, self.seq_len), dtype=torch.float32)
+
+    @torch.no_grad()
+    def nll(self, tokens: Tensor, *, chunk_size: int = 256) -> float:
+        """Mean negative log-likelihood per token of ``tokens`` [B, T] (nats)."""
+        return float(-self.log_prob(tokens, chunk_size=chunk_size).mean())
+
+    # ------------------------------------------------------------ step by step
+    def input_table(self) -> Tensor:
+        """[V, 4H]: embedding × input weights + both LSTM biases, per token.
+
+        A generation step then needs only a gather from this table instead of
+        an embedding lookup and an [B, E] × [E, 4H] product.
+        """
+        lstm = self.lstm
+        return torch.addmm(lstm.bias_ih_l0 + lstm.bias_hh_l0, self.embedding.weight, lstm.weight_ih_l0.t())
+
+    def _cell(self, gates_in: Tensor, state: LSTMState) -> LSTMState:
+        """One LSTM cell update from precomputed input gates [B, 4H]."""
+        h, c = state
+        gates = torch.addmm(gates_in, h, self.lstm.weight_hh_l0.t())  # (B, 4H), PyTorch order i, f, g, o
+        i, f, g, o = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+    def step(self, tokens: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
+        """Consume one token per sequence and return the next-token logits.
+
+        Args:
+            tokens: [B] the previous token (the start token at the first step).
+            state: (h, c) each [B, H].
+
+        Returns:
+            logits [B, V] for the next token and the new state.
+        """
+        gates_in = F.embedding(tokens, self.input_table())  # (B, 4H)
+        h, c = self._cell(gates_in, state)
+        return self.output(h), (h, c)
+
+    @torch.no_grad()
+    def prefix_states(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """Recurrent state after every prefix y_1..y_t of each sequence.
+
+        Args:
+            tokens: [B, L] prefixes (L ≤ T).
+
+        Returns:
+            (h, c), each [B, L, H]: index t−1 holds the state after consuming
+            y_t, i.e. the state from which token t+1 is sampled.
+        """
+        tokens = self.check_tokens(tokens)
+        batch, length = tokens.shape
+        state = self.initial_state(batch)
+        table = self.input_table()
+        state = self._cell(F.embedding(self.start_tokens(batch), table), state)
+        hs, cs = [], []
+        for t in range(length):
+            state = self._cell(F.embedding(tokens[:, t], table), state)
+            hs.append(state[0])
+            cs.append(state[1])
+        return torch.stack(hs, 1), torch.stack(cs, 1)
+
+    @torch.no_grad()
+    def continue_sequences(
+        self,
+        tokens: Tensor,
+        state: LSTMState,
+        *,
+        active_rows: list[int] | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ) -> None:
+        """Sample columns 1..L−1 of ``tokens`` in place, one batched step per column.
+
+        This is the one sampling loop of the project: ``sample`` runs it from
+        the start state, the Monte Carlo engine from the state of every prefix
+        at once (rows join the batch at the column where their completion
+        starts, so rollouts of different prefix lengths advance together).
+
+        Args:
+            tokens: [R, L] int64 buffer. A row that is sampled from column j on
+                holds in column j−1 the last token it consumed.
+            state: (h, c) each [R, H]; for a row joining at column j, the state
+                from which column j is drawn (after consuming column j−1).
+                Overwritten.
+            active_rows: for each column j = 1..L−1, how many leading rows are
+                sampled there (non-decreasing): rows already active at j−1 are
+                advanced by their token at j−1, the new ones bring their state.
+                ``None``: every row at every column.
+            temperature, generator, chunk_rows: see ``sample_next_tokens``.
+        """
+        table = self.input_table()
+        weight_t, bias = self.output.weight.t(), self.output.bias
+        h, c = state
+        total_rows, length = tokens.shape
+        if active_rows is None:
+            active_rows = [total_rows] * (length - 1)
+        if len(active_rows) != length - 1:
+            raise ValueError(f"active_rows needs {length - 1} entries (one per sampled column), got {len(active_rows)}")
+        previous = 0
+        for column, active in enumerate(active_rows, start=1):
+            if active < previous or active > total_rows:
+                raise ValueError(f"active_rows must be non-decreasing and <= {total_rows}, got {active_rows}")
+            if previous:
+                gates_in = F.embedding(tokens[:previous, column - 1], table)
+                h[:previous], c[:previous] = self._cell(gates_in, (h[:previous], c[:previous]))
+            tokens[:active, column] = sample_next_tokens(
+                h[:active], weight_t, bias, temperature=temperature, generator=generator, chunk_rows=chunk_rows
+            )
+            previous = active
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num_sequences: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        batch_size: int = 16384,
+    ) -> Tensor:
+        """Sample ``num_sequences`` complete sequences.
+
+        Args:
+            num_sequences: how many sequences.
+            temperature: softmax temperature (> 0).
+            generator: torch RNG on the model's device for reproducible samples.
+            batch_size: sequences generated together (bounds memory).
+
+        Returns:
+            [num_sequences, T] int64 token ids on the model's device.
+        """
+        if num_sequences < 0:
+            raise ValueError(f"num_sequences must be >= 0, got {num_sequences}")
+        out = torch.empty(num_sequences, self.seq_len + 1, dtype=torch.long, device=self.device)
+        out[:, 0] = self.config.start_token
+        for start in range(0, num_sequences, batch_size):
+            rows = out[start : start + batch_size]
+            state = self._cell(F.embedding(rows[:, 0], self.input_table()), self.initial_state(rows.shape[0]))
+            self.continue_sequences(rows, state, temperature=temperature, generator=generator)
+        return out[:, 1:].contiguous()

@@ -1,0 +1,253 @@
+"""MLE pretraining of the generator (the paper's first phase, and its MLE baseline).
+
+``pretrain_mle`` is the training loop; ``load_dataset`` resolves where the
+data comes from (a prepared directory, or oracle samples made on the fly);
+``run_pretraining`` ties both to a run directory (metrics, plot, checkpoint)
+and is what ``seqgan-rl pretrain`` calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from seqgan_rl.checkpoint import save_checkpoint
+from seqgan_rl.config import PretrainConfig
+from seqgan_rl.data import iterate_minibatches, read_token_table, write_token_table
+from seqgan_rl.errors import DataError
+from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.metrics import MetricsLog, nll_oracle, nll_test, plot_curves
+from seqgan_rl.oracle import PAPER_ORACLE_SEED, Oracle, default_oracle_params
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Dataset:
+    """Training data of a run.
+
+    Attributes:
+        train: [n_train, T] int64 training sequences.
+        test: [n_test, T] held-out sequences for NLL-test (may be empty).
+        vocab_size: id space of the data (the generator's vocabulary).
+        oracle: the oracle for NLL-oracle, when the data is synthetic.
+        description: where the data came from, for logs and checkpoints.
+    """
+
+    train: torch.Tensor
+    test: torch.Tensor
+    vocab_size: int
+    oracle: Oracle | None
+    description: str
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.train.shape[1])
+
+
+def load_oracle(oracle_params: str | Path | None) -> tuple[Oracle, str]:
+    """The oracle from ``oracle_params``, else the original file if present, else a fresh N(0, 1) one."""
+    path = Path(oracle_params) if oracle_params is not None else default_oracle_params()
+    if path is not None:
+        return Oracle.from_npz(path), f"oracle {path}"
+    logger.warning(
+        "original oracle file not found (../shared/data/oracle_lstm_params.npz or --oracle-params): using a "
+        "fresh N(0, 1) oracle with seed %d; its NLL-oracle figures are NOT comparable with the paper's",
+        PAPER_ORACLE_SEED,
+    )
+    return Oracle.random(seed=PAPER_ORACLE_SEED), f"fresh N(0,1) oracle, seed {PAPER_ORACLE_SEED}"
+
+
+def sample_oracle_data(oracle: Oracle, num_train: int, num_test: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw training and held-out sequences from the oracle with one seeded RNG."""
+    rng = torch.Generator(device=oracle.device).manual_seed(seed)
+    return oracle.sample(num_train, generator=rng), oracle.sample(num_test, generator=rng)
+
+
+def write_oracle_dataset(out_dir: str | Path, oracle: Oracle, source: str, num_train: int, num_test: int, seed: int) -> dict[str, Any]:
+    """``prepare-data --oracle``: write train/valid token tables and the oracle's parameters.
+
+    The oracle is saved beside the data (``oracle.npz``) so that a run on this
+    directory can compute NLL-oracle without knowing where it came from.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train, test = sample_oracle_data(oracle, num_train, num_test, seed)
+    meta = {"source": source, "oracle": "oracle.npz", "seed": str(seed)}
+    write_token_table(out_dir / "train.parquet", train.numpy(), oracle.vocab_size, {**meta, "split": "train"})
+    write_token_table(out_dir / "valid.parquet", test.numpy(), oracle.vocab_size, {**meta, "split": "valid"})
+    oracle.save_npz(out_dir / "oracle.npz")
+    return {"out_dir": str(out_dir), "num_train": num_train, "num_valid": num_test,
+            "vocab_size": oracle.vocab_size, "seq_len": oracle.seq_len, "source": source}
+
+
+def load_dataset(config: PretrainConfig, data_dir: str | Path | None, oracle_params: str | Path | None) -> Dataset:
+    """Resolve the run's data.
+
+    With ``data_dir``: ``train.parquet`` (required), ``valid.parquet`` (for
+    NLL-test, optional) and ``oracle.npz`` (for NLL-oracle, optional) from it.
+    Without: ``config.num_train`` + ``config.num_test`` oracle samples, drawn
+    with ``config.data_seed`` from the oracle given by ``oracle_params`` (or
+    the original file, or a fresh one, see ``load_oracle``).
+    """
+    if data_dir is None:
+        oracle, source = load_oracle(oracle_params)
+        train, test = sample_oracle_data(oracle, config.num_train, config.num_test, config.data_seed)
+        return Dataset(train, test, oracle.vocab_size, oracle, source)
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: data directory not found (make one with `seqgan-rl prepare-data`)")
+    train_table = read_token_table(data_dir / "train.parquet")
+    test = torch.zeros((0, train_table.seq_len), dtype=torch.long)
+    if (data_dir / "valid.parquet").exists():
+        test_table = read_token_table(data_dir / "valid.parquet", seq_len=train_table.seq_len)
+        if test_table.vocab_size != train_table.vocab_size:
+            raise DataError(
+                f"{data_dir / 'valid.parquet'}: vocab_size {test_table.vocab_size} differs from "
+                f"train.parquet's {train_table.vocab_size}"
+            )
+        test = torch.from_numpy(test_table.tokens).long()
+    oracle = None
+    oracle_path = Path(oracle_params) if oracle_params is not None else data_dir / "oracle.npz"
+    if oracle_path.exists():
+        oracle = Oracle.from_npz(oracle_path)
+        if oracle.vocab_size != train_table.vocab_size or oracle.seq_len != train_table.seq_len:
+            raise DataError(
+                f"{oracle_path}: oracle vocabulary {oracle.vocab_size} / length {oracle.seq_len} does not match "
+                f"{data_dir / 'train.parquet'} ({train_table.vocab_size} / {train_table.seq_len})"
+            )
+    return Dataset(torch.from_numpy(train_table.tokens).long(), test, train_table.vocab_size, oracle, str(data_dir))
+
+
+def evaluate(generator: Generator, data: Dataset, num_samples: int, rng: torch.Generator) -> dict[str, float]:
+    """NLL-oracle (when an oracle exists) and NLL-test (when held-out data exists)."""
+    metrics: dict[str, float] = {}
+    generator.eval()
+    if data.oracle is not None:
+        metrics["eval/nll_oracle"] = nll_oracle(generator, data.oracle, num_samples, rng=rng)
+    if len(data.test):
+        metrics["eval/nll_test"] = nll_test(generator, data.test.to(generator.device))
+    return metrics
+
+
+def pretrain_mle(
+    generator: Generator,
+    data: Dataset,
+    config: PretrainConfig,
+    *,
+    log: MetricsLog | None = None,
+    progress: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``generator`` by maximum likelihood on ``data.train``.
+
+    Adam (``config.lr``), minibatches of ``config.batch_size`` reshuffled every
+    epoch, gradient-norm clipping at ``config.grad_clip``; evaluation before
+    training, every ``config.eval_every`` epochs and after the last one.
+
+    Returns:
+        One record per evaluation: ``epoch``, ``train/nll`` (mean loss of the
+        epoch), ``eval/nll_oracle``, ``eval/nll_test``, ``time/*``.
+    """
+    config.validate()
+    device = generator.device
+    optimizer = optimizer or torch.optim.Adam(generator.parameters(), lr=config.lr)
+    batch_rng = np.random.default_rng(config.seed)
+    eval_rng = torch.Generator(device=device).manual_seed(config.seed)
+    train = data.train.numpy() if data.train.device.type == "cpu" else data.train.cpu().numpy()
+    records: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def record(epoch: int, extra: dict[str, float]) -> None:
+        eval_start = time.perf_counter()
+        metrics = evaluate(generator, data, config.num_eval_samples, eval_rng)
+        entry = {"epoch": epoch, **extra, **metrics, "time/eval_s": time.perf_counter() - eval_start,
+                 "time/elapsed_s": time.perf_counter() - started}
+        records.append(entry)
+        if log is not None:
+            log.log(entry)
+
+    record(0, {})
+    bar = tqdm(range(1, config.epochs + 1), desc="MLE", unit="epoch", disable=not progress)
+    for epoch in bar:
+        generator.train()
+        epoch_start = time.perf_counter()
+        total, count = 0.0, 0
+        for batch in iterate_minibatches(train, config.batch_size, shuffle=True, rng=batch_rng):
+            tokens = torch.from_numpy(batch).to(device)
+            _, loss = generator(tokens, tokens)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
+            optimizer.step()
+            total += loss.item() * len(batch)
+            count += len(batch)
+        epoch_s = time.perf_counter() - epoch_start
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            record(epoch, {"train/nll": total / count, "time/epoch_s": epoch_s})
+            shown = {k.split("/")[1]: round(v, 3) for k, v in records[-1].items() if k.startswith("eval/")}
+            bar.set_postfix(shown)
+    return records
+
+
+def run_pretraining(
+    config: PretrainConfig,
+    run_dir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    oracle_params: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Pretrain a generator end to end into ``run_dir``.
+
+    Writes ``metrics.jsonl``, ``curves.png`` and ``checkpoint.pt`` (model,
+    optimiser, config, epoch, data description) and returns a summary.
+    """
+    config.validate()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    data = load_dataset(config, data_dir, oracle_params)
+    generator_config = GeneratorConfig(
+        vocab_size=data.vocab_size, seq_len=data.seq_len, emb_dim=config.emb_dim, hidden_dim=config.hidden_dim
+    )
+    generator = Generator(generator_config).to(device)
+    data.train, data.test = data.train.to(device), data.test.to(device)
+    if data.oracle is not None:
+        data.oracle.to(device)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr)
+    log = MetricsLog(run_dir)
+    started = time.perf_counter()
+    records = pretrain_mle(generator, data, config, log=log, progress=progress, optimizer=optimizer)
+    wall_s = time.perf_counter() - started
+    plot_curves(records, run_dir / "curves.png")
+    checkpoint = save_checkpoint(
+        run_dir / "checkpoint.pt",
+        "mle",
+        {
+            "generator": generator.state_dict(),
+            "generator_config": generator_config.__dict__,
+            "optimizer": optimizer.state_dict(),
+            "config": config.to_dict(),
+            "epoch": config.epochs,
+            "data": data.description,
+        },
+    )
+    final = records[-1]
+    return {
+        "run_dir": str(run_dir),
+        "checkpoint": str(checkpoint),
+        "data": data.description,
+        "epochs": config.epochs,
+        "nll_oracle": final.get("eval/nll_oracle"),
+        "nll_test": final.get("eval/nll_test"),
+        "wall_s": wall_s,
+    }

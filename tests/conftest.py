@@ -1,0 +1,40 @@
+"""Shared fixtures: small models, the shared data folder, deterministic torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan_rl.generator import GeneratorConfig
+from seqgan_rl.oracle import Oracle, default_data_dir
+
+SMALL = GeneratorConfig(vocab_size=97, seq_len=8, emb_dim=16, hidden_dim=16)
+"""A model small enough for exhaustive checks; vocab not a multiple of the sampling block."""
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    path = default_data_dir()
+    if path is None:
+        pytest.skip("../shared/data is absent (read-only inputs not in this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def original_oracle_path(shared_data_dir: Path) -> Path:
+    path = shared_data_dir / "oracle_lstm_params.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: the original release's oracle is not ours to ship")
+    return path
+
+
+@pytest.fixture()
+def small_oracle() -> Oracle:
+    return Oracle.random(SMALL, seed=3)

@@ -1,0 +1,103 @@
+"""Generator: shapes, O(1) stepping agrees with teacher forcing, seeded sampling, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import SMALL
+from seqgan_rl.generator import Generator, GeneratorConfig
+
+
+@pytest.fixture()
+def generator() -> Generator:
+    return Generator(SMALL)
+
+
+def test_forward_shapes_and_loss(generator: Generator) -> None:
+    tokens = torch.randint(0, SMALL.vocab_size, (5, SMALL.seq_len))
+    logits, loss = generator(tokens, tokens)
+    assert logits.shape == (5, SMALL.seq_len, SMALL.vocab_size)
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, SMALL.vocab_size), tokens.reshape(-1))
+    assert torch.allclose(loss, expected)
+    assert generator(tokens)[1] is None
+
+
+def test_step_by_step_equals_teacher_forcing(generator: Generator) -> None:
+    tokens = torch.randint(0, SMALL.vocab_size, (4, SMALL.seq_len))
+    logits, _ = generator(tokens)
+    state = generator.initial_state(4)
+    previous = generator.start_tokens(4)
+    for t in range(SMALL.seq_len):
+        step_logits, state = generator.step(previous, state)
+        assert torch.allclose(step_logits, logits[:, t], atol=1e-5)
+        previous = tokens[:, t]
+
+
+def test_prefix_states_match_stepping(generator: Generator) -> None:
+    tokens = torch.randint(0, SMALL.vocab_size, (3, SMALL.seq_len))
+    h, c = generator.prefix_states(tokens)
+    assert h.shape == c.shape == (3, SMALL.seq_len, SMALL.hidden_dim)
+    state = generator.step(generator.start_tokens(3), generator.initial_state(3))[1]
+    for t in range(SMALL.seq_len):
+        state = generator.step(tokens[:, t], state)[1]
+        assert torch.allclose(state[0], h[:, t], atol=1e-6) and torch.allclose(state[1], c[:, t], atol=1e-6)
+
+
+def test_log_prob_and_nll(generator: Generator) -> None:
+    tokens = torch.randint(0, SMALL.vocab_size, (6, SMALL.seq_len))
+    logits, loss = generator(tokens, tokens)
+    expected = torch.log_softmax(logits, -1).gather(2, tokens.unsqueeze(2)).squeeze(2)
+    assert torch.allclose(generator.log_prob(tokens, chunk_size=4), expected, atol=1e-5)
+    assert generator.nll(tokens) == pytest.approx(loss.item(), rel=1e-5)
+
+
+def test_sampling_is_seeded_and_in_range(generator: Generator) -> None:
+    a = generator.sample(50, generator=torch.Generator().manual_seed(1))
+    b = generator.sample(50, generator=torch.Generator().manual_seed(1))
+    c = generator.sample(50, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (50, SMALL.seq_len) and a.dtype == torch.long
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert int(a.min()) >= 0 and int(a.max()) < SMALL.vocab_size
+    # batching does not change the draws' distribution shape, only memory use
+    assert generator.sample(7, batch_size=3).shape == (7, SMALL.seq_len)
+
+
+def test_samples_follow_the_model() -> None:
+    """A model whose first-token distribution is known: empirical frequencies match it."""
+    model = Generator(GeneratorConfig(vocab_size=5, seq_len=2, emb_dim=4, hidden_dim=4))
+    samples = model.sample(40_000, generator=torch.Generator().manual_seed(0))
+    first_logits, _ = model.step(model.start_tokens(1), model.initial_state(1))
+    probs = torch.softmax(first_logits[0], 0)
+    freq = torch.bincount(samples[:, 0], minlength=5).double() / len(samples)
+    assert torch.allclose(freq, probs.double(), atol=0.01)
+
+
+def test_continue_sequences_keeps_prefixes(generator: Generator) -> None:
+    """Rows joining at different columns keep their prefix and get valid completions."""
+    prefix = torch.randint(0, SMALL.vocab_size, (1, SMALL.seq_len))
+    rows = SMALL.seq_len - 1
+    buffer = prefix.repeat(rows, 1)  # row r holds prefix length r + 1
+    h, c = generator.prefix_states(prefix)
+    state = (h[0, :rows].clone(), c[0, :rows].clone())
+    generator.continue_sequences(buffer, state, active_rows=list(range(1, rows + 1)))
+    for r in range(rows):
+        assert torch.equal(buffer[r, : r + 1], prefix[0, : r + 1])
+    assert not torch.equal(buffer, prefix.repeat(rows, 1))  # something was sampled
+    with pytest.raises(ValueError, match="non-decreasing"):
+        generator.continue_sequences(buffer, state, active_rows=[2, 1] + [2] * (SMALL.seq_len - 3))
+
+
+def test_bad_tokens_are_rejected(generator: Generator) -> None:
+    with pytest.raises(ValueError, match=r"token id 97 in row 1 is outside the vocabulary \[0, 97\)"):
+        generator.log_prob(torch.tensor([[0] * SMALL.seq_len, [97] + [0] * (SMALL.seq_len - 1)]))
+    with pytest.raises(ValueError, match="shape"):
+        generator(torch.zeros(SMALL.seq_len, dtype=torch.long))
+    with pytest.raises(ValueError, match="integers"):
+        generator(torch.zeros(2, SMALL.seq_len))
+
+
+@pytest.mark.parametrize("field", ["vocab_size", "seq_len", "emb_dim", "hidden_dim"])
+def test_config_rejects_non_positive_sizes(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        GeneratorConfig(**{field: 0})

@@ -1,0 +1,66 @@
+"""The sampler is exact: empirical frequencies match the softmax probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqgan_rl.sampling import BLOCK, sample_from_probs, sample_next_tokens
+
+
+def _chi_square(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, int]:
+    """Pearson statistic over cells with expected count >= 5 (plus one pooled cell for the rest)."""
+    n = counts.sum()
+    expected = probs.double() * n
+    big = expected >= 5
+    stat = (((counts[big].double() - expected[big]) ** 2) / expected[big]).sum()
+    rest_expected, rest_count = expected[~big].sum(), counts[~big].double().sum()
+    cells = int(big.sum())
+    if rest_expected > 5:
+        stat += (rest_count - rest_expected) ** 2 / rest_expected
+        cells += 1
+    return float(stat), cells - 1
+
+
+@pytest.mark.parametrize("vocab", [50, 3 * BLOCK, 1000])
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_empirical_frequencies_match_softmax(vocab: int, temperature: float) -> None:
+    rng = torch.Generator().manual_seed(vocab)
+    hidden = torch.randn(1, 8, generator=rng)
+    weight_t = torch.randn(8, vocab, generator=rng)
+    bias = torch.randn(vocab, generator=rng)
+    draws = 200_000
+    tokens = sample_next_tokens(hidden.expand(draws, 8), weight_t, bias, temperature=temperature, generator=rng,
+                                chunk_rows=4096)
+    counts = torch.bincount(tokens, minlength=vocab)
+    probs = torch.softmax((hidden @ weight_t + bias)[0].double() / temperature, dim=0)
+    stat, dof = _chi_square(counts, probs)
+    # mean dof, sd sqrt(2 dof): 6 sd is a false alarm rate far below 1e-6
+    assert stat < dof + 6 * math.sqrt(2 * dof), (stat, dof)
+
+
+def test_zero_probability_tokens_are_never_drawn() -> None:
+    vocab = 2 * BLOCK + 5
+    logits = torch.full((vocab,), -float("inf"))
+    allowed = torch.tensor([0, BLOCK - 1, BLOCK + 3, vocab - 1])
+    logits[allowed] = torch.tensor([0.0, 2.0, -1.0, 1.0])
+    probs = torch.softmax(logits, 0).expand(50_000, vocab)
+    uniform = torch.rand(50_000)
+    uniform[:3] = torch.tensor([0.0, 1.0 - 2**-24, 0.5])
+    drawn = sample_from_probs(probs, uniform)
+    assert set(drawn.unique().tolist()) <= set(allowed.tolist())
+    assert set(drawn.unique().tolist()) == set(allowed.tolist())
+
+
+def test_result_does_not_depend_on_chunking() -> None:
+    hidden, weight_t, bias = torch.randn(300, 8), torch.randn(8, 200), torch.randn(200)
+    a = sample_next_tokens(hidden, weight_t, bias, generator=torch.Generator().manual_seed(5), chunk_rows=7)
+    b = sample_next_tokens(hidden, weight_t, bias, generator=torch.Generator().manual_seed(5), chunk_rows=512)
+    assert torch.equal(a, b)
+
+
+def test_temperature_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        sample_next_tokens(torch.zeros(1, 2), torch.zeros(2, 3), torch.zeros(3), temperature=0.0)
