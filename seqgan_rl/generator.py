@@ -226,6 +226,7 @@ class Generator(nn.Module):
         state: LSTMState,
         *,
         active_rows: list[int] | None = None,
+        uniforms: Tensor | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -247,6 +248,8 @@ class Generator(nn.Module):
                 sampled there (non-decreasing): rows already active at j−1 are
                 advanced by their token at j−1, the new ones bring their state.
                 ``None``: every row at every column.
+            uniforms: optional [R, L] pre-drawn uniforms; column j of row r is
+                drawn with ``uniforms[r, j]`` (instead of ``generator``).
             temperature, generator, chunk_rows: see ``sample_next_tokens``.
         """
         table = self.input_table()
@@ -265,7 +268,8 @@ class Generator(nn.Module):
                 gates_in = F.embedding(tokens[:previous, column - 1], table)
                 h[:previous], c[:previous] = self._cell(gates_in, (h[:previous], c[:previous]))
             tokens[:active, column] = sample_next_tokens(
-                h[:active], weight_t, bias, temperature=temperature, generator=generator, chunk_rows=chunk_rows
+                h[:active], weight_t, bias, temperature=temperature, generator=generator,
+                uniform=None if uniforms is None else uniforms[:active, column], chunk_rows=chunk_rows,
             )
             previous = active
 

@@ -81,6 +81,7 @@ def sample_next_tokens(
     *,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    uniform: Tensor | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Tensor:
     """Sample tokens from ``softmax((hidden @ weight_t + bias) / temperature)``.
@@ -95,6 +96,9 @@ def sample_next_tokens(
         bias: [V] output bias.
         temperature: softmax temperature (> 0); 1 samples the model itself.
         generator: torch RNG for reproducible draws (on ``hidden``'s device).
+        uniform: [M] pre-drawn uniforms in [0, 1) to use instead of ``generator``
+            (the Monte Carlo engine draws them per rollout so its results do not
+            depend on how it chunks the batch).
         chunk_rows: rows per chunk; bounds memory to chunk_rows × V floats.
 
     Returns:
@@ -103,7 +107,10 @@ def sample_next_tokens(
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     rows = hidden.shape[0]
-    uniform = torch.rand(rows, generator=generator, device=hidden.device, dtype=hidden.dtype)
+    if uniform is None:
+        uniform = torch.rand(rows, generator=generator, device=hidden.device, dtype=hidden.dtype)
+    elif uniform.shape != (rows,):
+        raise ValueError(f"uniform must have shape ({rows},), got {tuple(uniform.shape)}")
     scale = 1.0 / temperature
     out = torch.empty(rows, dtype=torch.long, device=hidden.device)
     for start in range(0, rows, chunk_rows):
