@@ -11,13 +11,13 @@ checkpoint that loads.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from seqgan_rl.errors import DataError
+from seqgan_rl.fileio import atomic_path
 
 CHECKPOINT_FORMAT = "seqgan-rl-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -26,18 +26,11 @@ CHECKPOINT_VERSION = 1
 def save_checkpoint(path: str | os.PathLike[str], kind: str, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (tensors, state dicts, plain data) as a checkpoint of ``kind``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind, **payload}
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(record, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("wb") as stream:
+        torch.save(record, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
     return path
 
 

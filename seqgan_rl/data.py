@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.fileio import atomic_path
 from seqgan_rl.vocab import Vocabulary
 
 __all__ = [
@@ -88,18 +88,6 @@ class TokenTable:
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
-
-
-def _temp_file_beside(path: Path) -> Path:
-    """Create ``path``'s directory and an empty temp file in it, and return the temp path.
-
-    The temp file lives in the destination directory so the final
-    ``os.replace`` is an atomic rename within one file system.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp_name)
 
 
 def _validate_tokens_for_write(path: Path, tokens: np.ndarray, vocab_size: int) -> None:
@@ -187,13 +175,8 @@ def write_token_table(
     )
     table = pa.Table.from_arrays([pa.chunked_array(chunks, type=pa.list_(pa.int32()))], schema=schema)
 
-    tmp = _temp_file_beside(target)
-    try:
+    with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _decode_metadata(raw: Mapping[bytes, bytes] | None) -> dict[str, str]:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from seqgan_rl.errors import DataError
+from seqgan_rl.fileio import atomic_path
 from seqgan_rl.generator import Generator, GeneratorConfig
 
 ORACLE_ARRAY_NAMES: tuple[str, ...] = (
@@ -165,10 +166,8 @@ class Oracle(Generator):
 
     def save_npz(self, path: str | os.PathLike[str]) -> None:
         """Write the parameters in the ``.npz`` layout plus ``seq_len`` (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **self.to_arrays(), seq_len=np.array(self.seq_len, dtype=np.int64))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, tmp.open("wb") as stream:
+            np.savez(stream, **self.to_arrays(), seq_len=np.array(self.seq_len, dtype=np.int64))
 
 
 class _ArrayListUnpickler(pickle.Unpickler):

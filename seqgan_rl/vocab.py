@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from seqgan_rl.fileio import atomic_path
 from seqgan_rl.errors import ConfigError, DataError
 
 __all__ = ["EOS_TOKEN", "PAD_TOKEN", "SPECIAL_TOKENS", "UNK_TOKEN", "Vocabulary"]
@@ -197,18 +197,10 @@ class Vocabulary:
         Layout: ``{"format": "seqgan-rl-vocab", "version": 1, "tokens": [...]}``
         with ``tokens[i]`` the token of id ``i``.
         """
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format": _FILE_FORMAT, "version": _FILE_VERSION, "tokens": list(self._tokens)}
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle, ensure_ascii=False, indent=0)
-                handle.write("\n")
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+            json.dump(payload, handle, ensure_ascii=False, indent=0)
+            handle.write("\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:

@@ -36,14 +36,15 @@ Scorer = Callable[[Tensor], Tensor]
 
 @runtime_checkable
 class PrefixRolloutScorer(Protocol):
-    """A scorer that can exploit the shared prefixes of Monte Carlo rollouts.
+    """A scorer that can exploit the shared prefixes of Monte Carlo rollouts (e.g. ``Discriminator``).
 
+    ``score(tokens [M, T]) -> [M]`` scores any sequences;
     ``score_prefix_rollouts(sequences [B, T], rollouts [T−1, B, N, T]) -> [T−1, B, N]``
-    where ``rollouts[t−1, b, n, :t] == sequences[b, :t]``; it must return what
-    calling the scorer on ``rollouts.reshape(-1, T)`` would.
+    where ``rollouts[t−1, b, n, :t] == sequences[b, :t]`` must return what
+    ``score(rollouts.reshape(-1, T))`` would.
     """
 
-    def __call__(self, tokens: Tensor) -> Tensor: ...
+    def score(self, tokens: Tensor) -> Tensor: ...
 
     def score_prefix_rollouts(self, sequences: Tensor, rollouts: Tensor) -> Tensor: ...
 
@@ -117,7 +118,7 @@ class MonteCarloQ:
         self,
         sequences: Tensor,
         policy: Generator,
-        scorer: Scorer,
+        scorer: Scorer | PrefixRolloutScorer,
         *,
         generator: torch.Generator | None = None,
     ) -> Tensor:
@@ -127,10 +128,11 @@ class MonteCarloQ:
             sequences: [B, T] complete sequences (any integer dtype, any device).
             policy: the rollout policy's model (``RolloutPolicy.model``); its
                 device is where the rollouts run.
-            scorer: [M, T] → [M] probabilities (a discriminator's ``score``, a
-                test function, or a remote actor's proxy). If it has
-                ``score_prefix_rollouts`` (see ``PrefixRolloutScorer``), that is
-                used for the rollouts.
+            scorer: [M, T] → [M] probabilities (a test function, a remote
+                actor's proxy, ``Discriminator.score``), or an object with
+                ``score`` and ``score_prefix_rollouts`` (``PrefixRolloutScorer``,
+                e.g. a ``Discriminator``), whose shared-prefix path then scores
+                the rollouts.
             generator: torch RNG on the policy's device, for reproducible Q.
 
         Returns:
@@ -152,11 +154,12 @@ class MonteCarloQ:
                 rollouts = self.rollouts(sequences[start:stop], policy, uniforms[start:stop])
                 scores = self._score_rollouts(scorer, sequences[start:stop], rollouts)  # (T−1, b, N)
                 q[start:stop, :-1] = scores.mean(dim=2).t().to(q.device)
-        q[:, -1] = _as_scores(scorer(sequences), batch).to(q.device)
+        score_full = scorer.score if isinstance(scorer, PrefixRolloutScorer) else scorer
+        q[:, -1] = _as_scores(score_full(sequences), batch).to(q.device)
         return q
 
     @staticmethod
-    def _score_rollouts(scorer: Scorer, sequences: Tensor, rollouts: Tensor) -> Tensor:
+    def _score_rollouts(scorer: Scorer | PrefixRolloutScorer, sequences: Tensor, rollouts: Tensor) -> Tensor:
         prefixes, batch, n, length = rollouts.shape
         if isinstance(scorer, PrefixRolloutScorer):
             scores = scorer.score_prefix_rollouts(sequences, rollouts)

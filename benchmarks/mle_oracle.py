@@ -1,0 +1,85 @@
+"""The paper's MLE pretraining on the original oracle: final NLL-oracle / NLL-test and speed.
+
+Setting (the original release): 10,000 oracle sequences, generator emb/hidden
+32, batch 64, Adam lr 0.01, gradient clip 5, 120 epochs, NLL-oracle on 10,000
+samples every 5 epochs. The original logs NLL-oracle 9.07 after 120 epochs
+(paper's table: 9.038); its TensorFlow code on a 2-core machine of this kind
+took 16.2 s per MLE epoch, 15.9 s per NLL-oracle evaluation and 9.2 s to
+sample 10,000 sequences (``ORIGINAL_*`` below). Prints a JSON object as its
+last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, median_seconds, pick_device  # noqa: E402
+
+from seqgan_rl.config import PRESETS  # noqa: E402
+from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
+from seqgan_rl.metrics import nll_oracle  # noqa: E402
+from seqgan_rl.pretrain import Dataset, load_oracle, pretrain_mle, sample_oracle_data  # noqa: E402
+
+ORIGINAL_MLE_EPOCH_S = 16.2
+ORIGINAL_NLL_ORACLE_EVAL_S = 15.9
+ORIGINAL_SAMPLE_10K_S = 9.2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=PRESETS["paper"].epochs)
+    parser.add_argument("--oracle-params", type=Path, help="default: ../shared/data/oracle_lstm_params.npz")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    config = PRESETS["paper"].with_overrides(epochs=args.epochs, seed=args.seed)
+
+    oracle, source = load_oracle(args.oracle_params)
+    oracle.to(device)
+    train, test = sample_oracle_data(oracle, config.num_train, config.num_test, config.data_seed)
+    data = Dataset(train, test, oracle.vocab_size, oracle, source)
+    torch.manual_seed(config.seed)
+    generator = Generator(GeneratorConfig(vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)).to(device)
+
+    started = time.perf_counter()
+    records = pretrain_mle(generator, data, config, progress=False)
+    wall_s = time.perf_counter() - started
+    epoch_times = sorted(r["time/epoch_s"] for r in records if "time/epoch_s" in r)
+
+    generator.eval()
+    rng = torch.Generator(device=device).manual_seed(1)
+    mle_epoch_s = epoch_times[len(epoch_times) // 2]
+    eval_s = median_seconds(lambda: nll_oracle(generator, oracle, 10_000, rng=rng), device=device)
+    sample_s = median_seconds(lambda: generator.sample(10_000, generator=rng), device=device)
+    final = records[-1]
+    print(json.dumps({
+        "oracle": source,
+        "epochs": config.epochs,
+        "nll_oracle": final["eval/nll_oracle"],
+        "nll_test": final["eval/nll_test"],
+        "nll_oracle_curve": {r["epoch"]: round(r["eval/nll_oracle"], 4) for r in records},
+        "paper_mle_nll_oracle": 9.038,
+        "original_release_nll_oracle_120": 9.07,
+        "wall_s": wall_s,
+        "mle_epoch_s": mle_epoch_s,
+        "nll_oracle_eval_s": eval_s,
+        "sample_10k_s": sample_s,
+        "speedup_vs_original": {
+            "mle_epoch": ORIGINAL_MLE_EPOCH_S / mle_epoch_s,
+            "nll_oracle_eval": ORIGINAL_NLL_ORACLE_EVAL_S / eval_s,
+            "sample_10k": ORIGINAL_SAMPLE_10K_S / sample_s,
+        },
+        "machine": machine(device),
+    }))
+
+
+if __name__ == "__main__":
+    main()
