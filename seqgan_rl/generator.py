@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqgan_rl.projection import linear_log_prob
 from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS, sample_next_tokens
 
 LSTMState = tuple[Tensor, Tensor]
@@ -135,12 +136,14 @@ class Generator(nn.Module):
             loss = F.cross_entropy(logits.flatten(0, 1), targets.to(logits.device, torch.long).flatten())
         return logits, loss
 
-    def log_prob(self, tokens: Tensor, *, chunk_size: int = 256) -> Tensor:
+    def log_prob(self, tokens: Tensor, *, chunk_size: int = 1024) -> Tensor:
         """Per-token log-probabilities log G(y_t | y_<t) of given sequences.
 
-        Differentiable when called with grad enabled (the policy-gradient loss
-        uses it); evaluated in chunks of ``chunk_size`` sequences so a 10,000
-        sequence evaluation never holds [10,000, T, V] logits.
+        Differentiable when called with grad enabled: MLE pretraining
+        minimises its negative mean and the policy gradient weights it by Q.
+        The vocabulary projection goes through ``linear_log_prob`` (no [B, T, V]
+        logits tensor, cache-sized chunks); sequences go through the LSTM
+        ``chunk_size`` at a time.
 
         Args:
             tokens: [B, T] token ids.
@@ -153,9 +156,8 @@ class Generator(nn.Module):
         for start in range(0, tokens.shape[0], chunk_size):
             chunk = tokens[start : start + chunk_size]
             hidden, _ = self.lstm(self.embedding(self._shifted_inputs(chunk)))  # (b, T, H)
-            logits = self.output(hidden)  # (b, T, V)
-            chosen = logits.gather(2, chunk.unsqueeze(2)).squeeze(2)  # (b, T)
-            pieces.append(chosen - torch.logsumexp(logits, dim=2))
+            chosen = linear_log_prob(hidden.flatten(0, 1), self.output.weight, self.output.bias, chunk.flatten())
+            pieces.append(chosen.view(chunk.shape))  # (b, T)
         return torch.cat(pieces) if pieces else tokens.new_zeros((0, self.seq_len), dtype=torch.float32)
 
     @torch.no_grad()

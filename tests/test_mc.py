@@ -129,3 +129,17 @@ def test_rollout_policy_update_direction() -> None:
     assert not any(p.requires_grad for p in rollout.model.parameters())
     with pytest.raises(ValueError, match="beta"):
         RolloutPolicy(generator, beta=1.5)
+
+
+def test_discriminator_prefix_path_equals_plain_scoring(policy: Generator) -> None:
+    """The engine uses a Discriminator's shared-prefix scoring; Q equals plain per-sequence scoring."""
+    from seqgan_rl.discriminator import Discriminator
+
+    disc = Discriminator(SMALL.vocab_size, SMALL.seq_len, emb_dim=8, filter_sizes=(1, 3, SMALL.seq_len),
+                         num_filters=(4, 5, 6)).eval()
+    sequences = policy.sample(5)
+    engine = MonteCarloQ(num_rollouts=4)
+    shared = engine(sequences, policy, disc, generator=torch.Generator().manual_seed(0))
+    plain = engine(sequences, policy, disc.score, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(shared, plain, atol=1e-5)
+    assert torch.allclose(shared[:, -1], disc.score(sequences))

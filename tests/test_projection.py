@@ -1,0 +1,63 @@
+"""The fused projection + log-softmax equals the plain PyTorch composition, values and gradients."""
+
+from __future__ import annotations
+
+import torch
+
+from seqgan_rl.projection import linear_log_prob
+
+
+def _plain(hidden, weight, bias, targets):
+    return torch.log_softmax(hidden @ weight.t() + bias, dim=1).gather(1, targets.unsqueeze(1)).squeeze(1)
+
+
+def test_values_and_gradients_match_plain_pytorch() -> None:
+    rows, width, vocab = 37, 6, 101
+    hidden = torch.randn(rows, width, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(vocab, width, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(vocab, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, vocab, (rows,))
+    targets[:3] = 5  # repeated targets inside one chunk
+    upstream = torch.randn(rows, dtype=torch.float64)
+
+    fused = linear_log_prob(hidden, weight, bias, targets, chunk_rows=8)
+    grads = torch.autograd.grad((fused * upstream).sum(), (hidden, weight, bias))
+    plain = _plain(hidden, weight, bias, targets)
+    expected = torch.autograd.grad((plain * upstream).sum(), (hidden, weight, bias))
+    assert torch.allclose(fused, plain, atol=1e-12)
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, atol=1e-10)
+
+
+def test_gradcheck_and_no_grad_path() -> None:
+    hidden = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 7, (5,))
+    assert torch.autograd.gradcheck(lambda h, w, b: linear_log_prob(h, w, b, targets, chunk_rows=2),
+                                    (hidden, weight, bias))
+    with torch.no_grad():
+        no_grad = linear_log_prob(hidden, weight, bias, targets, chunk_rows=2)
+    assert torch.allclose(no_grad, _plain(hidden, weight, bias, targets))
+
+
+def test_backward_twice_with_retained_graph() -> None:
+    hidden = torch.randn(4, 3, requires_grad=True)
+    weight, bias = torch.randn(9, 3), torch.randn(9)
+    out = linear_log_prob(hidden, weight, bias, torch.tensor([0, 1, 2, 8]), chunk_rows=3).sum()
+    first = torch.autograd.grad(out, hidden, retain_graph=True)[0]
+    second = torch.autograd.grad(out, hidden)[0]
+    assert torch.equal(first, second)
+
+
+def test_tiny_probabilities_keep_exact_log_values() -> None:
+    """A target with probability ~e^-200 (0 in float32) still gets its exact log-probability and gradient."""
+    hidden = torch.tensor([[1.0], [1.0]], requires_grad=True)
+    weight = torch.tensor([[200.0], [0.0], [-1.0]])
+    bias = torch.zeros(3)
+    targets = torch.tensor([1, 0])
+    fused = linear_log_prob(hidden, weight, bias, targets)
+    assert torch.allclose(fused, _plain(hidden, weight, bias, targets), atol=1e-4)
+    assert torch.isfinite(fused).all() and fused[0] < -199
+    fused.sum().backward()
+    assert torch.isfinite(hidden.grad).all()
