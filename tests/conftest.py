@@ -38,3 +38,14 @@ def original_oracle_path(shared_data_dir: Path) -> Path:
 @pytest.fixture()
 def small_oracle() -> Oracle:
     return Oracle.random(SMALL, seed=3)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray (2 CPUs, no dashboard) shared by every test that needs one."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    yield ray
+    ray.shutdown()

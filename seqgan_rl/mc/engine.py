@@ -79,6 +79,12 @@ class MonteCarloQ:
         self.temperature = temperature
         self.chunk_rows = chunk_rows
 
+    def draw_uniforms(
+        self, batch: int, length: int, *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> Tensor:
+        """The randomness of one Q batch: [B, T−1, N, T] uniforms (one per rollout token)."""
+        return torch.rand(batch, length - 1, self.num_rollouts, length, generator=generator, device=device)
+
     @torch.no_grad()
     def rollouts(self, sequences: Tensor, policy: Generator, uniforms: Tensor) -> Tensor:
         """Complete every prefix of ``sequences`` N times.
@@ -121,6 +127,7 @@ class MonteCarloQ:
         scorer: Scorer | PrefixRolloutScorer,
         *,
         generator: torch.Generator | None = None,
+        uniforms: Tensor | None = None,
     ) -> Tensor:
         """Q for every token of every sequence.
 
@@ -134,6 +141,10 @@ class MonteCarloQ:
                 e.g. a ``Discriminator``), whose shared-prefix path then scores
                 the rollouts.
             generator: torch RNG on the policy's device, for reproducible Q.
+            uniforms: [B, T−1, N, T] uniforms in [0, 1) to use instead of
+                drawing them (``self.draw_uniforms``): a caller that splits a
+                batch over workers draws them once, so Q does not depend on
+                the split.
 
         Returns:
             [B, T] float32 Q on the policy's device; column T−1 is the scorer's
@@ -146,7 +157,13 @@ class MonteCarloQ:
         n = self.num_rollouts
         q = torch.empty(batch, length, dtype=torch.float32, device=policy.device)
         if length > 1:
-            uniforms = torch.rand(batch, length - 1, n, length, generator=generator, device=policy.device)
+            if uniforms is None:
+                uniforms = self.draw_uniforms(batch, length, generator=generator, device=policy.device)
+            elif uniforms.shape != (batch, length - 1, n, length):
+                raise ValueError(
+                    f"uniforms must have shape {(batch, length - 1, n, length)}, got {tuple(uniforms.shape)}"
+                )
+            uniforms = uniforms.to(policy.device)
             per_sequence = (length - 1) * n
             step = max(1, self.max_batch // per_sequence)
             for start in range(0, batch, step):

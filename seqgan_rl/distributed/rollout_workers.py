@@ -1,0 +1,146 @@
+"""A pool of Monte Carlo rollout workers: each a Ray actor running ``MonteCarloQ`` on a shard.
+
+Every worker holds a copy of the rollout policy and of the discriminator. They
+are refreshed by ``RolloutPool.sync``, which puts each set of weights in the
+object store once and hands every worker the same reference (never per call).
+``compute_q`` splits a batch into K balanced shards (sizes differ by at most
+one), runs them concurrently and reassembles Q in the input order. The
+uniforms of the whole batch are drawn once by the pool, so Q does not depend
+on K: K = 1 and K = 4 give the same numbers. K = 0 runs the engine in-process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from seqgan_rl.discriminator import Discriminator
+from seqgan_rl.errors import ConfigError
+from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.distributed.weights import Weights, load_module_weights
+from seqgan_rl.mc import MonteCarloQ
+
+class MonteCarloWorker:
+    """Computes Q for shards of a batch with its copies of the rollout policy and the discriminator."""
+
+    def __init__(
+        self,
+        generator_config: dict[str, Any],
+        discriminator_kwargs: dict[str, Any],
+        num_rollouts: int,
+        *,
+        max_batch: int = 1 << 16,
+        device: str = "auto",
+        score_precision: str = "fp32",
+        num_threads: int | None = None,
+    ) -> None:
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.policy = Generator(GeneratorConfig(**generator_config), init_std=None).to(device).eval()
+        self.discriminator = Discriminator(**discriminator_kwargs).to(device).eval()
+        self.discriminator.score_precision = score_precision
+        self.engine = MonteCarloQ(num_rollouts, max_batch=max_batch)
+        self.versions = (-1, -1)
+
+    def set_weights(self, policy: Weights, discriminator: Weights) -> tuple[int, int]:
+        self.versions = (load_module_weights(self.policy, policy), load_module_weights(self.discriminator, discriminator))
+        return self.versions
+
+    def compute_q(self, sequences: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+        """Q [b, T] float32 for a shard of sequences [b, T] with its uniforms [b, T−1, N, T]."""
+        if self.versions[0] < 0:
+            raise RuntimeError("MonteCarloWorker.compute_q called before set_weights")
+        q = self.engine(torch.from_numpy(sequences), self.policy, self.discriminator,
+                        uniforms=torch.from_numpy(uniforms))
+        return q.cpu().numpy()
+
+    def ping(self) -> tuple[int, int]:
+        return self.versions
+
+
+class RolloutPool:
+    """K Monte Carlo workers (Ray actors) or, with K = 0, one in-process worker.
+
+    Args:
+        num_workers: K.
+        generator_config: the rollout policy's sizes.
+        discriminator_kwargs: ``Discriminator`` arguments (vocab_size, seq_len, sizes).
+        num_rollouts: N.
+        num_cpus, num_gpus: Ray resources of each worker (e.g. ``num_gpus=0.25``:
+            four workers share a GPU).
+        max_batch: rollout rows per engine chunk inside a worker (memory bound).
+        score_precision: discriminator precision inside the workers ("fp32"/"int8").
+        seed: seeds the pool's RNG for the uniforms.
+    """
+
+    def __init__(
+        self,
+        num_workers: int,
+        generator_config: GeneratorConfig,
+        discriminator_kwargs: dict[str, Any],
+        *,
+        num_rollouts: int = 16,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        max_batch: int = 1 << 16,
+        score_precision: str = "fp32",
+        seed: int = 0,
+    ) -> None:
+        if num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+        if num_cpus < 0 or num_gpus < 0:
+            raise ConfigError(f"num_cpus and num_gpus must be >= 0, got {num_cpus} and {num_gpus}")
+        self.num_rollouts = num_rollouts
+        self.seq_len = generator_config.seq_len
+        self.rng = torch.Generator().manual_seed(seed)
+        self._sampler = MonteCarloQ(num_rollouts)
+        args = (asdict(generator_config), dict(discriminator_kwargs), num_rollouts)
+        options = {"max_batch": max_batch, "score_precision": score_precision}
+        if num_workers == 0:
+            self.local: MonteCarloWorker | None = MonteCarloWorker(*args, **options)
+            self.workers: list[ray.actor.ActorHandle] = []
+        else:
+            self.local = None
+            remote_class = ray.remote(MonteCarloWorker).options(num_cpus=num_cpus, num_gpus=num_gpus)
+            threads = max(1, int(num_cpus)) if num_gpus == 0 else None
+            self.workers = [remote_class.remote(*args, **options, num_threads=threads) for _ in range(num_workers)]
+            ray.get([worker.ping.remote() for worker in self.workers])
+
+    @property
+    def num_workers(self) -> int:
+        return len(self.workers)
+
+    def sync(self, policy: Weights, discriminator: Weights) -> None:
+        """Send new rollout-policy and discriminator weights to every worker (one object-store put each)."""
+        if self.local is not None:
+            self.local.set_weights(policy, discriminator)
+            return
+        policy_ref, discriminator_ref = ray.put(policy), ray.put(discriminator)
+        ray.get([worker.set_weights.remote(policy_ref, discriminator_ref) for worker in self.workers])
+
+    def compute_q(self, sequences: np.ndarray) -> np.ndarray:
+        """Q [B, T] float32 for sequences [B, T], in the input order."""
+        sequences = np.ascontiguousarray(sequences, dtype=np.int64)
+        if sequences.ndim != 2 or sequences.shape[1] != self.seq_len:
+            raise ConfigError(f"sequences must have shape [B, {self.seq_len}], got {sequences.shape}")
+        uniforms = self._sampler.draw_uniforms(sequences.shape[0], self.seq_len, generator=self.rng).numpy()
+        if self.local is not None:
+            return self.local.compute_q(sequences, uniforms)
+        bounds = np.linspace(0, sequences.shape[0], self.num_workers + 1).round().astype(int)
+        futures = [
+            worker.compute_q.remote(sequences[lo:hi], uniforms[lo:hi])
+            for worker, lo, hi in zip(self.workers, bounds[:-1], bounds[1:])
+            if hi > lo
+        ]
+        return np.concatenate(ray.get(futures))
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            ray.kill(worker)
+        self.workers = []
