@@ -74,26 +74,28 @@ class _LinearLogProb(torch.autograd.Function):
         # The [m, V] probabilities are only read (by three GEMM-like products),
         # never scaled or copied; the one-hot part touches H values per row.
         hidden, weight, targets, probs = ctx.saved_tensors
-        rows = hidden.shape[0]
+        rows, width = hidden.shape
         scale = grad_out.neg().unsqueeze(1)  # (R, 1)
-        scaled_hidden = hidden * scale  # (R, H)
+        # [s ⊙ h, s]: d W and d b come out of one product Pᵀ [s ⊙ h, s] of shape (V, H + 1)
+        scaled = torch.cat([hidden * scale, scale], dim=1)  # (R, H + 1)
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
-        grad_bias = weight.new_zeros(weight.shape[0]) if ctx.needs_input_grad[2] else None
+        need_parameters = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        grad_parameters = weight.new_zeros(weight.shape[0], width + 1) if need_parameters else None
         for start in range(0, rows, ctx.chunk_rows):
             stop = min(start + ctx.chunk_rows, rows)
             block = probs[start:stop]  # (m, V)
             if grad_hidden is not None:
                 expected = torch.mm(block, weight)  # (m, H): E_p[W]
                 grad_hidden[start:stop] = (expected - weight[targets[start:stop]]) * scale[start:stop]
-            if grad_weight is not None:
-                grad_weight.addmm_(block.t(), scaled_hidden[start:stop])
-            if grad_bias is not None:
-                grad_bias.addmv_(block.t(), scale[start:stop, 0])
-        if grad_weight is not None:
-            grad_weight.index_add_(0, targets, scaled_hidden, alpha=-1.0)
-        if grad_bias is not None:
-            grad_bias.index_add_(0, targets, scale[:, 0], alpha=-1.0)
+            if grad_parameters is not None:
+                grad_parameters.addmm_(block.t(), scaled[start:stop])
+        grad_weight = grad_bias = None
+        if grad_parameters is not None:
+            grad_parameters.index_add_(0, targets, scaled, alpha=-1.0)
+            if ctx.needs_input_grad[1]:
+                grad_weight = grad_parameters[:, :width].contiguous()
+            if ctx.needs_input_grad[2]:
+                grad_bias = grad_parameters[:, width].contiguous()
         return grad_hidden, grad_weight, grad_bias, None, None
 
 
