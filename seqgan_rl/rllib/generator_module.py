@@ -1,0 +1,83 @@
+"""The core ``Generator`` as an RLlib ``TorchRLModule`` (stateful: a step costs O(1)).
+
+The module only routes RLlib's batches to the generator: the recurrent state
+(h, c) travels in ``Columns.STATE_IN`` / ``STATE_OUT``, so an EnvRunner's step
+feeds the newest token once instead of re-reading the prefix. The token fed at
+time step i is the last token of the observed prefix (``prefix[length − 1]``),
+or the generator's start token when the prefix is empty, so the module's
+action distribution at each step is exactly G(· | prefix).
+
+``model_config`` keys: ``vocab_size``, ``seq_len``, ``emb_dim``, ``hidden_dim``,
+``start_token`` (those of ``GeneratorConfig``) and optionally
+``generator_checkpoint``: an MLE checkpoint (``seqgan-rl pretrain``) whose
+weights every copy of the module (EnvRunners, Learners) starts from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from ray.rllib.utils.annotations import override
+
+from seqgan_rl.checkpoint import load_checkpoint
+from seqgan_rl.errors import ConfigError
+from seqgan_rl.generator import Generator, GeneratorConfig
+
+
+class GeneratorRLModule(TorchRLModule):
+    """Wraps ``seqgan_rl.generator.Generator``; its weights are ``self.generator``'s."""
+
+    @override(TorchRLModule)
+    def setup(self) -> None:
+        config = GeneratorConfig(**{k: self.model_config[k] for k in
+                                    ("vocab_size", "seq_len", "emb_dim", "hidden_dim", "start_token")
+                                    if k in self.model_config})
+        if self.action_space.n != config.vocab_size:
+            raise ValueError(f"action space has {self.action_space.n} tokens, model_config.vocab_size is "
+                             f"{config.vocab_size}")
+        self.generator = Generator(config)
+        checkpoint = self.model_config.get("generator_checkpoint")
+        if checkpoint:
+            record = load_checkpoint(checkpoint, "mle")
+            if GeneratorConfig(**record["generator_config"]) != config:
+                raise ConfigError(f"{checkpoint}: generator {record['generator_config']} does not match the "
+                                  f"module's model_config {config}")
+            self.generator.load_state_dict(record["generator"])
+
+    @override(TorchRLModule)
+    def get_initial_state(self) -> dict[str, np.ndarray]:
+        hidden = self.generator.config.hidden_dim
+        return {"h": np.zeros(hidden, dtype=np.float32), "c": np.zeros(hidden, dtype=np.float32)}
+
+    def _input_tokens(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The token consumed at each time step: [B, L] from prefixes [B, L, T] and lengths [B, L]."""
+        prefix, length = obs["prefix"].long(), obs["length"].long()
+        last = prefix.gather(-1, (length - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, L)
+        return torch.where(length > 0, last, torch.full_like(last, self.generator.config.start_token))
+
+    @override(TorchRLModule)
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Logits of the next token for every time step of [B, L] observations, and the new state."""
+        tokens = self._input_tokens(batch[Columns.OBS])  # (B, L)
+        state = batch[Columns.STATE_IN]
+        hidden, (h, c) = self.generator.lstm(
+            self.generator.embedding(tokens), (state["h"].unsqueeze(0), state["c"].unsqueeze(0))
+        )  # (B, L, H)
+        return {
+            Columns.ACTION_DIST_INPUTS: self.generator.output(hidden),  # (B, L, V)
+            Columns.STATE_OUT: {"h": h.squeeze(0), "c": c.squeeze(0)},
+        }
+
+
+def generator_module_spec(config: GeneratorConfig, generator_checkpoint: str | None = None) -> RLModuleSpec:
+    """The ``RLModuleSpec`` to pass to ``AlgorithmConfig.rl_module(rl_module_spec=...)``."""
+    model_config = {"vocab_size": config.vocab_size, "seq_len": config.seq_len, "emb_dim": config.emb_dim,
+                    "hidden_dim": config.hidden_dim, "start_token": config.start_token}
+    if generator_checkpoint:
+        model_config["generator_checkpoint"] = str(generator_checkpoint)
+    return RLModuleSpec(module_class=GeneratorRLModule, model_config=model_config)
