@@ -1,7 +1,8 @@
 """Versioned, atomically written checkpoints.
 
 A checkpoint is a ``torch.save`` dictionary with a ``format`` tag, a
-``version`` and a ``kind`` (``"mle"`` for pretraining); loading checks all
+``version`` and a ``kind`` (``"mle"`` for pretraining, ``"generator"`` for a
+SeqGAN run's generator); loading checks all
 three so an old, foreign or truncated file gets a clear error instead of a
 model that silently loads wrong. Writes go to a temporary file in the same
 directory and are renamed over the target, so a crash mid-write never leaves a
@@ -34,8 +35,14 @@ def save_checkpoint(path: str | os.PathLike[str], kind: str, payload: dict[str, 
     return path
 
 
-def load_checkpoint(path: str | os.PathLike[str], kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint and check that it is ours, of this version and of ``kind``."""
+GENERATOR_KINDS: tuple[str, ...] = ("mle", "generator")
+"""Checkpoint kinds holding a generator (``generator``, ``generator_config``): an MLE run's and a SeqGAN run's."""
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], kind: str | tuple[str, ...], map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint and check that it is ours, of this version and of ``kind`` (or one of the kinds)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
@@ -49,6 +56,7 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str, map_location: str |
         raise DataError(
             f"{path}: checkpoint version {record.get('version')!r}, this seqgan-rl reads version {CHECKPOINT_VERSION}"
         )
-    if record.get("kind") != kind:
-        raise DataError(f"{path}: a {record.get('kind')!r} checkpoint, expected {kind!r}")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if record.get("kind") not in kinds:
+        raise DataError(f"{path}: a {record.get('kind')!r} checkpoint, expected {' or '.join(map(repr, kinds))}")
     return record

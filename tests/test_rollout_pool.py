@@ -42,9 +42,13 @@ def test_sync_reaches_every_worker(ray_local) -> None:
     from seqgan_rl.distributed import RolloutPool, module_weights
 
     pool = RolloutPool(2, SMALL, DISC, num_rollouts=2, num_cpus=0.5)
-    with pytest.raises(Exception, match="before set_weights"):
+    with pytest.raises(Exception, match="weights first"):
         pool.compute_q(np.zeros((2, SMALL.seq_len), dtype=np.int64))
-    pool.sync(module_weights(Generator(SMALL), 7), module_weights(Discriminator(**DISC), 3))
+    pool.sync(policy=module_weights(Generator(SMALL), 7))
+    assert ray_local.get([w.ping.remote() for w in pool.workers]) == [(7, -1), (7, -1)]
+    with pytest.raises(Exception, match="weights first"):  # the discriminator is still missing
+        pool.compute_q(np.zeros((2, SMALL.seq_len), dtype=np.int64))
+    pool.sync(discriminator=module_weights(Discriminator(**DISC), 3))
     assert ray_local.get([w.ping.remote() for w in pool.workers]) == [(7, 3), (7, 3)]
     with pytest.raises(ConfigError, match="shape"):
         pool.compute_q(np.zeros((2, SMALL.seq_len + 1), dtype=np.int64))

@@ -48,14 +48,21 @@ class MonteCarloWorker:
         self.engine = MonteCarloQ(num_rollouts, max_batch=max_batch)
         self.versions = (-1, -1)
 
-    def set_weights(self, policy: Weights, discriminator: Weights) -> tuple[int, int]:
-        self.versions = (load_module_weights(self.policy, policy), load_module_weights(self.discriminator, discriminator))
+    def set_weights(self, policy: Weights | None = None, discriminator: Weights | None = None) -> tuple[int, int]:
+        """Load new rollout-policy and/or discriminator weights; returns the (policy, discriminator) versions."""
+        policy_version, discriminator_version = self.versions
+        if policy is not None:
+            policy_version = load_module_weights(self.policy, policy)
+        if discriminator is not None:
+            discriminator_version = load_module_weights(self.discriminator, discriminator)
+        self.versions = (policy_version, discriminator_version)
         return self.versions
 
     def compute_q(self, sequences: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
         """Q [b, T] float32 for a shard of sequences [b, T] with its uniforms [b, T−1, N, T]."""
-        if self.versions[0] < 0:
-            raise RuntimeError("MonteCarloWorker.compute_q called before set_weights")
+        if min(self.versions) < 0:
+            raise RuntimeError(f"MonteCarloWorker.compute_q needs both the rollout-policy and the discriminator "
+                               f"weights first (versions {self.versions}; -1 = never set)")
         q = self.engine(torch.from_numpy(sequences), self.policy, self.discriminator,
                         uniforms=torch.from_numpy(uniforms))
         return q.cpu().numpy()
@@ -116,12 +123,18 @@ class RolloutPool:
     def num_workers(self) -> int:
         return len(self.workers)
 
-    def sync(self, policy: Weights, discriminator: Weights) -> None:
-        """Send new rollout-policy and discriminator weights to every worker (one object-store put each)."""
+    def sync(self, policy: Weights | None = None, discriminator: Weights | None = None) -> None:
+        """Send new rollout-policy and/or discriminator weights to every worker.
+
+        Each set of weights is put in the object store once and every worker
+        receives the same reference; ``None`` leaves that model unchanged (the
+        discriminator, ~24 MB in the paper setting, is only sent after d-steps).
+        """
         if self.local is not None:
             self.local.set_weights(policy, discriminator)
             return
-        policy_ref, discriminator_ref = ray.put(policy), ray.put(discriminator)
+        policy_ref = None if policy is None else ray.put(policy)
+        discriminator_ref = None if discriminator is None else ray.put(discriminator)
         ray.get([worker.set_weights.remote(policy_ref, discriminator_ref) for worker in self.workers])
 
     def compute_q(self, sequences: np.ndarray) -> np.ndarray:
@@ -139,6 +152,13 @@ class RolloutPool:
             if hi > lo
         ]
         return np.concatenate(ray.get(futures))
+
+    def rng_state(self) -> torch.Tensor:
+        """State of the RNG drawing the uniforms (for checkpoints: a restored pool draws the same next Q)."""
+        return self.rng.get_state()
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        self.rng.set_state(state)
 
     def shutdown(self) -> None:
         for worker in self.workers:

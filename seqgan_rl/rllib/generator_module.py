@@ -8,8 +8,11 @@ or the generator's start token when the prefix is empty, so the module's
 action distribution at each step is exactly G(· | prefix).
 
 ``model_config`` keys: ``vocab_size``, ``seq_len``, ``emb_dim``, ``hidden_dim``,
-``start_token`` (those of ``GeneratorConfig``) and optionally
-``generator_checkpoint``: an MLE checkpoint (``seqgan-rl pretrain``) whose
+``start_token`` (those of ``GeneratorConfig``), ``max_seq_len`` (= ``seq_len``:
+RLlib's learner connectors cut episodes into rows of this many steps, so one
+row is one whole sequence) and optionally
+``generator_checkpoint``: an MLE checkpoint (``seqgan-rl pretrain``) or a
+SeqGAN run's ``generator.pt``, whose
 weights every copy of the module (EnvRunners, Learners) starts from.
 """
 
@@ -24,7 +27,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
 
-from seqgan_rl.checkpoint import load_checkpoint
+from seqgan_rl.checkpoint import GENERATOR_KINDS, load_checkpoint
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.generator import Generator, GeneratorConfig
 
@@ -43,7 +46,7 @@ class GeneratorRLModule(TorchRLModule):
         self.generator = Generator(config)
         checkpoint = self.model_config.get("generator_checkpoint")
         if checkpoint:
-            record = load_checkpoint(checkpoint, "mle")
+            record = load_checkpoint(checkpoint, GENERATOR_KINDS)
             if GeneratorConfig(**record["generator_config"]) != config:
                 raise ConfigError(f"{checkpoint}: generator {record['generator_config']} does not match the "
                                   f"module's model_config {config}")
@@ -77,7 +80,7 @@ class GeneratorRLModule(TorchRLModule):
 def generator_module_spec(config: GeneratorConfig, generator_checkpoint: str | None = None) -> RLModuleSpec:
     """The ``RLModuleSpec`` to pass to ``AlgorithmConfig.rl_module(rl_module_spec=...)``."""
     model_config = {"vocab_size": config.vocab_size, "seq_len": config.seq_len, "emb_dim": config.emb_dim,
-                    "hidden_dim": config.hidden_dim, "start_token": config.start_token}
+                    "hidden_dim": config.hidden_dim, "start_token": config.start_token, "max_seq_len": config.seq_len}
     if generator_checkpoint:
         model_config["generator_checkpoint"] = str(generator_checkpoint)
     return RLModuleSpec(module_class=GeneratorRLModule, model_config=model_config)

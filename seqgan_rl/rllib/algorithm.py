@@ -1,0 +1,392 @@
+"""The SeqGAN algorithm on RLlib's new API stack (``SeqGANConfig`` → ``SeqGAN``).
+
+One ``training_step`` is one adversarial batch of the paper:
+
+1. ``g_steps`` times: sample ``episodes_per_batch`` complete episodes (one
+   generated sequence each) from the EnvRunners, and update the generator in
+   the Learner with −Σ log G(y_t | y_<t)·Q_t, where the Learner's
+   ``MonteCarloQConnector`` gets Q for every token from the rollout pool;
+2. sync the new generator weights to the EnvRunners and move the rollout
+   policy towards it (β);
+3. ``d_steps`` times: train the discriminator actor for ``d_epochs`` on
+   ``d_num_negatives`` fresh generator samples vs the real data, then send its
+   weights to the rollout pool.
+
+Before the first batch the discriminator is pretrained (``d_pretrain_rounds``
+d-steps against the MLE generator) unless ``pretrain_discriminator`` already ran.
+The discriminator is a named Ray actor started by the algorithm; the token env
+scores finished episodes with it (its terminal reward is the EnvRunner metric
+``episode_return_mean``, the mean D(fake)). Every stage is timed under
+``timers`` in the results.
+
+Checkpoints (``save_to_path`` / ``restore_from_path`` / ``from_checkpoint``)
+hold RLlib's state (generator, its optimiser, counters), the Learner's Monte
+Carlo state (rollout policy, RNG) and the discriminator actor's state (weights,
+optimiser, RNGs): a restored run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import ray
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+
+from envs import RLLIB_ENV_NAME, register_rllib_env
+from seqgan_rl.data import read_token_table
+from seqgan_rl.distributed.discriminator_actor import start_discriminator_actor
+from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.generator import GeneratorConfig
+from seqgan_rl.rllib.generator_module import generator_module_spec
+from seqgan_rl.rllib.monte_carlo import MonteCarloSettings
+
+DISCRIMINATOR_PRETRAIN_TIMER = "discriminator_pretrain"
+DISCRIMINATOR_TIMER = "discriminator_steps"
+ROLLOUT_SYNC_TIMER = "rollout_policy_sync"
+DISCRIMINATOR_RESULTS = "discriminator"
+SEQGAN_STATE = "seqgan"
+
+
+class SeqGANConfig(AlgorithmConfig):
+    """Configuration of ``SeqGAN``: RLlib's options plus the SeqGAN schedule (see ``training``).
+
+    Defaults are the original release's: Adam lr 0.01 with gradient-norm clip 5
+    for G, 64 sequences per batch, N = 16, β = 0.8, 1 g-step, 5 d-steps × 3
+    epochs on 10,000 negatives, 50 pretraining d-steps, D's Adam lr 1e-4.
+
+    Example::
+
+        config = (SeqGANConfig()
+                  .generator(GeneratorConfig(vocab_size=5000, seq_len=20), checkpoint="mle/checkpoint.pt")
+                  .training(real_data="data/train.parquet", num_rollouts=16, rollout_beta=0.8))
+        algo = config.build_algo()
+        algo.train()
+    """
+
+    def __init__(self, algo_class: type | None = None) -> None:
+        super().__init__(algo_class=algo_class or SeqGAN)
+        # the generator and its data
+        self.generator_config: dict[str, Any] | None = None
+        self.generator_checkpoint: str | None = None
+        self.real_data: str | None = None
+        self.end_token: int | None = None
+        self.pad_token = 0
+        # the adversarial schedule
+        self.episodes_per_batch = 64
+        self.g_steps = 1
+        self.d_steps = 5
+        self.d_epochs = 3
+        self.d_batch_size = 64
+        self.d_num_negatives = 10_000
+        self.d_pretrain_rounds = 50
+        self.d_lr = 1e-4
+        # Monte Carlo rollouts
+        self.num_rollouts = 16
+        self.rollout_beta = 0.8
+        self.rollout_mix_embedding = False
+        self.num_mc_workers = 0
+        self.mc_worker_num_cpus = 1.0
+        self.mc_worker_num_gpus = 0.0
+        self.mc_max_batch = 1 << 16
+        self.score_precision = "fp32"
+        # the discriminator actor
+        self.discriminator: dict[str, Any] = {}
+        self.discriminator_name = f"seqgan_rl_discriminator_{uuid.uuid4().hex[:8]}"
+        self.discriminator_num_cpus = 1.0
+        self.discriminator_num_gpus = 0.0
+        self.discriminator_num_threads: int | None = None
+        # RLlib settings SeqGAN relies on
+        self.lr = 0.01
+        self.grad_clip = 5.0
+        self.grad_clip_by = "global_norm"
+        self.batch_mode = "complete_episodes"
+        self.num_env_runners = 0
+        self.num_envs_per_env_runner = 64
+        self.env = RLLIB_ENV_NAME
+
+    @override(AlgorithmConfig)
+    def training(
+        self,
+        *,
+        real_data: str | None = NotProvided,
+        episodes_per_batch: int = NotProvided,
+        g_steps: int = NotProvided,
+        d_steps: int = NotProvided,
+        d_epochs: int = NotProvided,
+        d_batch_size: int = NotProvided,
+        d_num_negatives: int = NotProvided,
+        d_pretrain_rounds: int = NotProvided,
+        d_lr: float = NotProvided,
+        num_rollouts: int = NotProvided,
+        rollout_beta: float = NotProvided,
+        rollout_mix_embedding: bool = NotProvided,
+        num_mc_workers: int = NotProvided,
+        mc_worker_num_cpus: float = NotProvided,
+        mc_worker_num_gpus: float = NotProvided,
+        mc_max_batch: int = NotProvided,
+        score_precision: str = NotProvided,
+        discriminator: dict[str, Any] = NotProvided,
+        discriminator_num_cpus: float = NotProvided,
+        discriminator_num_gpus: float = NotProvided,
+        discriminator_num_threads: int | None = NotProvided,
+        **kwargs: Any,
+    ) -> SeqGANConfig:
+        """SeqGAN's options (RLlib's own, e.g. ``lr``, ``grad_clip``, pass through).
+
+        Args:
+            real_data: Parquet token table of real sequences (``prepare-data``): the
+                discriminator's positives.
+            episodes_per_batch: sequences per generator update (paper: 64).
+            g_steps: generator updates per adversarial batch, each on fresh episodes (paper: 1).
+            d_steps: discriminator steps per adversarial batch, each on fresh negatives (paper: 5).
+            d_epochs: passes over real + negatives per d-step (paper: 3).
+            d_batch_size: discriminator minibatch (paper: 64).
+            d_num_negatives: generated sequences per d-step (paper: 10,000).
+            d_pretrain_rounds: d-steps against the MLE generator before the first batch (paper: 50).
+            d_lr: discriminator Adam learning rate (paper: 1e-4).
+            num_rollouts: N, Monte Carlo completions per prefix (paper: 16).
+            rollout_beta: β, weight kept on the old rollout parameters per update (paper: 0.8).
+            rollout_mix_embedding: also mix the embedding table (the original copies it).
+            num_mc_workers: K rollout actors; 0 computes Q in the Learner's process.
+            mc_worker_num_cpus, mc_worker_num_gpus: resources of each rollout actor
+                (``mc_worker_num_gpus=0.25``: four share a GPU).
+            mc_max_batch: rollout rows advanced and scored together (memory bound).
+            score_precision: the rollout workers' discriminator precision, "fp32" or "int8".
+            discriminator: ``Discriminator`` sizes (emb_dim, filter_sizes, num_filters,
+                dropout_keep, l2_reg); the paper's when empty.
+            discriminator_num_cpus, discriminator_num_gpus: the discriminator actor's resources.
+            discriminator_num_threads: its torch CPU threads (default: as Ray gives it).
+        """
+        super().training(**kwargs)
+        for name, value in locals().items():
+            if name not in ("self", "kwargs", "__class__") and value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    def generator(
+        self,
+        config: GeneratorConfig,
+        *,
+        checkpoint: str | None = None,
+        end_token: int | None = None,
+        pad_token: int = 0,
+    ) -> SeqGANConfig:
+        """The generator's sizes, its MLE checkpoint and the token env that goes with it."""
+        self.generator_config = asdict(config)
+        self.generator_checkpoint = None if checkpoint is None else str(checkpoint)
+        self.end_token = end_token
+        self.pad_token = pad_token
+        # the token env scores finished episodes with this run's discriminator actor (by name)
+        self.environment(RLLIB_ENV_NAME, env_config={
+            "vocab_size": config.vocab_size, "seq_len": config.seq_len, "scorer": self.discriminator_name,
+            "end_token": end_token, "pad_token": pad_token})
+        return self
+
+    def discriminator_kwargs(self) -> dict[str, Any]:
+        g = self.generator_config or {}
+        return {"vocab_size": g.get("vocab_size"), "seq_len": g.get("seq_len"), **self.discriminator}
+
+    def monte_carlo_settings(self) -> MonteCarloSettings:
+        """What the Learner's ``MonteCarloQConnector`` needs (see ``seqgan_rl.rllib.monte_carlo``)."""
+        return MonteCarloSettings(
+            discriminator_kwargs=self.discriminator_kwargs(), num_rollouts=self.num_rollouts,
+            beta=self.rollout_beta, mix_embedding=self.rollout_mix_embedding,
+            num_workers=self.num_mc_workers, worker_num_cpus=self.mc_worker_num_cpus,
+            worker_num_gpus=self.mc_worker_num_gpus, max_batch=self.mc_max_batch,
+            score_precision=self.score_precision, pad_token=self.pad_token, seed=self.seed or 0,
+        )
+
+    @override(AlgorithmConfig)
+    def get_default_rl_module_spec(self) -> Any:
+        """The generator RLModule (``GeneratorRLModule``) with the MLE checkpoint's weights."""
+        if self.generator_config is None:
+            raise ConfigError("SeqGANConfig: call .generator(GeneratorConfig(...)) to set the generator")
+        return generator_module_spec(GeneratorConfig(**self.generator_config), self.generator_checkpoint)
+
+    @override(AlgorithmConfig)
+    def get_default_learner_class(self) -> type:
+        from seqgan_rl.rllib.learner import SeqGANTorchLearner
+
+        return SeqGANTorchLearner
+
+    @override(AlgorithmConfig)
+    def validate(self) -> None:
+        super().validate()
+        if self.generator_config is None:
+            raise ConfigError("SeqGANConfig: call .generator(GeneratorConfig(...)) to set the generator")
+        if self.real_data is None:
+            raise ConfigError("SeqGANConfig: training(real_data=...) must name a Parquet token table")
+        positive = ("episodes_per_batch", "g_steps", "d_epochs", "d_batch_size", "d_num_negatives")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"SeqGANConfig: {name} must be > 0, got {getattr(self, name)}")
+        for name in ("d_steps", "d_pretrain_rounds", "discriminator_num_cpus", "discriminator_num_gpus",
+                     "mc_worker_num_cpus", "mc_worker_num_gpus"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"SeqGANConfig: {name} must be >= 0, got {getattr(self, name)}")
+        if not self.d_lr > 0:
+            raise ConfigError(f"SeqGANConfig: d_lr must be > 0, got {self.d_lr}")
+        if self.score_precision not in ("fp32", "int8"):
+            raise ConfigError(f"SeqGANConfig: score_precision must be 'fp32' or 'int8', got {self.score_precision!r}")
+        if self.batch_mode != "complete_episodes":
+            raise ConfigError("SeqGANConfig: batch_mode must be 'complete_episodes' (Monte Carlo Q needs whole "
+                              "sequences)")
+        if self.num_learners != 0:
+            raise ConfigError("SeqGANConfig: num_learners must be 0: the generator is one small LSTM updated "
+                              "once per batch, and the Monte Carlo rollout pool is owned by the local Learner "
+                              "(scale the rollouts with num_mc_workers instead)")
+        self.monte_carlo_settings().validate()
+
+
+class SeqGAN(Algorithm):
+    """SeqGAN (Yu et al., 2017) on RLlib: see the module docstring for one ``training_step``."""
+
+    @classmethod
+    @override(Algorithm)
+    def get_default_config(cls) -> SeqGANConfig:
+        return SeqGANConfig()
+
+    @override(Algorithm)
+    def setup(self, config: SeqGANConfig) -> None:
+        register_rllib_env()
+        real = read_token_table(config.real_data)
+        g = config.generator_config
+        if real.vocab_size != g["vocab_size"] or real.seq_len != g["seq_len"]:
+            raise DataError(f"{config.real_data}: vocab_size {real.vocab_size} / seq_len {real.seq_len} do not "
+                            f"match the generator's {g['vocab_size']} / {g['seq_len']}")
+        # The actor exists before any EnvRunner: envs look it up by name for their rewards.
+        self.discriminator_actor = start_discriminator_actor(
+            config.discriminator_name, g["vocab_size"], g["seq_len"], num_cpus=config.discriminator_num_cpus,
+            num_gpus=config.discriminator_num_gpus, discriminator_kwargs=dict(config.discriminator),
+            lr=config.d_lr, seed=config.seed or 0, num_threads=config.discriminator_num_threads,
+        )
+        ray.get(self.discriminator_actor.set_real_data.remote(ray.put(real.tokens)))
+        self.discriminator_pretrained = config.d_pretrain_rounds == 0
+        super().setup(config)
+        self.learner_group.foreach_learner(lambda learner: learner.update_rollout_policy())
+        self._sync_discriminator()
+
+    # ------------------------------------------------------------------ one adversarial batch
+
+    @override(Algorithm)
+    def training_step(self) -> None:
+        if not self.discriminator_pretrained:
+            self.pretrain_discriminator()
+        for _ in range(self.config.g_steps):
+            with self._timed(ENV_RUNNER_SAMPLING_TIMER):
+                episodes, runner_metrics = self._sample_episodes()
+            self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+            with self._timed(LEARNER_UPDATE_TIMER):
+                learner_results = self.learner_group.update(
+                    episodes=episodes,
+                    timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                        (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)},
+                )
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        with self._timed(SYNCH_WORKER_WEIGHTS_TIMER):
+            self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
+        with self._timed(ROLLOUT_SYNC_TIMER):
+            self.learner_group.foreach_learner(lambda learner: learner.update_rollout_policy())
+        if self.config.d_steps:
+            with self._timed(DISCRIMINATOR_TIMER):
+                self._discriminator_steps(self.config.d_steps)
+
+    def _timed(self, name: str) -> Any:
+        """Time a stage of this iteration under ``timers/<name>`` (this iteration's seconds, not an average)."""
+        return self.metrics.log_time((TIMERS, name), reduce="mean", window=1)
+
+    def pretrain_discriminator(self, rounds: int | None = None, progress: Any = None) -> list[dict[str, float]]:
+        """The paper's discriminator pretraining: ``rounds`` d-steps against the current (MLE) generator.
+
+        ``progress`` is called after each round with (round, stats) (a progress bar).
+        """
+        rounds = self.config.d_pretrain_rounds if rounds is None else rounds
+        started = time.perf_counter()
+        stats = self._discriminator_steps(rounds, progress=progress)
+        self.discriminator_pretrained = True
+        self.metrics.log_value((TIMERS, DISCRIMINATOR_PRETRAIN_TIMER), time.perf_counter() - started, window=1)
+        return stats
+
+    def _sample_episodes(self) -> tuple[list[Any], list[dict[str, Any]]]:
+        """Exactly ``episodes_per_batch`` complete episodes, split evenly over the EnvRunners."""
+        wanted = self.config.episodes_per_batch
+        runners = max(1, self.env_runner_group.num_remote_env_runners())
+        per_runner = -(-wanted // runners)
+        results = self.env_runner_group.foreach_env_runner(
+            lambda runner: (runner.sample(num_episodes=per_runner), runner.get_metrics()),
+            local_env_runner=self.env_runner_group.num_remote_env_runners() == 0,
+        )
+        episodes = [episode for sampled, _ in results for episode in sampled]
+        if len(episodes) < wanted:
+            raise RuntimeError(f"EnvRunners returned {len(episodes)} episodes, {wanted} needed")
+        return episodes[:wanted], [runner_metrics for _, runner_metrics in results]
+
+    def _generator_state(self) -> dict[str, Any]:
+        return self.learner_group.get_weights(module_ids=[DEFAULT_MODULE_ID])[DEFAULT_MODULE_ID]
+
+    def _discriminator_steps(self, count: int, progress: Any = None) -> list[dict[str, float]]:
+        """``count`` d-steps on fresh negatives of the current generator, then sync D to the rollout pool."""
+        if count == 0:
+            return []
+        state = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
+                 for k, v in self._generator_state().items() if k.startswith("generator.")}
+        generator_state = ray.put({k.removeprefix("generator."): v for k, v in state.items()})
+        stats = []
+        for step in range(count):
+            result = ray.get(self.discriminator_actor.train_on_generator.remote(
+                self.config.generator_config, generator_state, self.config.d_num_negatives, self.config.d_epochs,
+                self.config.d_batch_size))
+            stats.append(result)
+            if progress is not None:
+                progress(step + 1, result)
+        last = stats[-1]
+        self.metrics.log_dict({"loss": last["loss"], "accuracy": last["accuracy"], "version": last["version"],
+                               "sample_s": sum(s["sample_s"] for s in stats) / count,
+                               "train_s": sum(s["train_s"] for s in stats) / count},
+                              key=DISCRIMINATOR_RESULTS, window=1)
+        self._sync_discriminator()
+        return stats
+
+    def _sync_discriminator(self) -> None:
+        weights = ray.get(self.discriminator_actor.get_weights.remote())
+        self.learner_group.foreach_learner(lambda learner: learner.set_discriminator_weights(weights))
+
+    # ------------------------------------------------------------------ checkpoints and shutdown
+
+    @override(Algorithm)
+    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if self._check_component(SEQGAN_STATE, components, not_components):
+            state[SEQGAN_STATE] = {"discriminator": ray.get(self.discriminator_actor.get_state.remote()),
+                                   "discriminator_pretrained": self.discriminator_pretrained}
+        return state
+
+    @override(Algorithm)
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if SEQGAN_STATE in state:
+            ray.get(self.discriminator_actor.set_state.remote(state[SEQGAN_STATE]["discriminator"]))
+            self.discriminator_pretrained = bool(state[SEQGAN_STATE]["discriminator_pretrained"])
+            self._sync_discriminator()
+
+    @override(Algorithm)
+    def cleanup(self) -> None:
+        self.learner_group.foreach_learner(lambda learner: learner.shutdown_monte_carlo())
+        super().cleanup()
+        ray.kill(self.discriminator_actor)

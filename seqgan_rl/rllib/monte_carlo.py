@@ -1,0 +1,242 @@
+"""SeqGAN's Monte Carlo reward step as a learner connector piece, usable by any RLlib algorithm.
+
+``MonteCarloQConnector`` sits in a Learner's connector pipeline. Given the
+complete episodes of a train batch (one episode = one generated sequence of
+actions y_1..y_T), it asks a ``RolloutPool`` for every token's action value
+
+    Q_t = (1/N) Σ_n D(y_1..y_t, Y^n_{t+1..T}),  Y^n ~ rollout policy,   Q_T = D(y_1..y_T)
+
+in one batched call (the pool shards the batch over its K Ray actors, or runs
+in-process when K = 0) and adds it to the train batch as the per-timestep
+column ``MC_Q`` (zero-padded like every other column for the stateful
+generator). A loss then reads ``batch[MC_Q]``: SeqGAN's policy gradient uses it
+directly; an algorithm that computes its own advantages can turn it into
+shaped rewards. Because the piece lives in the connector, not in an
+algorithm's ``training_step``, it runs wherever and under whatever algorithm
+the Learner runs.
+
+The piece owns the two models the pool needs and keeps them current:
+
+* the rollout policy θ_roll (``RolloutPolicy``): a copy of the generator made
+  by the first ``update_rollout_policy`` call, then moved towards the Learner's
+  generator, θ_roll ← β·θ_roll + (1 − β)·θ_G, by each later call (SeqGAN calls
+  it once per adversarial batch, after its g-steps, as the original release);
+* the discriminator's weights, pushed by ``set_discriminator_weights`` after
+  every round of d-steps.
+
+Each is sent to the pool's workers once per change (one object-store put),
+never per call. Episodes shorter than the sequence length (an end token) are
+padded with ``pad_token`` before the rollouts; only their own steps get a Q.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.utils.annotations import override
+
+from seqgan_rl.distributed.rollout_workers import RolloutPool
+from seqgan_rl.distributed.weights import Weights, module_weights
+from seqgan_rl.errors import ConfigError
+from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.mc.rollout_policy import RolloutPolicy
+
+MC_Q = "mc_q"
+"""Train-batch column holding each timestep's Monte Carlo action value Q_t (float32)."""
+
+
+@dataclass(frozen=True)
+class MonteCarloSettings:
+    """Everything the piece needs to build its rollout pool (picklable: it travels to remote Learners).
+
+    Attributes:
+        discriminator_kwargs: ``Discriminator`` arguments (vocab_size, seq_len and sizes) of the
+            discriminator copy inside each rollout worker.
+        num_rollouts: N, completions per prefix (paper: 16).
+        beta: weight kept on the old rollout parameters per update (original release: 0.8).
+        mix_embedding: also mix the embedding table (the original copies it).
+        num_workers: K rollout actors; 0 runs the engine in the Learner's process.
+        worker_num_cpus, worker_num_gpus: Ray resources of each rollout actor.
+        max_batch: rollout rows advanced and scored together inside a worker (bounds memory).
+        score_precision: the workers' discriminator precision, "fp32" or "int8" (CPU).
+        pad_token: fills sequences that ended early (end token) up to the sequence length.
+        seed: seeds the uniforms of the rollouts.
+    """
+
+    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
+    num_rollouts: int = 16
+    beta: float = 0.8
+    mix_embedding: bool = False
+    num_workers: int = 0
+    worker_num_cpus: float = 1.0
+    worker_num_gpus: float = 0.0
+    max_batch: int = 1 << 16
+    score_precision: str = "fp32"
+    pad_token: int = 0
+    seed: int = 0
+
+    def validate(self) -> MonteCarloSettings:
+        if self.num_rollouts <= 0:
+            raise ConfigError(f"num_rollouts must be > 0, got {self.num_rollouts}")
+        if not 0.0 <= self.beta <= 1.0:
+            raise ConfigError(f"rollout beta must be in [0, 1], got {self.beta}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_mc_workers must be >= 0, got {self.num_workers}")
+        if self.max_batch <= 0:
+            raise ConfigError(f"rollout max_batch must be > 0, got {self.max_batch}")
+        return self
+
+
+class MonteCarloQConnector(ConnectorV2):
+    """Learner connector piece adding ``MC_Q`` [per timestep] to the train batch (see module docstring)."""
+
+    def __init__(
+        self,
+        input_observation_space: Any = None,
+        input_action_space: Any = None,
+        *,
+        settings: MonteCarloSettings,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.settings = settings.validate()
+        self._pool: RolloutPool | None = None
+        self._rollout: RolloutPolicy | None = None
+        self._policy_version = 0
+        self._discriminator: Weights | None = None
+        self._rng_state: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ the reward step
+
+    @override(ConnectorV2)
+    def __call__(
+        self,
+        *,
+        rl_module: Any,
+        batch: dict[str, Any],
+        episodes: list[Any],
+        metrics: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        sa_episodes = list(self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False))
+        if not sa_episodes:
+            return batch
+        started = time.perf_counter()
+        seq_len = int(self._discriminator_size("seq_len"))
+        sequences = np.full((len(sa_episodes), seq_len), self.settings.pad_token, dtype=np.int64)
+        for row, episode in enumerate(sa_episodes):
+            if episode.t_started != 0 or not episode.is_done:
+                raise ValueError(
+                    "MonteCarloQConnector needs complete episodes (one whole sequence each); got an episode "
+                    f"chunk (t_started={episode.t_started}, done={episode.is_done}): sample with "
+                    "batch_mode='complete_episodes'"
+                )
+            actions = np.asarray(episode.get_actions(), dtype=np.int64)
+            if len(actions) > seq_len:
+                raise ValueError(f"episode of {len(actions)} steps is longer than the sequence length {seq_len}")
+            sequences[row, : len(actions)] = actions
+        q = self._ensure_pool(self._generator(rl_module)).compute_q(sequences)  # (B, T)
+        for row, episode in enumerate(sa_episodes):
+            self.add_n_batch_items(batch=batch, column=MC_Q, items_to_add=q[row, : len(episode)],
+                                   num_items=len(episode), single_agent_episode=episode)
+        if metrics is not None:
+            metrics.log_value("monte_carlo_q_s", time.perf_counter() - started, window=1)
+            metrics.log_value("mean_q", float(q.mean()), window=1)
+        return batch
+
+    # ------------------------------------------------------------------ keeping the models current
+
+    def update_rollout_policy(self, rl_module: Any) -> int:
+        """First call: θ_roll ← θ_G. Later calls: θ_roll ← β·θ_roll + (1 − β)·θ_G. Returns the version."""
+        generator = self._generator(rl_module)
+        if self._rollout is None:
+            self._rollout = RolloutPolicy(generator, self.settings.beta,
+                                          mix_embedding=self.settings.mix_embedding).to("cpu")
+        else:
+            self._rollout.update(generator)
+        self._policy_version += 1
+        if self._pool is not None:
+            self._pool.sync(policy=module_weights(self._rollout.model, self._policy_version))
+        return self._policy_version
+
+    def set_discriminator_weights(self, weights: Weights) -> None:
+        """Use these discriminator weights for all following Q (after every round of d-steps)."""
+        self._discriminator = weights
+        if self._pool is not None:
+            self._pool.sync(discriminator=weights)
+
+    def shutdown(self) -> None:
+        """Stop the rollout actors (the pool is rebuilt on the next call if needed)."""
+        if self._pool is not None:
+            self._rng_state = self._pool.rng_state()
+            self._pool.shutdown()
+            self._pool = None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @override(ConnectorV2)
+    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """The rollout policy, its version and the uniforms' RNG (the discriminator is the actor's to save)."""
+        rng = self._pool.rng_state() if self._pool is not None else self._rng_state
+        return {  # copies: the live parameters keep moving with every update
+            "rollout_policy": None if self._rollout is None else copy.deepcopy(self._rollout.state_dict()),
+            "generator_config": None if self._rollout is None else asdict(self._rollout.model.config),
+            "policy_version": self._policy_version,
+            "rng_state": None if rng is None else rng.clone(),
+        }
+
+    @override(ConnectorV2)
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state.get("rollout_policy") is not None:
+            generator = Generator(GeneratorConfig(**state["generator_config"]), init_std=None)
+            self._rollout = RolloutPolicy(generator, self.settings.beta, mix_embedding=self.settings.mix_embedding)
+            self._rollout.load_state_dict(state["rollout_policy"])
+        self._policy_version = int(state.get("policy_version", 0))
+        self._rng_state = state.get("rng_state")
+        if self._pool is not None:
+            if self._rng_state is not None:
+                self._pool.set_rng_state(self._rng_state)
+            if self._rollout is not None:
+                self._pool.sync(policy=module_weights(self._rollout.model, self._policy_version))
+
+    # ------------------------------------------------------------------ internals
+
+    def _discriminator_size(self, key: str) -> int:
+        if key not in self.settings.discriminator_kwargs:
+            raise ConfigError(f"MonteCarloSettings.discriminator_kwargs must give {key!r}")
+        return self.settings.discriminator_kwargs[key]
+
+    @staticmethod
+    def _generator(rl_module: Any) -> Generator:
+        module = rl_module[DEFAULT_MODULE_ID] if DEFAULT_MODULE_ID in rl_module else rl_module
+        generator = getattr(module, "generator", None)
+        if not isinstance(generator, Generator):
+            raise TypeError(f"MonteCarloQConnector needs a module with a core `generator`, got {type(module)}")
+        return generator
+
+    def _ensure_pool(self, generator: Generator) -> RolloutPool:
+        if self._rollout is None:
+            raise RuntimeError("MonteCarloQConnector: no rollout policy yet; call update_rollout_policy first")
+        if self._discriminator is None:
+            raise RuntimeError("MonteCarloQConnector: no discriminator weights yet; call "
+                               "set_discriminator_weights first")
+        if self._pool is None:
+            s = self.settings
+            pool = RolloutPool(
+                s.num_workers, generator.config, s.discriminator_kwargs, num_rollouts=s.num_rollouts,
+                num_cpus=s.worker_num_cpus, num_gpus=s.worker_num_gpus, max_batch=s.max_batch,
+                score_precision=s.score_precision, seed=s.seed,
+            )
+            if self._rng_state is not None:
+                pool.set_rng_state(self._rng_state)
+            pool.sync(policy=module_weights(self._rollout.model, self._policy_version),
+                      discriminator=self._discriminator)
+            self._pool = pool
+        return self._pool
