@@ -6,6 +6,9 @@ Sub-commands:
   token tables (``train.parquet``, ``valid.parquet``) in a directory.
 * ``convert-oracle``: turn the authors' ``target_params_py3.pkl`` into ``.npz``.
 * ``pretrain``: MLE pretraining of the generator (preset ``paper`` or ``smoke``).
+* ``train``: the whole SeqGAN experiment on Ray (MLE, discriminator pretraining,
+  adversarial batches), presets ``paper`` / ``cpu`` / ``smoke``, ``--resume``.
+* ``sample``: generated sequences from a checkpoint, as text or Parquet.
 
 Every user-facing error (bad data, impossible config) is printed as one line
 naming the file / row / field, with exit status 2 and no traceback.
@@ -21,7 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from seqgan_rl.config import PRESETS, get_preset
+from seqgan_rl.config import PRESETS, TRAIN_PRESETS, get_preset, get_train_preset
 from seqgan_rl.errors import SeqGANError
 
 
@@ -77,6 +80,40 @@ def _cmd_pretrain(args: argparse.Namespace) -> dict:
     )
 
 
+def _cmd_train(args: argparse.Namespace) -> dict:
+    from seqgan_rl.train import run_training
+
+    device = _device(args.device)
+    preset = args.preset
+    if preset == "auto":
+        preset = "paper" if device.startswith("cuda") else "cpu"
+    config = get_train_preset(preset).with_overrides(
+        adversarial_batches=args.batches, num_rollouts=args.num_rollouts, rollout_beta=args.beta,
+        d_steps=args.d_steps, d_epochs=args.d_epochs, d_pretrain_rounds=args.d_pretrain_rounds,
+        num_mc_workers=args.num_mc_workers, mc_worker_num_cpus=args.mc_worker_num_cpus,
+        mc_worker_num_gpus=args.mc_worker_num_gpus, discriminator_num_gpus=args.discriminator_num_gpus,
+        score_precision=args.score_precision, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+        seed=args.seed, mle_epochs=args.mle_epochs,
+    )
+    if args.resume:
+        run_dir = args.resume
+    else:
+        run_dir = args.run_dir or Path("runs") / f"seqgan-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return {"preset": preset, **run_training(
+        config, run_dir, data_dir=args.data, oracle_params=args.oracle_params,
+        generator_checkpoint=args.generator_checkpoint, address=args.address, num_cpus=args.num_cpus,
+        device=device, resume=args.resume is not None, resume_batches=args.batches if args.resume else None,
+        progress=not args.no_progress,
+    )}
+
+
+def _cmd_sample(args: argparse.Namespace) -> dict:
+    from seqgan_rl.sample import write_samples
+
+    return write_samples(args.checkpoint, args.out, args.n, temperature=args.temperature, seed=args.seed,
+                         vocab_path=args.vocab, device=_device(args.device))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan-rl", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +154,47 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     pre.add_argument("--no-progress", action="store_true", help="no progress bar")
     pre.set_defaults(handler=_cmd_pretrain)
+
+    train = sub.add_parser("train", help="SeqGAN training on Ray: MLE, discriminator pretraining, adversarial")
+    train.add_argument("--preset", choices=["auto", *sorted(TRAIN_PRESETS)], default="auto",
+                       help="named configuration; auto = paper with a GPU, cpu without")
+    train.add_argument("--data", type=Path, help="directory from prepare-data (default: sample the oracle)")
+    train.add_argument("--oracle-params", type=Path, help="oracle .npz (default: the original file if present)")
+    train.add_argument("--generator-checkpoint", type=Path, help="start from this MLE checkpoint (skips MLE)")
+    train.add_argument("--run-dir", type=Path, help="where everything goes (default: runs/seqgan-<preset>-<time>)")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
+                       "latest checkpoint (with its own configuration; --batches may raise its length)")
+    train.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    train.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    train.add_argument("--batches", type=int, help="adversarial batches")
+    train.add_argument("--mle-epochs", type=int)
+    train.add_argument("--num-rollouts", type=int, help="N, Monte Carlo completions per prefix")
+    train.add_argument("--beta", type=float, help="rollout-policy update weight")
+    train.add_argument("--d-steps", type=int)
+    train.add_argument("--d-epochs", type=int)
+    train.add_argument("--d-pretrain-rounds", type=int)
+    train.add_argument("--num-mc-workers", type=int, help="K Monte Carlo rollout actors (0: in-process)")
+    train.add_argument("--mc-worker-num-cpus", type=float)
+    train.add_argument("--mc-worker-num-gpus", type=float)
+    train.add_argument("--discriminator-num-gpus", type=float)
+    train.add_argument("--score-precision", choices=("fp32", "int8"))
+    train.add_argument("--eval-every", type=int)
+    train.add_argument("--checkpoint-every", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (MLE phase, evaluation)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(handler=_cmd_train)
+
+    sample = sub.add_parser("sample", help="write generated sequences from a checkpoint")
+    sample.add_argument("--checkpoint", type=Path, required=True,
+                        help="generator.pt of a train run, checkpoint.pt of a pretrain run, or a run directory")
+    sample.add_argument("--out", type=Path, required=True, help="output: .parquet (token table) or text")
+    sample.add_argument("--n", type=int, default=1000, help="number of sequences")
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--vocab", type=Path, help="vocab.json to decode text (default: found from the run's data)")
+    sample.add_argument("--device", default="auto")
+    sample.set_defaults(handler=_cmd_sample)
     return parser
 
 
