@@ -66,7 +66,8 @@ def main(argv: list[str]) -> int:
     if command == "setup":
         return 0
     if command == "train":
-        cmd = [str(_bin("seqgan-rl")), "pretrain", "--preset", "paper", *extra]
+        # SeqGAN on the synthetic oracle; --preset auto = paper with a GPU, cpu without
+        cmd = [str(_bin("seqgan-rl")), "train", *extra]
     else:
         cmd = [str(_bin("python")), "-m", "pytest", *extra]
     return subprocess.run(cmd, cwd=ROOT).returncode

@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from seqgan_rl.config import PRESETS, TRAIN_PRESETS, get_preset, get_train_preset
+from seqgan_rl.config import ALGORITHMS, PRESETS, TRAIN_PRESETS, get_preset, get_train_preset
 from seqgan_rl.errors import SeqGANError
 
 
@@ -93,7 +93,7 @@ def _cmd_train(args: argparse.Namespace) -> dict:
         num_mc_workers=args.num_mc_workers, mc_worker_num_cpus=args.mc_worker_num_cpus,
         mc_worker_num_gpus=args.mc_worker_num_gpus, discriminator_num_gpus=args.discriminator_num_gpus,
         score_precision=args.score_precision, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
-        seed=args.seed, mle_epochs=args.mle_epochs,
+        seed=args.seed, mle_epochs=args.mle_epochs, algo=args.algo, reward=args.reward,
     )
     if args.resume:
         run_dir = args.resume
@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="SeqGAN training on Ray: MLE, discriminator pretraining, adversarial")
     train.add_argument("--preset", choices=["auto", *sorted(TRAIN_PRESETS)], default="auto",
                        help="named configuration; auto = paper with a GPU, cpu without")
+    train.add_argument("--algo", choices=ALGORITHMS, help="the generator's optimiser (default: seqgan)")
+    train.add_argument("--reward", choices=("shaped", "terminal"),
+                       help="ppo/appo/impala: Monte Carlo values as shaped rewards (default) or terminal only")
     train.add_argument("--data", type=Path, help="directory from prepare-data (default: sample the oracle)")
     train.add_argument("--oracle-params", type=Path, help="oracle .npz (default: the original file if present)")
     train.add_argument("--generator-checkpoint", type=Path, help="start from this MLE checkpoint (skips MLE)")

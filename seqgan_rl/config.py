@@ -85,6 +85,9 @@ def get_preset(name: str) -> PretrainConfig:
         raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
 
 
+ALGORITHMS: tuple[str, ...] = ("seqgan", "ppo", "appo", "impala")
+"""Generator optimisers ``seqgan-rl train --algo`` accepts."""
+
 PAPER_DISCRIMINATOR: dict[str, Any] = {}
 """Empty: ``Discriminator``'s defaults are the paper's CNN (emb 64, filters 1..10, 15, 20; 1,720 features)."""
 
@@ -126,6 +129,14 @@ class TrainConfig:
     """β, weight kept on the old rollout-policy parameters per update (paper: 0.8)."""
     adversarial_lr: float = 0.01
     """Generator Adam learning rate in the adversarial phase (the original release: 0.01)."""
+    grad_clip: float = 5.0
+    """Generator gradient-norm clip in the adversarial phase (the original release: 5.0)."""
+    algo: str = "seqgan"
+    """The generator's optimiser: ``seqgan`` (the paper's policy gradient) or an RLlib algorithm
+    (``ppo``, ``appo``, ``impala``) with the same env, module, rewards and discriminator."""
+    reward: str = "shaped"
+    """For ``ppo``/``appo``/``impala``: Monte Carlo values as shaped rewards Q_t − Q_{t−1}
+    (``shaped``) or only the discriminator's terminal reward (``terminal``)."""
     num_mc_workers: int = 0
     """K Monte Carlo rollout actors; 0 computes Q in the learner's process."""
     mc_worker_num_cpus: float = 1.0
@@ -162,6 +173,12 @@ class TrainConfig:
             raise ConfigError(f"rollout_beta must be in [0, 1], got {self.rollout_beta}")
         if self.score_precision not in ("fp32", "int8"):
             raise ConfigError(f"score_precision must be 'fp32' or 'int8', got {self.score_precision!r}")
+        if self.algo not in ALGORITHMS:
+            raise ConfigError(f"unknown algorithm {self.algo!r}; known: {', '.join(ALGORITHMS)}")
+        if self.reward not in ("shaped", "terminal"):
+            raise ConfigError(f"reward must be 'shaped' or 'terminal', got {self.reward!r}")
+        if not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be > 0, got {self.grad_clip}")
         return self
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:

@@ -87,7 +87,7 @@ def _flatten_result(result: dict[str, Any]) -> dict[str, float]:
     runners = result.get("env_runners", {})
     disc = result.get("discriminator", {})
     picked = {
-        "train/mean_q": module.get("mean_q"),
+        "train/mean_q": learners.get("mean_q"),
         "train/policy_loss": module.get("policy_loss"),
         "train/sampled_token_nll": module.get("sampled_token_nll"),
         "train/grad_norm": module.get("gradients_default_optimizer_global_norm"),
@@ -97,6 +97,7 @@ def _flatten_result(result: dict[str, Any]) -> dict[str, float]:
         "time/sample_s": timers.get("env_runner_sampling_timer"),
         "time/learner_s": timers.get("learner_update_timer"),
         "time/monte_carlo_q_s": learners.get("monte_carlo_q_s"),
+        "train/mc_worker_nodes": learners.get("mc_worker_nodes"),
         "time/sync_s": (timers.get("synch_weights") or 0.0) + (timers.get("rollout_policy_sync") or 0.0),
         "time/d_steps_s": timers.get("discriminator_steps"),
         "time/d_step_sample_s": disc.get("sample_s"),
@@ -107,10 +108,19 @@ def _flatten_result(result: dict[str, Any]) -> dict[str, float]:
 
 def build_algorithm_config(config: TrainConfig, generator_config: GeneratorConfig, mle_checkpoint: str,
                            real_data: str, *, discriminator_threads: int | None) -> Any:
-    """The ``SeqGANConfig`` of a run (one place, so a resumed run builds the same algorithm)."""
-    from seqgan_rl.rllib.algorithm import SeqGANConfig
+    """The RLlib config of a run (one place, so a resumed run builds the same algorithm).
 
-    return (
+    ``config.algo == "seqgan"``: ``SeqGANConfig``. Otherwise the RLlib algorithm
+    (``ppo``, ``appo``, ``impala``) with the same SeqGAN pieces (``with_seqgan``),
+    the same learning rate and gradient clip, and the same budget: one gradient
+    step per iteration on ``episodes_per_batch`` whole sequences.
+    """
+    from dataclasses import replace
+
+    from seqgan_rl.rllib.algorithm import SeqGANConfig
+    from seqgan_rl.rllib.algorithms import build_config, with_seqgan
+
+    seqgan = (
         SeqGANConfig()
         .generator(generator_config, checkpoint=mle_checkpoint)
         .training(
@@ -126,6 +136,25 @@ def build_algorithm_config(config: TrainConfig, generator_config: GeneratorConfi
         .env_runners(num_envs_per_env_runner=config.episodes_per_batch)
         .debugging(seed=config.seed)
     )
+    if config.algo == "seqgan":
+        return seqgan
+    batch_steps = config.episodes_per_batch * generator_config.seq_len
+    other = build_config(config.algo, lr=config.adversarial_lr, grad_clip=config.grad_clip, grad_clip_by="global_norm",
+                         train_batch_size_per_learner=batch_steps, gamma=1.0, **ALGO_TRAINING[config.algo](batch_steps))
+    other.env_runners(num_env_runners=0, num_envs_per_env_runner=config.episodes_per_batch,
+                      rollout_fragment_length=generator_config.seq_len)
+    other.debugging(seed=config.seed)
+    settings = replace(seqgan.seqgan_settings(), reward=config.reward)
+    return with_seqgan(other, settings, generator_config, mle_checkpoint)
+
+
+ALGO_TRAINING: dict[str, Any] = {
+    "ppo": lambda steps: {"minibatch_size": steps, "num_epochs": 1, "lambda_": 0.95, "entropy_coeff": 0.0},
+    "appo": lambda steps: {"minibatch_size": steps, "num_epochs": 1, "entropy_coeff": 0.0},
+    "impala": lambda steps: {"minibatch_size": steps, "entropy_coeff": 0.0},
+}
+"""Per-algorithm options giving one gradient step per iteration on the whole batch, no entropy bonus
+(SeqGAN has none), undiscounted returns (a sequence's reward is its whole)."""
 
 
 def _save(algo: Any, run_dir: Path, iteration: int, generator: Generator, records: list[dict[str, Any]],

@@ -56,8 +56,9 @@ def test_one_adversarial_batch_updates_generator_discriminator_and_rollout_polic
         result = algo.train()
         after = generator_state(algo)
         assert any(not np.array_equal(before[k], after[k]) for k in before), "the policy gradient changed nothing"
-        module = result["learners"]["default_policy"]
-        assert 0.0 <= module["mean_q"] <= 1.0 and np.isfinite(module["policy_loss"])
+        assert 0.0 <= result["learners"]["mean_q"] <= 1.0
+        assert np.isfinite(result["learners"]["default_policy"]["policy_loss"])
+        assert result["learners"]["mc_worker_nodes"] == 1
         # D: one pretraining d-step + one d-step of this batch
         assert result["discriminator"]["version"] == 2
         assert ray.get(algo.discriminator_actor.get_weights.remote())["version"] == 2

@@ -99,6 +99,11 @@ class DiscriminatorActor:
     ) -> dict[str, float]:
         """One d-step of the paper: ``num_negatives`` fresh samples of the given generator vs the real data.
 
+        The classes are balanced: with fewer negatives than real sequences, a
+        fresh random subset of the real ones of the same size is used (the
+        paper: 10,000 of each, the whole real set), so the discriminator cannot
+        win by predicting the majority class.
+
         The negatives are sampled here, next to the model that trains on them, so
         only the generator's weights (~0.7 MB in the paper setting) cross the
         actor boundary, not 10,000 sequences per d-step. Returns the d-step's
@@ -114,8 +119,11 @@ class DiscriminatorActor:
         self._generator.load_state_dict({k: torch.as_tensor(v) for k, v in generator_state.items()})
         started = time.perf_counter()
         fake = self._generator.sample(num_negatives, generator=self.sampling)  # (num_negatives, T)
+        real = self.real
+        if num_negatives < real.shape[0]:  # balanced classes: as many real sequences as fakes
+            real = real[torch.randperm(real.shape[0], generator=self.shuffle)[:num_negatives].to(real.device)]
         sampled = time.perf_counter()
-        stats = self.train(self.real, fake, epochs, batch_size)
+        stats = self.train(real, fake, epochs, batch_size)
         return {**stats, "sample_s": sampled - started, "train_s": time.perf_counter() - sampled}
 
     def get_weights(self) -> Weights:

@@ -70,6 +70,10 @@ class MonteCarloWorker:
     def ping(self) -> tuple[int, int]:
         return self.versions
 
+    def node_id(self) -> str:
+        """The Ray node this worker runs on (where the scheduler placed it)."""
+        return ray.get_runtime_context().get_node_id()
+
 
 class RolloutPool:
     """K Monte Carlo workers (Ray actors) or, with K = 0, one in-process worker.
@@ -80,7 +84,8 @@ class RolloutPool:
         discriminator_kwargs: ``Discriminator`` arguments (vocab_size, seq_len, sizes).
         num_rollouts: N.
         num_cpus, num_gpus: Ray resources of each worker (e.g. ``num_gpus=0.25``:
-            four workers share a GPU).
+            four workers share a GPU). Workers are placed with Ray's SPREAD
+            strategy: on a cluster they go to as many nodes as have the resources.
         max_batch: rollout rows per engine chunk inside a worker (memory bound).
         score_precision: discriminator precision inside the workers ("fp32"/"int8").
         seed: seeds the pool's RNG for the uniforms.
@@ -114,7 +119,8 @@ class RolloutPool:
             self.workers: list[ray.actor.ActorHandle] = []
         else:
             self.local = None
-            remote_class = ray.remote(MonteCarloWorker).options(num_cpus=num_cpus, num_gpus=num_gpus)
+            remote_class = ray.remote(MonteCarloWorker).options(num_cpus=num_cpus, num_gpus=num_gpus,
+                                                                scheduling_strategy="SPREAD")
             threads = max(1, int(num_cpus)) if num_gpus == 0 else None
             self.workers = [remote_class.remote(*args, **options, num_threads=threads) for _ in range(num_workers)]
             ray.get([worker.ping.remote() for worker in self.workers])
@@ -122,6 +128,12 @@ class RolloutPool:
     @property
     def num_workers(self) -> int:
         return len(self.workers)
+
+    def worker_nodes(self) -> list[str]:
+        """The Ray node id of each worker (the local node's for K = 0)."""
+        if self.local is not None:
+            return [self.local.node_id()]
+        return ray.get([worker.node_id.remote() for worker in self.workers])
 
     def sync(self, policy: Weights | None = None, discriminator: Weights | None = None) -> None:
         """Send new rollout-policy and/or discriminator weights to every worker.

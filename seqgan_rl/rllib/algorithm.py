@@ -27,16 +27,12 @@ optimiser, RNGs): a restored run continues where it stopped.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-import ray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
@@ -45,22 +41,14 @@ from ray.rllib.utils.metrics import (
     LEARNER_UPDATE_TIMER,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
     SYNCH_WORKER_WEIGHTS_TIMER,
-    TIMERS,
 )
 
-from envs import RLLIB_ENV_NAME, register_rllib_env
-from seqgan_rl.data import read_token_table
-from seqgan_rl.distributed.discriminator_actor import start_discriminator_actor
-from seqgan_rl.errors import ConfigError, DataError
+from envs import RLLIB_ENV_NAME
+from seqgan_rl.errors import ConfigError
 from seqgan_rl.generator import GeneratorConfig
+from seqgan_rl.rllib.adversarial import AdversarialMixin, AdversarialSettings, SeqGANSettings, timed
 from seqgan_rl.rllib.generator_module import generator_module_spec
 from seqgan_rl.rllib.monte_carlo import MonteCarloSettings
-
-DISCRIMINATOR_PRETRAIN_TIMER = "discriminator_pretrain"
-DISCRIMINATOR_TIMER = "discriminator_steps"
-ROLLOUT_SYNC_TIMER = "rollout_policy_sync"
-DISCRIMINATOR_RESULTS = "discriminator"
-SEQGAN_STATE = "seqgan"
 
 
 class SeqGANConfig(AlgorithmConfig):
@@ -198,6 +186,18 @@ class SeqGANConfig(AlgorithmConfig):
             "end_token": end_token, "pad_token": pad_token})
         return self
 
+    def seqgan_settings(self) -> SeqGANSettings:
+        """This config's SeqGAN options as the settings ``AdversarialMixin`` and the Learner read."""
+        adversarial = AdversarialSettings(
+            real_data=self.real_data, generator_config=dict(self.generator_config or {}),
+            discriminator=dict(self.discriminator), discriminator_name=self.discriminator_name,
+            d_steps=self.d_steps, d_epochs=self.d_epochs, d_batch_size=self.d_batch_size,
+            d_num_negatives=self.d_num_negatives, d_pretrain_rounds=self.d_pretrain_rounds, d_lr=self.d_lr,
+            num_cpus=self.discriminator_num_cpus, num_gpus=self.discriminator_num_gpus,
+            num_threads=self.discriminator_num_threads, seed=self.seed or 0,
+        )
+        return SeqGANSettings(adversarial=adversarial, monte_carlo=self.monte_carlo_settings(), reward="q")
+
     def discriminator_kwargs(self) -> dict[str, Any]:
         g = self.generator_config or {}
         return {"vocab_size": g.get("vocab_size"), "seq_len": g.get("seq_len"), **self.discriminator}
@@ -232,16 +232,12 @@ class SeqGANConfig(AlgorithmConfig):
             raise ConfigError("SeqGANConfig: call .generator(GeneratorConfig(...)) to set the generator")
         if self.real_data is None:
             raise ConfigError("SeqGANConfig: training(real_data=...) must name a Parquet token table")
-        positive = ("episodes_per_batch", "g_steps", "d_epochs", "d_batch_size", "d_num_negatives")
-        for name in positive:
+        for name in ("episodes_per_batch", "g_steps"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"SeqGANConfig: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("d_steps", "d_pretrain_rounds", "discriminator_num_cpus", "discriminator_num_gpus",
-                     "mc_worker_num_cpus", "mc_worker_num_gpus"):
+        for name in ("mc_worker_num_cpus", "mc_worker_num_gpus"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"SeqGANConfig: {name} must be >= 0, got {getattr(self, name)}")
-        if not self.d_lr > 0:
-            raise ConfigError(f"SeqGANConfig: d_lr must be > 0, got {self.d_lr}")
         if self.score_precision not in ("fp32", "int8"):
             raise ConfigError(f"SeqGANConfig: score_precision must be 'fp32' or 'int8', got {self.score_precision!r}")
         if self.batch_mode != "complete_episodes":
@@ -251,142 +247,47 @@ class SeqGANConfig(AlgorithmConfig):
             raise ConfigError("SeqGANConfig: num_learners must be 0: the generator is one small LSTM updated "
                               "once per batch, and the Monte Carlo rollout pool is owned by the local Learner "
                               "(scale the rollouts with num_mc_workers instead)")
-        self.monte_carlo_settings().validate()
+        self.seqgan_settings().validate()
 
 
-class SeqGAN(Algorithm):
-    """SeqGAN (Yu et al., 2017) on RLlib: see the module docstring for one ``training_step``."""
-
-    @classmethod
-    @override(Algorithm)
-    def get_default_config(cls) -> SeqGANConfig:
-        return SeqGANConfig()
-
-    @override(Algorithm)
-    def setup(self, config: SeqGANConfig) -> None:
-        register_rllib_env()
-        real = read_token_table(config.real_data)
-        g = config.generator_config
-        if real.vocab_size != g["vocab_size"] or real.seq_len != g["seq_len"]:
-            raise DataError(f"{config.real_data}: vocab_size {real.vocab_size} / seq_len {real.seq_len} do not "
-                            f"match the generator's {g['vocab_size']} / {g['seq_len']}")
-        # The actor exists before any EnvRunner: envs look it up by name for their rewards.
-        self.discriminator_actor = start_discriminator_actor(
-            config.discriminator_name, g["vocab_size"], g["seq_len"], num_cpus=config.discriminator_num_cpus,
-            num_gpus=config.discriminator_num_gpus, discriminator_kwargs=dict(config.discriminator),
-            lr=config.d_lr, seed=config.seed or 0, num_threads=config.discriminator_num_threads,
-        )
-        ray.get(self.discriminator_actor.set_real_data.remote(ray.put(real.tokens)))
-        self.discriminator_pretrained = config.d_pretrain_rounds == 0
-        super().setup(config)
-        self.learner_group.foreach_learner(lambda learner: learner.update_rollout_policy())
-        self._sync_discriminator()
-
-    # ------------------------------------------------------------------ one adversarial batch
+class SeqGANPolicyGradient(Algorithm):
+    """SeqGAN's generator half: ``g_steps`` × (sample complete episodes, one Learner update), then weight sync."""
 
     @override(Algorithm)
     def training_step(self) -> None:
-        if not self.discriminator_pretrained:
-            self.pretrain_discriminator()
         for _ in range(self.config.g_steps):
-            with self._timed(ENV_RUNNER_SAMPLING_TIMER):
+            with timed(self.metrics, ENV_RUNNER_SAMPLING_TIMER):
                 episodes, runner_metrics = self._sample_episodes()
             self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
-            with self._timed(LEARNER_UPDATE_TIMER):
+            with timed(self.metrics, LEARNER_UPDATE_TIMER):
                 learner_results = self.learner_group.update(
                     episodes=episodes,
                     timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                         (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)},
                 )
             self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
-        with self._timed(SYNCH_WORKER_WEIGHTS_TIMER):
+        with timed(self.metrics, SYNCH_WORKER_WEIGHTS_TIMER):
             self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
-        with self._timed(ROLLOUT_SYNC_TIMER):
-            self.learner_group.foreach_learner(lambda learner: learner.update_rollout_policy())
-        if self.config.d_steps:
-            with self._timed(DISCRIMINATOR_TIMER):
-                self._discriminator_steps(self.config.d_steps)
-
-    def _timed(self, name: str) -> Any:
-        """Time a stage of this iteration under ``timers/<name>`` (this iteration's seconds, not an average)."""
-        return self.metrics.log_time((TIMERS, name), reduce="mean", window=1)
-
-    def pretrain_discriminator(self, rounds: int | None = None, progress: Any = None) -> list[dict[str, float]]:
-        """The paper's discriminator pretraining: ``rounds`` d-steps against the current (MLE) generator.
-
-        ``progress`` is called after each round with (round, stats) (a progress bar).
-        """
-        rounds = self.config.d_pretrain_rounds if rounds is None else rounds
-        started = time.perf_counter()
-        stats = self._discriminator_steps(rounds, progress=progress)
-        self.discriminator_pretrained = True
-        self.metrics.log_value((TIMERS, DISCRIMINATOR_PRETRAIN_TIMER), time.perf_counter() - started, window=1)
-        return stats
 
     def _sample_episodes(self) -> tuple[list[Any], list[dict[str, Any]]]:
         """Exactly ``episodes_per_batch`` complete episodes, split evenly over the EnvRunners."""
         wanted = self.config.episodes_per_batch
-        runners = max(1, self.env_runner_group.num_remote_env_runners())
-        per_runner = -(-wanted // runners)
+        remote = self.env_runner_group.num_remote_env_runners()
+        per_runner = -(-wanted // max(1, remote))
         results = self.env_runner_group.foreach_env_runner(
             lambda runner: (runner.sample(num_episodes=per_runner), runner.get_metrics()),
-            local_env_runner=self.env_runner_group.num_remote_env_runners() == 0,
+            local_env_runner=remote == 0,
         )
         episodes = [episode for sampled, _ in results for episode in sampled]
         if len(episodes) < wanted:
             raise RuntimeError(f"EnvRunners returned {len(episodes)} episodes, {wanted} needed")
         return episodes[:wanted], [runner_metrics for _, runner_metrics in results]
 
-    def _generator_state(self) -> dict[str, Any]:
-        return self.learner_group.get_weights(module_ids=[DEFAULT_MODULE_ID])[DEFAULT_MODULE_ID]
 
-    def _discriminator_steps(self, count: int, progress: Any = None) -> list[dict[str, float]]:
-        """``count`` d-steps on fresh negatives of the current generator, then sync D to the rollout pool."""
-        if count == 0:
-            return []
-        state = {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-                 for k, v in self._generator_state().items() if k.startswith("generator.")}
-        generator_state = ray.put({k.removeprefix("generator."): v for k, v in state.items()})
-        stats = []
-        for step in range(count):
-            result = ray.get(self.discriminator_actor.train_on_generator.remote(
-                self.config.generator_config, generator_state, self.config.d_num_negatives, self.config.d_epochs,
-                self.config.d_batch_size))
-            stats.append(result)
-            if progress is not None:
-                progress(step + 1, result)
-        last = stats[-1]
-        self.metrics.log_dict({"loss": last["loss"], "accuracy": last["accuracy"], "version": last["version"],
-                               "sample_s": sum(s["sample_s"] for s in stats) / count,
-                               "train_s": sum(s["train_s"] for s in stats) / count},
-                              key=DISCRIMINATOR_RESULTS, window=1)
-        self._sync_discriminator()
-        return stats
+class SeqGAN(AdversarialMixin, SeqGANPolicyGradient):
+    """SeqGAN (Yu et al., 2017) on RLlib: see the module docstring for one ``training_step``."""
 
-    def _sync_discriminator(self) -> None:
-        weights = ray.get(self.discriminator_actor.get_weights.remote())
-        self.learner_group.foreach_learner(lambda learner: learner.set_discriminator_weights(weights))
-
-    # ------------------------------------------------------------------ checkpoints and shutdown
-
+    @classmethod
     @override(Algorithm)
-    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
-        state = super().get_state(components, not_components=not_components, **kwargs)
-        if self._check_component(SEQGAN_STATE, components, not_components):
-            state[SEQGAN_STATE] = {"discriminator": ray.get(self.discriminator_actor.get_state.remote()),
-                                   "discriminator_pretrained": self.discriminator_pretrained}
-        return state
-
-    @override(Algorithm)
-    def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
-        if SEQGAN_STATE in state:
-            ray.get(self.discriminator_actor.set_state.remote(state[SEQGAN_STATE]["discriminator"]))
-            self.discriminator_pretrained = bool(state[SEQGAN_STATE]["discriminator_pretrained"])
-            self._sync_discriminator()
-
-    @override(Algorithm)
-    def cleanup(self) -> None:
-        self.learner_group.foreach_learner(lambda learner: learner.shutdown_monte_carlo())
-        super().cleanup()
-        ray.kill(self.discriminator_actor)
+    def get_default_config(cls) -> SeqGANConfig:
+        return SeqGANConfig()

@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.utils import make_target_network
+from ray.rllib.core.rl_module.apis import TargetNetworkAPI, ValueFunctionAPI
+from ray.rllib.core.rl_module.apis.target_network_api import TARGET_NETWORK_ACTION_DIST_INPUTS
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
@@ -63,24 +66,70 @@ class GeneratorRLModule(TorchRLModule):
         last = prefix.gather(-1, (length - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, L)
         return torch.where(length > 0, last, torch.full_like(last, self.generator.config.start_token))
 
+    def _hidden(self, batch: dict[str, Any], generator: Generator | None = None) -> tuple[torch.Tensor, tuple]:
+        """LSTM outputs [B, L, H] for [B, L] observations from STATE_IN, and the final (h, c) [1, B, H]."""
+        generator = generator or self.generator
+        tokens = self._input_tokens(batch[Columns.OBS])  # (B, L)
+        state = batch[Columns.STATE_IN]
+        return generator.lstm(generator.embedding(tokens), (state["h"].unsqueeze(0), state["c"].unsqueeze(0)))
+
     @override(TorchRLModule)
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         """Logits of the next token for every time step of [B, L] observations, and the new state."""
-        tokens = self._input_tokens(batch[Columns.OBS])  # (B, L)
-        state = batch[Columns.STATE_IN]
-        hidden, (h, c) = self.generator.lstm(
-            self.generator.embedding(tokens), (state["h"].unsqueeze(0), state["c"].unsqueeze(0))
-        )  # (B, L, H)
+        hidden, (h, c) = self._hidden(batch)  # (B, L, H)
         return {
             Columns.ACTION_DIST_INPUTS: self.generator.output(hidden),  # (B, L, V)
+            Columns.EMBEDDINGS: hidden,
             Columns.STATE_OUT: {"h": h.squeeze(0), "c": c.squeeze(0)},
         }
 
 
-def generator_module_spec(config: GeneratorConfig, generator_checkpoint: str | None = None) -> RLModuleSpec:
-    """The ``RLModuleSpec`` to pass to ``AlgorithmConfig.rl_module(rl_module_spec=...)``."""
+class GeneratorActorCriticRLModule(GeneratorRLModule, ValueFunctionAPI, TargetNetworkAPI):
+    """The generator plus what other algorithms ask of a module: a value head and a target copy.
+
+    PPO and IMPALA call ``compute_values`` (a linear head on the LSTM output,
+    the only new parameters: H + 1); APPO also keeps a target copy of the
+    generator (``make_target_networks`` / ``forward_target``). The policy is
+    exactly the wrapped ``Generator``, so MLE weights load the same way and
+    ``generator.*`` parameters mean the same as in ``GeneratorRLModule``.
+    """
+
+    @override(GeneratorRLModule)
+    def setup(self) -> None:
+        super().setup()
+        self.value_head = torch.nn.Linear(self.generator.config.hidden_dim, 1)
+
+    @override(ValueFunctionAPI)
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        """V(s_t) [B, L] from the LSTM outputs (given, or recomputed from the batch's observations and state)."""
+        if embeddings is None:
+            embeddings, _ = self._hidden(batch)
+        return self.value_head(embeddings).squeeze(-1)
+
+    @override(TargetNetworkAPI)
+    def make_target_networks(self) -> None:
+        self._target_generator = make_target_network(self.generator)
+
+    @override(TargetNetworkAPI)
+    def get_target_network_pairs(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+        return [(self.generator, self._target_generator)]
+
+    @override(TargetNetworkAPI)
+    def forward_target(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        hidden, _ = self._hidden(batch, self._target_generator)
+        return {TARGET_NETWORK_ACTION_DIST_INPUTS: self._target_generator.output(hidden)}
+
+
+def generator_module_spec(
+    config: GeneratorConfig, generator_checkpoint: str | None = None, *, value_head: bool = False
+) -> RLModuleSpec:
+    """The ``RLModuleSpec`` to pass to ``AlgorithmConfig.rl_module(rl_module_spec=...)``.
+
+    ``value_head=True`` gives ``GeneratorActorCriticRLModule`` (PPO, APPO, IMPALA).
+    """
     model_config = {"vocab_size": config.vocab_size, "seq_len": config.seq_len, "emb_dim": config.emb_dim,
                     "hidden_dim": config.hidden_dim, "start_token": config.start_token, "max_seq_len": config.seq_len}
     if generator_checkpoint:
         model_config["generator_checkpoint"] = str(generator_checkpoint)
-    return RLModuleSpec(module_class=GeneratorRLModule, model_config=model_config)
+    module_class = GeneratorActorCriticRLModule if value_head else GeneratorRLModule
+    return RLModuleSpec(module_class=module_class, model_config=model_config)

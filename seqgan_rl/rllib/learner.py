@@ -6,11 +6,10 @@ every token of the batch, as in the original release (whose Adam learning rate
 0.01 and gradient-norm clip 5.0 were tuned for that scale); there is no
 baseline: Q ∈ [0, 1] is a probability.
 
-The Learner also forwards the rollout-policy and discriminator updates to the
-piece (``update_rollout_policy``, ``set_discriminator_weights``) so an
-algorithm reaches them with ``learner_group.foreach_learner``, wherever the
-Learner runs, and saves the piece's state (rollout policy, RNG) in its own
-checkpoint state.
+``MonteCarloLearnerMixin`` adds the piece to any Learner class (this one, and
+PPO's, APPO's, IMPALA's under ``with_seqgan``) and saves the piece's state
+(rollout policy, RNG) in the Learner's checkpoint state; the algorithm reaches
+the piece with ``learner_group.foreach_learner`` wherever the Learner runs.
 """
 
 from __future__ import annotations
@@ -22,21 +21,49 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
 
-from seqgan_rl.distributed.weights import Weights
+from seqgan_rl.rllib.adversarial import monte_carlo_pieces, seqgan_settings
 from seqgan_rl.rllib.monte_carlo import MC_Q, MonteCarloQConnector
 
 MONTE_CARLO_STATE = "monte_carlo_q"
 """Key of the Monte Carlo piece's state inside the Learner's state."""
 
 
-class SeqGANTorchLearner(TorchLearner):
-    """Policy-gradient Learner for the generator RLModule (see module docstring)."""
+class MonteCarloLearnerMixin:
+    """Put in front of any RLlib Learner class: adds the Monte Carlo piece and checkpoints its state.
 
-    @override(TorchLearner)
+    ``build`` prepends a ``MonteCarloQConnector`` (the settings' ``reward``:
+    "q" or "shaped") so it sees the episodes before every other piece; with
+    ``reward="terminal"`` nothing is added. The piece's state (rollout policy,
+    RNG) is saved with the Learner's.
+    """
+
     def build(self) -> None:
         super().build()
-        if self._learner_connector is not None and not self._learner_connector[MonteCarloQConnector]:
-            self._learner_connector.prepend(MonteCarloQConnector(settings=self.config.monte_carlo_settings()))
+        settings = seqgan_settings(self.config)
+        if settings.reward != "terminal" and self._learner_connector is not None and not monte_carlo_pieces(self):
+            self._learner_connector.prepend(
+                MonteCarloQConnector(settings=settings.monte_carlo, reward=settings.reward))
+
+    def monte_carlo_connector(self) -> MonteCarloQConnector:
+        pieces = monte_carlo_pieces(self)
+        if not pieces:
+            raise RuntimeError("this Learner's connector pipeline has no MonteCarloQConnector")
+        return pieces[0]
+
+    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if monte_carlo_pieces(self) and self._check_component(MONTE_CARLO_STATE, components, not_components):
+            state[MONTE_CARLO_STATE] = self.monte_carlo_connector().get_state()
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if MONTE_CARLO_STATE in state:
+            self.monte_carlo_connector().set_state(state[MONTE_CARLO_STATE])
+
+
+class SeqGANTorchLearner(MonteCarloLearnerMixin, TorchLearner):
+    """Policy-gradient Learner for the generator RLModule (see module docstring)."""
 
     @override(TorchLearner)
     def compute_loss_for_module(self, *, module_id: str, config: Any, batch: dict[str, Any],
@@ -55,37 +82,5 @@ class SeqGANTorchLearner(TorchLearner):
         self.metrics.log_dict({
             "policy_loss": loss.detach(),
             "sampled_token_nll": -(torch.where(mask, log_probs, torch.zeros_like(q)).sum() / num_tokens).detach(),
-            "mean_q": (torch.where(mask, q, torch.zeros_like(q)).sum() / num_tokens).detach(),
         }, key=module_id, window=1)
         return loss
-
-    # ------------------------------------------------------------------ the Monte Carlo piece
-
-    def monte_carlo_connector(self) -> MonteCarloQConnector:
-        pieces = self._learner_connector[MonteCarloQConnector] if self._learner_connector is not None else []
-        if not pieces:
-            raise RuntimeError("this Learner's connector pipeline has no MonteCarloQConnector")
-        return pieces[0]
-
-    def update_rollout_policy(self) -> int:
-        """Move the rollout policy towards the current generator (see ``MonteCarloQConnector``)."""
-        return self.monte_carlo_connector().update_rollout_policy(self.module)
-
-    def set_discriminator_weights(self, weights: Weights) -> None:
-        self.monte_carlo_connector().set_discriminator_weights(weights)
-
-    def shutdown_monte_carlo(self) -> None:
-        self.monte_carlo_connector().shutdown()
-
-    @override(TorchLearner)
-    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
-        state = super().get_state(components, not_components=not_components, **kwargs)
-        if self._check_component(MONTE_CARLO_STATE, components, not_components):
-            state[MONTE_CARLO_STATE] = self.monte_carlo_connector().get_state()
-        return state
-
-    @override(TorchLearner)
-    def set_state(self, state: dict[str, Any]) -> None:
-        super().set_state(state)
-        if MONTE_CARLO_STATE in state:
-            self.monte_carlo_connector().set_state(state[MONTE_CARLO_STATE])

@@ -7,11 +7,15 @@ actions y_1..y_T), it asks a ``RolloutPool`` for every token's action value
     Q_t = (1/N) Σ_n D(y_1..y_t, Y^n_{t+1..T}),  Y^n ~ rollout policy,   Q_T = D(y_1..y_T)
 
 in one batched call (the pool shards the batch over its K Ray actors, or runs
-in-process when K = 0) and adds it to the train batch as the per-timestep
-column ``MC_Q`` (zero-padded like every other column for the stateful
-generator). A loss then reads ``batch[MC_Q]``: SeqGAN's policy gradient uses it
-directly; an algorithm that computes its own advantages can turn it into
-shaped rewards. Because the piece lives in the connector, not in an
+in-process when K = 0). With ``reward="q"`` it adds Q to the train batch as the
+per-timestep column ``MC_Q`` (zero-padded like every other column for the
+stateful generator), which SeqGAN's policy-gradient loss reads. With
+``reward="shaped"`` it rewrites each episode's rewards to
+r_t = Q_t − Q_{t−1} (Q_0 = 0): they sum to the terminal reward D(y), so the
+return is unchanged, but every token gets the credit its Monte Carlo value
+gives it; an algorithm that computes its own advantages (PPO's GAE, IMPALA's
+V-trace) then uses them. The piece must come first in the pipeline (before
+PPO's extra bootstrap timestep). Because it lives in the connector, not in an
 algorithm's ``training_step``, it runs wherever and under whatever algorithm
 the Learner runs.
 
@@ -103,15 +107,21 @@ class MonteCarloQConnector(ConnectorV2):
         input_action_space: Any = None,
         *,
         settings: MonteCarloSettings,
+        reward: str = "q",
         **kwargs: Any,
     ) -> None:
         super().__init__(input_observation_space, input_action_space, **kwargs)
+        if reward not in ("q", "shaped"):
+            raise ConfigError(f"MonteCarloQConnector: reward must be 'q' or 'shaped', got {reward!r}")
         self.settings = settings.validate()
+        self.reward = reward
         self._pool: RolloutPool | None = None
         self._rollout: RolloutPolicy | None = None
         self._policy_version = 0
         self._discriminator: Weights | None = None
         self._rng_state: torch.Tensor | None = None
+        self._num_nodes = 0
+        """How many Ray nodes the pool's workers run on (reported as ``mc_worker_nodes``)."""
 
     # ------------------------------------------------------------------ the reward step
 
@@ -142,13 +152,23 @@ class MonteCarloQConnector(ConnectorV2):
             if len(actions) > seq_len:
                 raise ValueError(f"episode of {len(actions)} steps is longer than the sequence length {seq_len}")
             sequences[row, : len(actions)] = actions
-        q = self._ensure_pool(self._generator(rl_module)).compute_q(sequences)  # (B, T)
+        pool = self._ensure_pool(self._generator(rl_module))
+        q = pool.compute_q(sequences)  # (B, T)
         for row, episode in enumerate(sa_episodes):
-            self.add_n_batch_items(batch=batch, column=MC_Q, items_to_add=q[row, : len(episode)],
-                                   num_items=len(episode), single_agent_episode=episode)
+            values = q[row, : len(episode)]  # (L,)
+            if self.reward == "q":
+                self.add_n_batch_items(batch=batch, column=MC_Q, items_to_add=values, num_items=len(episode),
+                                       single_agent_episode=episode)
+            else:
+                if isinstance(episode.rewards.data, np.ndarray) and not episode.rewards.data.flags.writeable:
+                    # episodes that came through the object store (IMPALA, APPO) hold read-only buffers
+                    episode.rewards.data = episode.rewards.data.copy()
+                episode.set_rewards(new_data=np.diff(values, prepend=0.0).astype(np.float32))
         if metrics is not None:
             metrics.log_value("monte_carlo_q_s", time.perf_counter() - started, window=1)
-            metrics.log_value("mean_q", float(q.mean()), window=1)
+            valid = np.concatenate([q[row, : len(episode)] for row, episode in enumerate(sa_episodes)])
+            metrics.log_value("mean_q", float(valid.mean()), window=1)
+            metrics.log_value("mc_worker_nodes", self._num_nodes, window=1)
         return batch
 
     # ------------------------------------------------------------------ keeping the models current
@@ -238,5 +258,6 @@ class MonteCarloQConnector(ConnectorV2):
                 pool.set_rng_state(self._rng_state)
             pool.sync(policy=module_weights(self._rollout.model, self._policy_version),
                       discriminator=self._discriminator)
+            self._num_nodes = len(set(pool.worker_nodes()))
             self._pool = pool
         return self._pool
