@@ -5,7 +5,9 @@ one VALID convolution over time per filter size (bias + ReLU) -> max over time -
 concatenation -> one highway layer -> dropout -> linear layer to two classes
 (fake = 0, real = 1), trained with cross-entropy plus an L2 penalty on the output layer.
 
-`forward` is the plain differentiable path used for training. `score` is the hot path of
+`forward` is the differentiable path used for training (`train_discriminator`: fused Adam,
+optionally bfloat16 autocast); it runs each convolution as a GEMM on the unfolded embedding
+(`_pooled_features`) and equals the nn.Conv1d formulation. `score` is the hot path of
 SeqGAN: the generator's reward for every token comes from scoring N Monte Carlo
 completions of every prefix, i.e. ~19.5k sequences per generator batch in the paper
 setting. Two observations make it much cheaper than `forward` on a CPU while reading the
@@ -43,8 +45,10 @@ __all__ = [
     "PAPER_FILTER_SIZES",
     "PAPER_NUM_FILTERS",
     "PRECISIONS",
+    "TRAIN_PRECISIONS",
     "Discriminator",
     "Precision",
+    "TrainPrecision",
     "make_discriminator_optimizer",
     "train_discriminator",
 ]
@@ -54,6 +58,8 @@ PAPER_NUM_FILTERS: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 10
 
 Precision = Literal["fp32", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+TrainPrecision = Literal["fp32", "bf16"]
+TRAIN_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 # Rows of windows handed to one `embedding_bag` call: small enough that its output
 # (rows x windows x filters floats) stays in the L2 cache before the max over time reads it.
@@ -157,9 +163,32 @@ class Discriminator(nn.Module):
         tokens: (M, T) integer ids, moved to the module's device. Returns (M, 2).
         """
         tokens = self._check_tokens(tokens, check_range=False)
-        emb = self.embedding(tokens).transpose(1, 2)  # (M, E, T)
-        pooled = torch.cat([conv(emb).relu().amax(dim=2) for conv in self.convs], dim=1)  # (M, D)
+        pooled = self._pooled_features(self.embedding(tokens))  # (M, D)
         return self.output(self.dropout(self._highway_mix(pooled, self.highway(pooled))))
+
+    def _pooled_features(self, emb: Tensor) -> Tensor:
+        """relu(max over time of each filter's VALID convolution + bias), differentiable.
+
+        emb: (M, T, E) embedded tokens. Returns (M, D), filters in the order of ``self.convs``.
+        Each convolution runs as one GEMM on the unfolded windows: ``emb.unfold(1, k, 1)`` is
+        (M, W, E, k) with W = T - k + 1, i.e. window p, channel e, offset j, the layout of
+        ``conv.weight[f, e, j]``, so the window sums are (M*W, E*k) @ (E*k, F) against a view of
+        the parameter; for these small shapes this is faster than ``nn.Conv1d`` (oneDNN),
+        forward and backward. Bias and ReLU are monotone, so they are applied after the max
+        over time (D values instead of M * W * F); the value and the gradient (which reaches
+        only the maximising window) are those of relu(conv + bias) followed by the max. Of
+        exactly tied windows ``max`` credits one where ``amax`` would split the gradient; the
+        sums differ only if tied windows hold different tokens.
+        """
+        raw = [
+            F.linear(emb.unfold(1, conv.kernel_size[0], 1).flatten(2), conv.weight.flatten(1)).max(dim=1).values
+            for conv in self.convs
+        ]  # per filter size (M, F): max over the (M, W, F) window sums
+        return torch.cat(raw, dim=1).add(self._conv_bias()).relu()
+
+    def _conv_bias(self) -> Tensor:
+        """The convolution biases concatenated in feature order, (D,)."""
+        return torch.cat([conv.bias for conv in self.convs])
 
     def loss(self, tokens: Tensor, labels: Tensor) -> Tensor:
         """Mean cross-entropy plus l2_reg * (|W_out|^2 + |b_out|^2) / 2 (TF's l2_loss).
@@ -320,8 +349,7 @@ class Discriminator(nn.Module):
         raw_max: per filter size the (m, F) max over time of the bias-free window sums.
         Returns (m,) P(real).
         """
-        biases = torch.cat([conv.bias for conv in self.convs])  # (D,)
-        pooled = torch.cat(raw_max, dim=1).add_(biases).relu_()  # (m, D)
+        pooled = torch.cat(raw_max, dim=1).add_(self._conv_bias()).relu_()  # (m, D)
         probs = torch.empty(pooled.shape[0], device=pooled.device)  # (m,)
         for start in range(0, pooled.shape[0], _HEAD_ROWS):
             x = pooled[start : start + _HEAD_ROWS]  # (r, D)
@@ -379,8 +407,13 @@ class Discriminator(nn.Module):
 
 
 def make_discriminator_optimizer(disc: Discriminator, lr: float = 1e-4) -> torch.optim.Adam:
-    """Adam with the original release's learning rate (1e-4)."""
-    return torch.optim.Adam(disc.parameters(), lr=lr)
+    """Adam with the original release's learning rate (1e-4).
+
+    The fused kernel (CPU and CUDA) updates each parameter in one pass over its tensors; the
+    default per-op loop reads and writes the ~7M paper-size parameters and their moments
+    several times per step, which made it a third of a CPU training step.
+    """
+    return torch.optim.Adam(disc.parameters(), lr=lr, fused=disc.device.type in ("cpu", "cuda"))
 
 
 def train_discriminator(
@@ -392,15 +425,21 @@ def train_discriminator(
     epochs: int,
     batch_size: int = 64,
     generator: torch.Generator | None = None,
+    precision: TrainPrecision = "fp32",
 ) -> dict[str, float]:
     """One SeqGAN d-step: ``epochs`` shuffled passes over real (label 1) + fake (label 0).
 
     real: (n_real, T), fake: (n_fake, T). ``generator`` (CPU) drives the shuffling.
+    ``precision="bf16"`` runs the forward and backward under bfloat16 autocast (parameters,
+    gradients, Adam and the loss stay float32): ~1.4x faster steps on a CPU with AVX512_BF16,
+    same learning curve as fp32 up to bf16 rounding (a d-round's final loss within 0.01).
     Returns {"loss", "accuracy"}: means over the last epoch's examples (loss including the
     L2 term, accuracy of the train-mode logits as they were before each update).
     """
     if epochs <= 0 or batch_size <= 0:
         raise ConfigError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    if precision not in TRAIN_PRECISIONS:
+        raise ConfigError(f"precision must be one of {TRAIN_PRECISIONS}, got {precision!r}")
     if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
         raise DataError(
             f"real and fake must be (n, T) with the same T, got {tuple(real.shape)} and {tuple(fake.shape)}"
@@ -421,7 +460,8 @@ def train_discriminator(
             for start in range(0, tokens.shape[0], batch_size):
                 idx = order[start : start + batch_size]
                 batch, batch_labels = tokens[idx], labels[idx]  # (b, T), (b,)
-                logits = disc(batch)  # (b, 2)
+                with torch.autocast(disc.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    logits = disc(batch).float()  # (b, 2)
                 loss = disc._objective(logits, batch_labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seqgan_rl.discriminator import (
     PAPER_FILTER_SIZES,
@@ -27,6 +28,17 @@ def forward_probs(disc: Discriminator, tokens: torch.Tensor) -> torch.Tensor:
         probs = disc(tokens).softmax(dim=1)[:, 1]
     disc.train(was_training)
     return probs
+
+
+def reference_logits(disc: Discriminator, tokens: torch.Tensor) -> torch.Tensor:
+    """The architecture written out plainly with F.conv1d: relu(conv + bias), max over time,
+    highway, dropout (when disc is training), output layer. tokens: (M, T). Returns (M, 2)."""
+    emb = F.embedding(tokens, disc.embedding.weight).transpose(1, 2)  # (M, E, T)
+    pooled = torch.cat([F.conv1d(emb, c.weight, c.bias).relu().amax(dim=2) for c in disc.convs], dim=1)
+    transform, gate = F.linear(pooled, disc.highway.weight, disc.highway.bias).chunk(2, dim=1)
+    gate = gate.sigmoid()
+    mixed = gate * transform.relu() + (1 - gate) * pooled
+    return F.linear(F.dropout(mixed, disc.dropout.p, disc.training), disc.output.weight, disc.output.bias)
 
 
 def rollouts_of(sequences: torch.Tensor, num_rollouts: int, vocab: int) -> torch.Tensor:
@@ -55,6 +67,85 @@ def test_paper_defaults() -> None:
     assert disc.filter_sizes == PAPER_FILTER_SIZES and disc.num_filters == PAPER_NUM_FILTERS
     assert disc.num_features == 1720
     assert disc.highway.weight.shape == (3440, 1720)
+
+
+@pytest.mark.parametrize(
+    ("seq_len", "filter_sizes", "num_filters", "vocab"),
+    [
+        (8, (1, 3, 8), (4, 5, 6), VOCAB),
+        (12, (1, 2, 2, 4, 12), (3, 3, 4, 2, 5), 5),  # a repeated width; tiny vocab: many tied windows
+        (20, PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, 5000),
+    ],
+)
+@pytest.mark.parametrize("training", [False, True])
+def test_forward_and_gradients_match_conv1d_reference(seq_len, filter_sizes, num_filters, vocab, training) -> None:
+    """The GEMM-on-unfolded-windows forward, with the max over time before bias + ReLU, gives the
+    logits and parameter gradients of the plain nn.Conv1d formulation (float64, same dropout mask)."""
+    torch.manual_seed(7)
+    disc = Discriminator(vocab, seq_len, emb_dim=6 if vocab < 5000 else 64, filter_sizes=filter_sizes,
+                         num_filters=num_filters).double().train(training)  # fmt: skip
+    tokens, labels = torch.randint(0, vocab, (16, seq_len)), torch.randint(0, 2, (16,))
+    grads = []
+    for logits_of in (disc, lambda x: reference_logits(disc, x)):
+        torch.manual_seed(8)  # the same dropout mask on both paths
+        disc.zero_grad(set_to_none=True)
+        logits = logits_of(tokens)
+        disc._objective(logits, labels).backward()
+        grads.append((logits.detach(), {name: p.grad.clone() for name, p in disc.named_parameters()}))
+    (fast, fast_grads), (reference, reference_grads) = grads
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
+    assert fast_grads.keys() == reference_grads.keys()
+    for name in fast_grads:
+        torch.testing.assert_close(fast_grads[name], reference_grads[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_parameters_and_state_dict_layout() -> None:
+    """The scoring path and checkpoints read these parameters; the fast forward must not move them."""
+    disc = small()
+    keys = set(disc.state_dict())
+    assert {"embedding.weight", "highway.weight", "highway.bias", "output.weight", "output.bias"} <= keys
+    for i, (k, f) in enumerate(zip(disc.filter_sizes, disc.num_filters)):
+        assert disc.state_dict()[f"convs.{i}.weight"].shape == (f, disc.emb_dim, k)
+        assert disc.state_dict()[f"convs.{i}.bias"].shape == (f,)
+
+
+def test_fused_adam_matches_the_per_op_loop() -> None:
+    data = torch.Generator().manual_seed(9)
+    real = torch.randint(0, VOCAB // 2, (40, 8), generator=data)
+    fake = torch.randint(VOCAB // 2, VOCAB, (40, 8), generator=data)
+    models = []
+    for fused in (True, False):
+        torch.manual_seed(10)
+        disc = small()
+        if fused:
+            optimizer = make_discriminator_optimizer(disc, lr=1e-2)
+            assert optimizer.defaults["fused"]
+        else:
+            optimizer = torch.optim.Adam(disc.parameters(), lr=1e-2)
+        shuffle = torch.Generator().manual_seed(11)
+        train_discriminator(disc, optimizer, real, fake, epochs=2, batch_size=16, generator=shuffle)
+        models.append(disc.state_dict())
+    for name, value in models[0].items():
+        torch.testing.assert_close(value, models[1][name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_bf16_training_tracks_fp32() -> None:
+    """precision="bf16" (autocast) learns like fp32 from the same initialisation and seed."""
+    real = torch.randint(0, VOCAB // 2, (256, 10), generator=torch.Generator().manual_seed(12))
+    fake = torch.randint(VOCAB // 2, VOCAB, (256, 10), generator=torch.Generator().manual_seed(13))
+    results = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(14)
+        disc = small(seq_len=10, filter_sizes=(2, 3), num_filters=(8, 8))
+        stats = train_discriminator(
+            disc, make_discriminator_optimizer(disc, lr=1e-2), real, fake, epochs=3,
+            generator=torch.Generator().manual_seed(15), precision=precision,
+        )  # fmt: skip
+        assert all(p.dtype == torch.float32 for p in disc.parameters())
+        results[precision] = stats, disc.score(torch.cat([real, fake]))
+    (stats32, probs32), (stats16, probs16) = results["fp32"], results["bf16"]
+    assert stats16["accuracy"] > 0.9 and abs(stats16["loss"] - stats32["loss"]) < 0.02
+    assert (probs16 - probs32).abs().mean() < 0.01
 
 
 def test_loss_l2_term_matches_tf_l2_loss() -> None:
@@ -180,3 +271,5 @@ def test_input_errors() -> None:
         disc.score_prefix_rollouts(sequences, torch.zeros(8, 2, 3, 8, dtype=torch.long))
     with pytest.raises(ValueError, match="labels"):
         disc.loss(sequences, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="precision"):
+        train_discriminator(disc, make_discriminator_optimizer(disc), sequences, sequences, epochs=1, precision="fp16")
