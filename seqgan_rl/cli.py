@@ -9,6 +9,7 @@ Sub-commands:
 * ``train``: the whole SeqGAN experiment on Ray (MLE, discriminator pretraining,
   adversarial batches), presets ``paper`` / ``cpu`` / ``smoke``, ``--resume``.
 * ``sample``: generated sequences from a checkpoint, as text or Parquet.
+* ``tune``: a Ray Tune grid over training options, NLL-oracle as the metric.
 
 Every user-facing error (bad data, impossible config) is printed as one line
 naming the file / row / field, with exit status 2 and no traceback.
@@ -93,7 +94,7 @@ def _cmd_train(args: argparse.Namespace) -> dict:
         num_mc_workers=args.num_mc_workers, mc_worker_num_cpus=args.mc_worker_num_cpus,
         mc_worker_num_gpus=args.mc_worker_num_gpus, discriminator_num_gpus=args.discriminator_num_gpus,
         score_precision=args.score_precision, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
-        seed=args.seed, mle_epochs=args.mle_epochs, algo=args.algo, reward=args.reward,
+        seed=args.seed, mle_epochs=args.mle_epochs, algo=args.algo, reward=args.reward, d_precision=args.d_precision,
     )
     if args.resume:
         run_dir = args.resume
@@ -105,6 +106,27 @@ def _cmd_train(args: argparse.Namespace) -> dict:
         device=device, resume=args.resume is not None, resume_batches=args.batches if args.resume else None,
         progress=not args.no_progress,
     )}
+
+
+def _cmd_tune(args: argparse.Namespace) -> dict:
+    import ray
+
+    from seqgan_rl.tune import parse_grid, tune_seqgan
+
+    base = get_train_preset(args.preset).with_overrides(adversarial_batches=args.batches,
+                                                        eval_every=args.eval_every)
+    grid = parse_grid(args.grid)
+    if not ray.is_initialized():
+        ray.init(address=args.address or "local", num_cpus=None if args.address else args.num_cpus,
+                 include_dashboard=False, log_to_driver=False)
+    results = tune_seqgan(base, grid, generator_checkpoint=args.generator_checkpoint,
+                          storage_path=args.storage_path, oracle_params=args.oracle_params,
+                          num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent_trials)
+    best = results.get_best_result()
+    return {"best_config": best.config, "best_nll_oracle": best.metrics.get("nll_oracle"),
+            "trials": [{"config": r.config, "nll_oracle": r.metrics.get("nll_oracle"),
+                        "nll_test": r.metrics.get("nll_test")} for r in results],
+            "storage_path": str(args.storage_path)}
 
 
 def _cmd_sample(args: argparse.Namespace) -> dict:
@@ -180,13 +202,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mc-worker-num-cpus", type=float)
     train.add_argument("--mc-worker-num-gpus", type=float)
     train.add_argument("--discriminator-num-gpus", type=float)
-    train.add_argument("--score-precision", choices=("fp32", "int8"))
+    train.add_argument("--score-precision", choices=("fp32", "int8"), help="rollout workers' discriminator")
+    train.add_argument("--d-precision", choices=("fp32", "bf16"), help="d-steps (bf16: autocast)")
     train.add_argument("--eval-every", type=int)
     train.add_argument("--checkpoint-every", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (MLE phase, evaluation)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(handler=_cmd_train)
+
+    tune = sub.add_parser("tune", help="Ray Tune grid over training options (metric: NLL-oracle)")
+    tune.add_argument("--generator-checkpoint", type=Path, required=True, help="MLE checkpoint every trial starts from")
+    tune.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2",
+                      help="a TrainConfig field and its values (repeatable), e.g. rollout_beta=0.6,0.8")
+    tune.add_argument("--preset", choices=sorted(TRAIN_PRESETS), default="cpu", help="the base configuration")
+    tune.add_argument("--batches", type=int, help="adversarial batches per trial")
+    tune.add_argument("--eval-every", type=int)
+    tune.add_argument("--num-samples", type=int, default=1, help="repeats of the grid")
+    tune.add_argument("--max-concurrent-trials", type=int, default=1)
+    tune.add_argument("--oracle-params", type=Path)
+    tune.add_argument("--storage-path", type=Path, default=Path("runs") / "tune")
+    tune.add_argument("--address", help="join this Ray cluster (default: a local Ray)")
+    tune.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    tune.set_defaults(handler=_cmd_tune)
 
     sample = sub.add_parser("sample", help="write generated sequences from a checkpoint")
     sample.add_argument("--checkpoint", type=Path, required=True,

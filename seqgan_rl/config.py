@@ -121,6 +121,8 @@ class TrainConfig:
     """D-steps against the MLE generator before the adversarial phase (paper: 50)."""
     d_lr: float = 1e-4
     """Discriminator Adam learning rate (paper: 1e-4)."""
+    d_precision: str = "fp32"
+    """Precision of the d-steps: "fp32", or "bf16" (autocast, ~1.4x faster on CPUs with AVX512_BF16)."""
     discriminator: dict[str, Any] = field(default_factory=dict)
     """``Discriminator`` sizes; empty = the paper's CNN."""
     num_rollouts: int = 16
@@ -173,6 +175,8 @@ class TrainConfig:
             raise ConfigError(f"rollout_beta must be in [0, 1], got {self.rollout_beta}")
         if self.score_precision not in ("fp32", "int8"):
             raise ConfigError(f"score_precision must be 'fp32' or 'int8', got {self.score_precision!r}")
+        if self.d_precision not in ("fp32", "bf16"):
+            raise ConfigError(f"d_precision must be 'fp32' or 'bf16', got {self.d_precision!r}")
         if self.algo not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {self.algo!r}; known: {', '.join(ALGORITHMS)}")
         if self.reward not in ("shaped", "terminal"):

@@ -113,7 +113,7 @@ def load_dataset(config: PretrainConfig, data_dir: str | Path | None, oracle_par
                 f"{data_dir / 'valid.parquet'}: vocab_size {test_table.vocab_size} differs from "
                 f"train.parquet's {train_table.vocab_size}"
             )
-        test = torch.from_numpy(test_table.tokens).long()
+        test = torch.tensor(test_table.tokens, dtype=torch.long)  # a copy: Arrow buffers are read-only
     oracle = None
     oracle_path = Path(oracle_params) if oracle_params is not None else data_dir / "oracle.npz"
     if oracle_path.exists():
@@ -123,7 +123,8 @@ def load_dataset(config: PretrainConfig, data_dir: str | Path | None, oracle_par
                 f"{oracle_path}: oracle vocabulary {oracle.vocab_size} / length {oracle.seq_len} does not match "
                 f"{data_dir / 'train.parquet'} ({train_table.vocab_size} / {train_table.seq_len})"
             )
-    return Dataset(torch.from_numpy(train_table.tokens).long(), test, train_table.vocab_size, oracle, str(data_dir))
+    train = torch.tensor(train_table.tokens, dtype=torch.long)
+    return Dataset(train, test, train_table.vocab_size, oracle, str(data_dir))
 
 
 def evaluate(generator: Generator, data: Dataset, num_samples: int, rng: torch.Generator) -> dict[str, float]:

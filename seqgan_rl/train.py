@@ -26,6 +26,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -64,7 +65,8 @@ def _connect_ray(address: str | None, num_cpus: int | None) -> bool:
             raise ConfigError(f"cannot reach the Ray cluster at {address or os.environ['RAY_ADDRESS']!r}: {error}") \
                 from None
         return False
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    # address="local": always a new local instance, never a stale cluster another process left behind
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     return True
 
 
@@ -127,6 +129,7 @@ def build_algorithm_config(config: TrainConfig, generator_config: GeneratorConfi
             real_data=real_data, lr=config.adversarial_lr, episodes_per_batch=config.episodes_per_batch,
             g_steps=config.g_steps, d_steps=config.d_steps, d_epochs=config.d_epochs,
             d_num_negatives=config.d_num_negatives, d_pretrain_rounds=config.d_pretrain_rounds, d_lr=config.d_lr,
+            d_precision=config.d_precision,
             discriminator=dict(config.discriminator), num_rollouts=config.num_rollouts,
             rollout_beta=config.rollout_beta, num_mc_workers=config.num_mc_workers,
             mc_worker_num_cpus=config.mc_worker_num_cpus, mc_worker_num_gpus=config.mc_worker_num_gpus,
@@ -205,8 +208,12 @@ def run_training(
     resume: bool = False,
     resume_batches: int | None = None,
     progress: bool = True,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or, with ``resume``, continue) SeqGAN training into ``run_dir``; returns a summary.
+
+    ``on_record`` receives every metrics record as it is logged (``seqgan_rl.tune``
+    reports them to Ray Tune).
 
     ``config`` is ignored on resume: the run's own ``config.json`` is used, so
     a resumed run is the run that was started; only its number of adversarial
@@ -315,6 +322,8 @@ def run_training(
                     entry["time/eval_s"] = time.perf_counter() - eval_start
                     bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in entry.items() if k.startswith("eval/")})
                 log.log(entry)
+                if on_record is not None:
+                    on_record(entry)
                 for key, value in entry.items():
                     if key != "iteration":
                         writer.add_scalar(key, value, iteration)

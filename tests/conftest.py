@@ -42,10 +42,13 @@ def small_oracle() -> Oracle:
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """A real local Ray (2 CPUs, no dashboard) shared by every test that needs one."""
+    """A real local Ray (2 CPUs, no dashboard) shared by every test that needs one.
+
+    ``address="local"`` always starts a new instance: never one a multi-node test
+    (or anything else on the machine) left behind in /tmp/ray."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray
     ray.shutdown()

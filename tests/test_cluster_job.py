@@ -42,15 +42,18 @@ def start_node(args: list[str], tmp: Path, name: str) -> subprocess.Popen:
 
 
 @pytest.fixture()
-def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A head and a worker node as separate processes; yields the job server's address.
+def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, str]]]:
+    """A head and a worker node as separate processes; yields the job server's address and auth headers.
 
-    Ray 2.60 clusters require token authentication by default: the nodes and
-    this client share a fresh token through ``RAY_AUTH_TOKEN``, as the nodes of
-    a real cluster and its users do.
+    Ray 2.60 clusters require token authentication by default: the nodes get a
+    fresh token through ``RAY_AUTH_TOKEN``, as the nodes of a real cluster do,
+    and the client sends it explicitly (this process may already hold the token
+    of the tests' local Ray).
     """
+    token = secrets.token_hex(32)
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    headers = {"Authorization": f"Bearer {token}"}
     gcs, dashboard = free_port(), free_port()
     nodes = [start_node(["--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--include-dashboard=true",
                          f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
@@ -64,7 +67,7 @@ def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         deadline = time.monotonic() + 120
         while True:
             try:
-                JobSubmissionClient(address).list_jobs()
+                JobSubmissionClient(address, headers=headers).list_jobs()
                 break
             except Exception:
                 if time.monotonic() > deadline or nodes[0].poll() is not None:
@@ -74,7 +77,7 @@ def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
                                  f"--dashboard-agent-listen-port={free_port()}",
                                  f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"],
                                 tmp_path, "worker"))
-        yield address
+        yield address, headers
     finally:
         for node in reversed(nodes):
             node.terminate()
@@ -86,10 +89,12 @@ def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 @pytest.mark.slow
-def test_train_py_job_on_two_nodes_spreads_rollout_workers(two_node_cluster: str, tmp_path: Path) -> None:
+def test_train_py_job_on_two_nodes_spreads_rollout_workers(two_node_cluster: tuple[str, dict[str, str]],
+                                                           tmp_path: Path) -> None:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    client = JobSubmissionClient(two_node_cluster)
+    address, headers = two_node_cluster
+    client = JobSubmissionClient(address, headers=headers)
     deadline = time.monotonic() + 60
     while len([n for n in client._do_request("GET", "/nodes?view=summary").json()["data"]["summary"]
                if n["raylet"]["state"] == "ALIVE"]) < 2:

@@ -71,3 +71,22 @@ def test_bad_batches_get_a_clear_error(ray_local, actor) -> None:
         ray_local.get(actor.score.remote(np.zeros(LENGTH, dtype=np.int64)))
     with pytest.raises(Exception, match=r"token ids must be in \[0, 30\)"):
         ray_local.get(actor.score.remote(np.full((2, LENGTH), VOCAB)))
+
+
+def test_d_step_on_generator_samples_balances_the_classes(ray_local, actor) -> None:
+    from dataclasses import asdict
+
+    from seqgan_rl.generator import Generator, GeneratorConfig
+
+    config = GeneratorConfig(vocab_size=VOCAB, seq_len=LENGTH, emb_dim=8, hidden_dim=8)
+    state = {k: v.numpy() for k, v in Generator(config).state_dict().items()}
+    with pytest.raises(Exception, match="set_real_data first"):
+        ray_local.get(actor.train_on_generator.remote(asdict(config), state, 10, 1))
+    assert ray_local.get(actor.set_real_data.remote(np.random.default_rng(3).integers(0, VOCAB, (100, LENGTH)))) == 100
+    fewer = ray_local.get(actor.train_on_generator.remote(asdict(config), state, 40, 1))
+    assert (fewer["num_real"], fewer["num_fake"]) == (40, 40)  # a fresh real subset as large as the fakes
+    more = ray_local.get(actor.train_on_generator.remote(asdict(config), state, 150, 1))
+    assert (more["num_real"], more["num_fake"]) == (100, 150)  # all real sequences when there are fewer
+    assert more["version"] == fewer["version"] + 1
+    with pytest.raises(Exception, match=r"token ids must be in \[0, 30\)"):
+        ray_local.get(actor.set_real_data.remote(np.full((4, LENGTH), VOCAB)))

@@ -16,7 +16,12 @@ import ray
 import torch
 
 from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
-from seqgan_rl.discriminator import Discriminator, make_discriminator_optimizer, train_discriminator
+from seqgan_rl.discriminator import (
+    TRAIN_PRECISIONS,
+    Discriminator,
+    make_discriminator_optimizer,
+    train_discriminator,
+)
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.generator import Generator, GeneratorConfig
 
@@ -33,6 +38,8 @@ class DiscriminatorActor:
         score_precision: "fp32" or "int8" (CPU) for ``score``.
         num_threads: torch CPU threads (Ray gives an actor as many as its ``num_cpus``; on a
             small machine where the driver waits during d-steps, more can be faster).
+        train_precision: "fp32" or "bf16" (bfloat16 autocast for the d-steps' forward and
+            backward; ~1.4x faster on CPUs with AVX512_BF16, see ``train_discriminator``).
     """
 
     def __init__(
@@ -46,7 +53,11 @@ class DiscriminatorActor:
         device: str = "auto",
         score_precision: str = "fp32",
         num_threads: int | None = None,
+        train_precision: str = "fp32",
     ) -> None:
+        if train_precision not in TRAIN_PRECISIONS:
+            raise ConfigError(f"train_precision must be one of {TRAIN_PRECISIONS}, got {train_precision!r}")
+        self.train_precision = train_precision
         if num_threads:
             torch.set_num_threads(num_threads)
         if device == "auto":
@@ -76,7 +87,7 @@ class DiscriminatorActor:
         stats = train_discriminator(
             self.model, self.optimizer, torch.as_tensor(real, dtype=torch.long),
             torch.as_tensor(fake, dtype=torch.long), epochs=epochs, batch_size=batch_size,
-            generator=self.shuffle,
+            generator=self.shuffle, precision=self.train_precision,
         )
         self.version += 1
         return {**stats, "version": self.version}
@@ -107,7 +118,8 @@ class DiscriminatorActor:
         The negatives are sampled here, next to the model that trains on them, so
         only the generator's weights (~0.7 MB in the paper setting) cross the
         actor boundary, not 10,000 sequences per d-step. Returns the d-step's
-        loss and accuracy, the seconds spent sampling and training, and the new version.
+        loss and accuracy, how many real and fake sequences it used, the seconds
+        spent sampling and training, and the new version.
         """
         if self.real is None:
             raise RuntimeError("DiscriminatorActor.train_on_generator: call set_real_data first")
@@ -124,7 +136,8 @@ class DiscriminatorActor:
             real = real[torch.randperm(real.shape[0], generator=self.shuffle)[:num_negatives].to(real.device)]
         sampled = time.perf_counter()
         stats = self.train(real, fake, epochs, batch_size)
-        return {**stats, "sample_s": sampled - started, "train_s": time.perf_counter() - sampled}
+        return {**stats, "num_real": int(real.shape[0]), "num_fake": num_negatives, "sample_s": sampled - started,
+                "train_s": time.perf_counter() - sampled}
 
     def get_weights(self) -> Weights:
         """The weights and their version, for rollout workers (put once in the object store per sync)."""

@@ -62,6 +62,7 @@ class AdversarialSettings:
         d_pretrain_rounds: d-steps against the MLE generator before the first iteration.
         d_lr: the discriminator's Adam learning rate.
         num_cpus, num_gpus, num_threads: the actor's Ray resources and torch threads.
+        precision: the d-steps' precision, "fp32" or "bf16" (autocast).
         seed: seeds the discriminator's initialisation, shuffling and negatives.
     """
 
@@ -78,6 +79,7 @@ class AdversarialSettings:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     num_threads: int | None = None
+    precision: str = "fp32"
     seed: int = 0
 
     def validate(self) -> AdversarialSettings:
@@ -89,6 +91,8 @@ class AdversarialSettings:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.d_lr > 0:
             raise ConfigError(f"d_lr must be > 0, got {self.d_lr}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"d_precision must be 'fp32' or 'bf16', got {self.precision!r}")
         return self
 
 
@@ -157,7 +161,7 @@ class AdversarialMixin:
         self.discriminator_actor = start_discriminator_actor(
             settings.discriminator_name, g["vocab_size"], g["seq_len"], num_cpus=settings.num_cpus,
             num_gpus=settings.num_gpus, discriminator_kwargs=dict(settings.discriminator), lr=settings.d_lr,
-            seed=settings.seed, num_threads=settings.num_threads,
+            seed=settings.seed, num_threads=settings.num_threads, train_precision=settings.precision,
         )
         ray.get(self.discriminator_actor.set_real_data.remote(ray.put(real.tokens)))
         self.discriminator_pretrained = settings.d_pretrain_rounds == 0

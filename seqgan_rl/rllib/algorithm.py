@@ -84,6 +84,7 @@ class SeqGANConfig(AlgorithmConfig):
         self.d_num_negatives = 10_000
         self.d_pretrain_rounds = 50
         self.d_lr = 1e-4
+        self.d_precision = "fp32"
         # Monte Carlo rollouts
         self.num_rollouts = 16
         self.rollout_beta = 0.8
@@ -121,6 +122,7 @@ class SeqGANConfig(AlgorithmConfig):
         d_num_negatives: int = NotProvided,
         d_pretrain_rounds: int = NotProvided,
         d_lr: float = NotProvided,
+        d_precision: str = NotProvided,
         num_rollouts: int = NotProvided,
         rollout_beta: float = NotProvided,
         rollout_mix_embedding: bool = NotProvided,
@@ -148,6 +150,7 @@ class SeqGANConfig(AlgorithmConfig):
             d_num_negatives: generated sequences per d-step (paper: 10,000).
             d_pretrain_rounds: d-steps against the MLE generator before the first batch (paper: 50).
             d_lr: discriminator Adam learning rate (paper: 1e-4).
+            d_precision: "fp32" or "bf16" (autocast) for the d-steps.
             num_rollouts: N, Monte Carlo completions per prefix (paper: 16).
             rollout_beta: β, weight kept on the old rollout parameters per update (paper: 0.8).
             rollout_mix_embedding: also mix the embedding table (the original copies it).
@@ -194,7 +197,7 @@ class SeqGANConfig(AlgorithmConfig):
             d_steps=self.d_steps, d_epochs=self.d_epochs, d_batch_size=self.d_batch_size,
             d_num_negatives=self.d_num_negatives, d_pretrain_rounds=self.d_pretrain_rounds, d_lr=self.d_lr,
             num_cpus=self.discriminator_num_cpus, num_gpus=self.discriminator_num_gpus,
-            num_threads=self.discriminator_num_threads, seed=self.seed or 0,
+            num_threads=self.discriminator_num_threads, precision=self.d_precision, seed=self.seed or 0,
         )
         return SeqGANSettings(adversarial=adversarial, monte_carlo=self.monte_carlo_settings(), reward="q")
 

@@ -1,0 +1,104 @@
+"""Hyperparameter sweeps of SeqGAN training with Ray Tune, NLL-oracle as the metric.
+
+Each trial is one ``run_training`` (the same code as ``seqgan-rl train``) from a
+shared MLE checkpoint, with some ``TrainConfig`` fields replaced by the trial's
+values; every evaluation (``eval_every`` batches) is reported to Tune as
+``nll_oracle`` / ``nll_test``. A trial reserves a placement group: ``trial_cpus``
+for its driver (sampling, the Learner, Monte Carlo Q in-process), 1 CPU for its
+own discriminator actor and a bundle per rollout worker, so
+``max_concurrent_trials`` should match the machine: 1 on this 2-core machine.
+The grid must not change ``num_mc_workers`` or the actors' resources (the
+reservation is computed from the base configuration).
+
+    seqgan-rl tune --generator-checkpoint mle/checkpoint.pt --preset cpu --batches 30 \\
+        --grid rollout_beta=0.6,0.8,0.95 --grid num_rollouts=8,16
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from seqgan_rl.config import TrainConfig
+from seqgan_rl.errors import ConfigError
+
+
+def parse_grid(entries: list[str]) -> dict[str, list[Any]]:
+    """``["rollout_beta=0.6,0.8", "algo=seqgan,ppo"]`` → typed value lists per ``TrainConfig`` field."""
+    types = typing.get_type_hints(TrainConfig)
+    # not sweepable: nested settings, and the actors' resources (the trial's reservation comes from the base)
+    known = {f.name for f in fields(TrainConfig)} - {"mle", "discriminator", "num_mc_workers", "mc_worker_num_cpus",
+                                                     "mc_worker_num_gpus", "discriminator_num_gpus"}
+    grid: dict[str, list[Any]] = {}
+    for entry in entries:
+        name, _, values = entry.partition("=")
+        if name not in known or not values:
+            raise ConfigError(f"--grid {entry!r}: expected FIELD=V1,V2,... with FIELD one of {', '.join(sorted(known))}")
+        cast = types[name]
+        try:
+            grid[name] = [cast(v) for v in values.split(",")]
+        except ValueError as error:
+            raise ConfigError(f"--grid {entry!r}: {error}") from None
+    if not grid:
+        raise ConfigError("give at least one --grid FIELD=V1,V2,...")
+    return grid
+
+
+def trial_resources(config: TrainConfig, trial_cpus: float) -> Any:
+    """A placement group per trial: its driver, its discriminator actor and its K rollout workers.
+
+    Tune only lets a trial start actors inside the trial's own reservation, so
+    every actor ``run_training`` starts needs a bundle here.
+    """
+    from ray import tune
+
+    def bundle(cpus: float, gpus: float) -> dict[str, float]:
+        return {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
+
+    bundles = [bundle(trial_cpus, 0.0), bundle(1.0, config.discriminator_num_gpus)]
+    bundles += [bundle(config.mc_worker_num_cpus, config.mc_worker_num_gpus)] * config.num_mc_workers
+    return tune.PlacementGroupFactory(bundles)
+
+
+def tune_seqgan(
+    base: TrainConfig,
+    grid: dict[str, list[Any]],
+    *,
+    generator_checkpoint: str | Path,
+    storage_path: str | Path,
+    name: str = "seqgan-tune",
+    oracle_params: str | Path | None = None,
+    num_samples: int = 1,
+    max_concurrent_trials: int = 1,
+    trial_cpus: float = 1.0,
+) -> Any:
+    """Run the grid (× ``num_samples`` seeds) with ``ray.tune.Tuner``; returns its ``ResultGrid``."""
+    from ray import tune
+
+    from seqgan_rl.train import run_training
+
+    checkpoint = str(Path(generator_checkpoint).resolve())
+    oracle = None if oracle_params is None else str(Path(oracle_params).resolve())
+
+    def trial(params: dict[str, Any]) -> None:
+        config = base.with_overrides(**params)
+        run_dir = Path(tune.get_context().get_trial_dir()) / "run"
+
+        def report(record: dict[str, Any]) -> None:
+            if "eval/nll_oracle" in record:
+                tune.report({"nll_oracle": record["eval/nll_oracle"], "nll_test": record.get("eval/nll_test"),
+                             "batch": record["iteration"]})
+
+        run_training(config, run_dir, generator_checkpoint=checkpoint, oracle_params=oracle, progress=False,
+                     on_record=report)
+
+    tuner = tune.Tuner(
+        tune.with_resources(trial, trial_resources(base, trial_cpus)),
+        param_space={key: tune.grid_search(values) for key, values in grid.items()},
+        tune_config=tune.TuneConfig(metric="nll_oracle", mode="min", num_samples=num_samples,
+                                    max_concurrent_trials=max_concurrent_trials),
+        run_config=tune.RunConfig(name=name, storage_path=str(Path(storage_path).resolve())),
+    )
+    return tuner.fit()
