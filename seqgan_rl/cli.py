@@ -9,6 +9,8 @@ Sub-commands:
 * ``train``: the whole SeqGAN experiment on Ray (MLE, discriminator pretraining,
   adversarial batches), presets ``paper`` / ``cpu`` / ``smoke``, ``--resume``.
 * ``sample``: generated sequences from a checkpoint, as text or Parquet.
+* ``evaluate``: BLEU / Self-BLEU / distinct-n / NLL of a checkpoint's samples
+  or of a text file, and quality-diversity sweeps over temperatures.
 * ``tune``: a Ray Tune grid over training options, NLL-oracle as the metric.
 
 Every user-facing error (bad data, impossible config) is printed as one line
@@ -136,6 +138,57 @@ def _cmd_sample(args: argparse.Namespace) -> dict:
                          vocab_path=args.vocab, device=_device(args.device))
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> dict | None:
+    from seqgan_rl.bleu import BleuReferences
+    from seqgan_rl.errors import ConfigError
+    from seqgan_rl.evaluate import (evaluate_checkpoint, format_table, labelled, parse_temperatures, plot_sweep,
+                                    read_sentences, text_metrics)
+    from seqgan_rl.sample import find_data_dir, resolve_generator_file
+
+    checkpoints, sample_files = labelled(args.checkpoint or []), labelled(args.samples or [])
+    if not checkpoints and not sample_files:
+        raise ConfigError("evaluate needs --checkpoint (sample from a generator) or --samples FILE (score a file)")
+    temperatures = parse_temperatures(args.temperatures) if args.temperatures else [args.temperature]
+    if not args.temperature > 0:
+        raise ConfigError(f"--temperature must be > 0, got {args.temperature}")
+    if args.temperatures and not checkpoints:
+        raise ConfigError("--temperatures samples a generator at each temperature: give --checkpoint")
+    references_path = args.references
+    if references_path is None and checkpoints:  # the first checkpoint's held-out split
+        data_dir = find_data_dir(resolve_generator_file(checkpoints[0][1]))
+        if data_dir is not None and (data_dir / "valid.parquet").is_file() and (data_dir / "vocab.json").is_file():
+            references_path = data_dir / "valid.parquet"
+    references = None
+    if references_path is not None:
+        references = BleuReferences(read_sentences(references_path, tokenization=args.tokenize,
+                                                   lowercase=args.lowercase, vocab_path=args.vocab, keep_blank=False))
+    if args.limit is not None and args.limit < 2:
+        raise ConfigError(f"--limit must be >= 2 (Self-BLEU needs two sentences), got {args.limit}")
+    records = []
+    for label, path in sample_files:
+        sentences = read_sentences(path, tokenization=args.tokenize, lowercase=args.lowercase,
+                                   vocab_path=args.vocab)[: args.limit]
+        records.append({"label": label, "samples": str(path), **text_metrics(
+            sentences, references, smoothing=args.smoothing, self_bleu_sample_size=args.self_bleu_sample_size,
+            seed=args.seed)})
+    for label, path in checkpoints:
+        for record in evaluate_checkpoint(
+                path, temperatures, references=references, num_samples=args.n, seed=args.seed,
+                smoothing=args.smoothing, self_bleu_sample_size=args.self_bleu_sample_size, vocab_path=args.vocab,
+                test_data=args.test_data, oracle_params=args.oracle_params, device=_device(args.device)):
+            records.append({"label": label, **record})
+    common = {"references": None if references_path is None else str(references_path),
+              "num_references": None if references is None else len(references), "smoothing": args.smoothing}
+    summary: dict = {**common, **records[0]} if len(records) == 1 else {**common, "results": records}
+    if args.temperatures:
+        plot = args.plot or Path("temperature_sweep.png")
+        summary["plot"] = str(plot_sweep(records, plot, order=args.plot_order))
+    print(format_table(records))
+    if "plot" in summary:
+        print(f"plot: {summary['plot']}")
+    return summary if args.json else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan-rl", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -226,6 +279,35 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     tune.set_defaults(handler=_cmd_tune)
 
+    ev = sub.add_parser("evaluate", help="BLEU, Self-BLEU, distinct-n, NLL of generated text; temperature sweeps")
+    ev.add_argument("--checkpoint", action="append", metavar="[LABEL=]PATH",
+                    help="generator checkpoint or run directory to sample from (repeatable)")
+    ev.add_argument("--samples", action="append", metavar="[LABEL=]FILE",
+                    help="generated sentences to score instead: text, one per line, or a .parquet token table "
+                         "(repeatable)")
+    ev.add_argument("--limit", type=int, help="score only the first N sentences of each --samples file")
+    ev.add_argument("--references", type=Path,
+                    help="reference corpus: text (one sentence per line) or .parquet token table (default: the "
+                         "first checkpoint's held-out split, valid.parquet beside its training data)")
+    ev.add_argument("--tokenize", choices=("whitespace", "word", "char"), default="whitespace",
+                    help="how text files become tokens: whitespace (already tokenised), or prepare-data's word/char")
+    ev.add_argument("--lowercase", action="store_true", help="lower-case text files before tokenising")
+    ev.add_argument("--vocab", type=Path, help="vocab.json for token tables / checkpoints (default: found)")
+    ev.add_argument("--n", type=int, default=1000, help="sentences sampled per checkpoint and temperature")
+    ev.add_argument("--temperature", type=float, default=1.0)
+    ev.add_argument("--temperatures", metavar="T1,T2,...", help="sweep these temperatures and plot quality vs diversity")
+    ev.add_argument("--plot", type=Path, help="PNG of the sweep (default: temperature_sweep.png)")
+    ev.add_argument("--plot-order", type=int, default=4, choices=(2, 3, 4, 5), help="BLEU order plotted")
+    ev.add_argument("--smoothing", choices=("method1", "method2", "method3", "method4"),
+                    help="NLTK smoothing method for BLEU and Self-BLEU (default: none, as the paper and Texygen)")
+    ev.add_argument("--self-bleu-sample-size", type=int, help="Self-BLEU of this many sentences (default: all)")
+    ev.add_argument("--test-data", type=Path, help="held-out token table for NLL-test (default: the run's)")
+    ev.add_argument("--oracle-params", type=Path, help="oracle .npz for NLL-oracle (default: the run's, if any)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true", help="print the results as a JSON object on the last line")
+    ev.set_defaults(handler=_cmd_evaluate)
+
     sample = sub.add_parser("sample", help="write generated sequences from a checkpoint")
     sample.add_argument("--checkpoint", type=Path, required=True,
                         help="generator.pt of a train run, checkpoint.pt of a pretrain run, or a run directory")
@@ -248,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SeqGANError as error:
         print(f"seqgan-rl {args.command}: error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, default=str))
+    if summary is not None:
+        print(json.dumps(summary, default=str))
     return 0
 
 

@@ -136,7 +136,7 @@ class Generator(nn.Module):
             loss = F.cross_entropy(logits.flatten(0, 1), targets.to(logits.device, torch.long).flatten())
         return logits, loss
 
-    def log_prob(self, tokens: Tensor, *, chunk_size: int = 1024) -> Tensor:
+    def log_prob(self, tokens: Tensor, *, temperature: float = 1.0, chunk_size: int = 1024) -> Tensor:
         """Per-token log-probabilities log G(y_t | y_<t) of given sequences.
 
         Differentiable when called with grad enabled: MLE pretraining
@@ -147,23 +147,31 @@ class Generator(nn.Module):
 
         Args:
             tokens: [B, T] token ids.
+            temperature: score under softmax(logits / temperature), the
+                distribution ``sample(temperature=...)`` draws from (NLL-test
+                of a temperature sweep).
 
         Returns:
             [B, T] log-probabilities (sum over T for the sequence's log-likelihood).
         """
         tokens = self.check_tokens(tokens)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        weight, bias = self.output.weight, self.output.bias
+        if temperature != 1.0:  # logits / T = hidden @ (W / T).T + b / T
+            weight, bias = weight / temperature, bias / temperature
         pieces = []
         for start in range(0, tokens.shape[0], chunk_size):
             chunk = tokens[start : start + chunk_size]
             hidden, _ = self.lstm(self.embedding(self._shifted_inputs(chunk)))  # (b, T, H)
-            chosen = linear_log_prob(hidden.flatten(0, 1), self.output.weight, self.output.bias, chunk.flatten())
+            chosen = linear_log_prob(hidden.flatten(0, 1), weight, bias, chunk.flatten())
             pieces.append(chosen.view(chunk.shape))  # (b, T)
         return torch.cat(pieces) if pieces else tokens.new_zeros((0, self.seq_len), dtype=torch.float32)
 
     @torch.no_grad()
-    def nll(self, tokens: Tensor, *, chunk_size: int = 1024) -> float:
-        """Mean negative log-likelihood per token of ``tokens`` [B, T] (nats)."""
-        return float(-self.log_prob(tokens, chunk_size=chunk_size).mean())
+    def nll(self, tokens: Tensor, *, temperature: float = 1.0, chunk_size: int = 1024) -> float:
+        """Mean negative log-likelihood per token of ``tokens`` [B, T] (nats), at ``temperature``."""
+        return float(-self.log_prob(tokens, temperature=temperature, chunk_size=chunk_size).mean())
 
     # ------------------------------------------------------------ step by step
     def input_table(self) -> Tensor:

@@ -45,9 +45,11 @@ def nll_oracle(
 
 
 @torch.no_grad()
-def nll_test(generator: Generator, tokens: Tensor) -> float:
-    """NLL-test: ``generator``'s mean negative log-likelihood per token of held-out ``tokens`` [n, T]."""
-    return generator.nll(tokens)
+def nll_test(generator: Generator, tokens: Tensor, *, temperature: float = 1.0) -> float:
+    """NLL-test: ``generator``'s mean negative log-likelihood per token of held-out ``tokens`` [n, T].
+
+    ``temperature`` scores under the distribution sampled at that temperature."""
+    return generator.nll(tokens, temperature=temperature)
 
 
 class MetricsLog:

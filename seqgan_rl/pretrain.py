@@ -22,6 +22,7 @@ from seqgan_rl.checkpoint import save_checkpoint
 from seqgan_rl.config import PretrainConfig
 from seqgan_rl.data import iterate_minibatches, read_token_table, write_token_table
 from seqgan_rl.errors import DataError
+from seqgan_rl.fileio import write_json
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.metrics import MetricsLog, nll_oracle, nll_test, plot_curves
 from seqgan_rl.oracle import PAPER_ORACLE_SEED, Oracle, default_oracle_params
@@ -209,12 +210,17 @@ def run_pretraining(
 ) -> dict[str, Any]:
     """Pretrain a generator end to end into ``run_dir``.
 
-    Writes ``metrics.jsonl``, ``curves.png`` and ``checkpoint.pt`` (model,
-    optimiser, config, epoch, data description) and returns a summary.
+    Writes ``config.json`` (the configuration and where the data came from, so
+    that ``sample`` and ``evaluate`` find the vocabulary, held-out split and
+    oracle of the run), ``metrics.jsonl``, ``curves.png`` and ``checkpoint.pt``
+    (model, optimiser, config, epoch, data description) and returns a summary.
     """
     config.validate()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", {
+        "config": config.to_dict(), "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+        "oracle_params": None if oracle_params is None else str(Path(oracle_params).resolve())})
     torch.manual_seed(config.seed)
     data = load_dataset(config, data_dir, oracle_params)
     generator_config = GeneratorConfig(

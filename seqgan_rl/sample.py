@@ -11,6 +11,7 @@ vocabulary (the synthetic oracle) each line is the space-separated token ids.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,67 @@ def load_generator(checkpoint: str | Path, device: str = "cpu") -> Generator:
     return generator.to(device).eval()
 
 
-def _find_data_dir(generator_file: Path) -> Path | None:
-    """The training-data directory of the run a generator file belongs to, if it can be found."""
+def run_record(generator_file: Path) -> dict[str, Any] | None:
+    """The ``config.json`` of the run a generator file belongs to (nearest directory up), if any.
+
+    Both ``pretrain`` and ``train`` runs write one, with ``data_dir`` and ``oracle_params``.
+    """
     for directory in (generator_file.parent, *generator_file.parents[:3]):
         config = directory / "config.json"
         if config.is_file():
-            data_dir = json.loads(config.read_text()).get("data_dir")
-            return Path(data_dir) if data_dir else None
+            return json.loads(config.read_text())
     return None
+
+
+def find_data_dir(generator_file: Path) -> Path | None:
+    """The training-data directory of the run a generator file belongs to, if it can be found."""
+    record = run_record(generator_file)
+    data_dir = None if record is None else record.get("data_dir")
+    return Path(data_dir) if data_dir else None
+
+
+@dataclass(frozen=True)
+class TextDecoder:
+    """Turns generated token rows into tokens of text: the run's vocabulary, or token ids without one.
+
+    ``level`` is the corpus's tokenisation ("word" or "char"), which decides how
+    a sentence is joined into a line (spaces between words, nothing between characters).
+    """
+
+    vocab: Vocabulary | None
+    level: str
+    vocab_path: Path | None
+
+    @classmethod
+    def for_generator(cls, generator_file: Path, vocab_size: int, vocab_path: str | Path | None = None) -> TextDecoder:
+        """The decoder of ``generator_file``'s run (``vocab_path`` overrides the vocabulary found beside its data).
+
+        Raises:
+            DataError: the vocabulary's size differs from the generator's.
+        """
+        data_dir = find_data_dir(generator_file)
+        if vocab_path is None and data_dir is not None and (data_dir / "vocab.json").is_file():
+            vocab_path = data_dir / "vocab.json"
+        if vocab_path is None:
+            return cls(None, "word", None)
+        vocab = Vocabulary.load(vocab_path)
+        if len(vocab) != vocab_size:
+            raise DataError(f"{vocab_path}: {len(vocab)} tokens, the generator has {vocab_size}")
+        level = "word"
+        if data_dir is not None and (data_dir / "train.parquet").is_file():
+            level = read_token_table(data_dir / "train.parquet").metadata.get("level", "word")
+        return cls(vocab, level, Path(vocab_path))
+
+    def tokens(self, rows: np.ndarray) -> list[list[str]]:
+        """Tokens of each row [n, T]: up to ``<eos>``, without ``<pad>``; token ids as strings without a vocabulary."""
+        if self.vocab is None:
+            return [[str(token) for token in row] for row in rows]
+        return [self.vocab.decode(row) for row in rows]
+
+    def lines(self, rows: np.ndarray) -> list[str]:
+        """One line of text per row [n, T]."""
+        separator = "" if self.level == "char" and self.vocab is not None else " "
+        return [separator.join(tokens) for tokens in self.tokens(rows)]
 
 
 def write_samples(
@@ -81,22 +135,11 @@ def write_samples(
         write_token_table(out, tokens, generator.config.vocab_size,
                           {"source": str(generator_file), "temperature": str(temperature), "seed": str(seed)})
         return {**summary, "format": "parquet"}
-    data_dir = _find_data_dir(generator_file)
-    if vocab_path is None and data_dir is not None and (data_dir / "vocab.json").is_file():
-        vocab_path = data_dir / "vocab.json"
-    if vocab_path is None:
-        lines = [" ".join(map(str, row)) for row in tokens]
+    decoder = TextDecoder.for_generator(generator_file, generator.config.vocab_size, vocab_path)
+    if decoder.vocab is None:
         summary["format"] = "token ids"
     else:
-        vocab = Vocabulary.load(vocab_path)
-        if len(vocab) != generator.config.vocab_size:
-            raise DataError(f"{vocab_path}: {len(vocab)} tokens, the generator has {generator.config.vocab_size}")
-        level = "word"
-        if data_dir is not None and (data_dir / "train.parquet").is_file():
-            level = read_token_table(data_dir / "train.parquet").metadata.get("level", "word")
-        separator = "" if level == "char" else " "
-        lines = [separator.join(vocab.decode(row)) for row in tokens]
-        summary.update({"format": "text", "vocab": str(vocab_path), "level": level})
+        summary.update({"format": "text", "vocab": str(decoder.vocab_path), "level": decoder.level})
     with atomic_path(out) as tmp:
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        tmp.write_text("".join(line + "\n" for line in decoder.lines(tokens)), encoding="utf-8")
     return summary

@@ -101,3 +101,14 @@ def test_bad_tokens_are_rejected(generator: Generator) -> None:
 def test_config_rejects_non_positive_sizes(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         GeneratorConfig(**{field: 0})
+
+
+def test_log_prob_at_a_temperature_is_the_tempered_softmax() -> None:
+    generator = Generator(SMALL)
+    tokens = generator.sample(5)
+    logits, _ = generator(tokens)  # (5, T, V)
+    for temperature in (0.5, 1.0, 3.0):
+        expected = torch.log_softmax(logits / temperature, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+        torch.testing.assert_close(generator.log_prob(tokens, temperature=temperature), expected)
+    with pytest.raises(ValueError, match="temperature"):
+        generator.log_prob(tokens, temperature=0.0)

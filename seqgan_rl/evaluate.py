@@ -1,0 +1,352 @@
+"""``seqgan-rl evaluate``: quality and diversity of generated text, over sampling temperatures.
+
+What is measured, for a set of generated sentences (from a checkpoint, sampled
+here, or from a text file):
+
+* **BLEU-2..5** (quality): every generated sentence against the *whole*
+  reference corpus, averaged over sentences, as the SeqGAN paper and Texygen
+  do (``seqgan_rl.bleu``: NLTK's numbers, without its cost);
+* **Self-BLEU-2..5** (diversity, lower = more diverse): every generated
+  sentence against all the other generated ones;
+* **distinct-n** (diversity): distinct n-grams / all n-grams over the whole set;
+* **average length** in tokens (a model can win BLEU by writing short, safe
+  sentences);
+* for checkpoints, **NLL-test** (the model's NLL per token of the held-out
+  split, at the sampling temperature) and, on oracle data, **NLL-oracle**.
+
+A single temperature hides the trade-off between quality and diversity:
+lowering the temperature raises BLEU and Self-BLEU together, so "GAN beats MLE"
+at temperature 1 can be a temperature effect (Caccia et al., "Language GANs
+Falling Short", 2020). :func:`temperature_sweep` evaluates several checkpoints
+at several temperatures and plots BLEU against Self-BLEU and against NLL-test,
+one curve per checkpoint.
+
+Token conventions: generated rows are decoded with the run's vocabulary up to
+their first ``<eos>`` (``<pad>`` dropped, ``<unk>`` kept as a token); text
+files are split on whitespace by default (text that is already tokenised,
+e.g. written by ``seqgan-rl sample``), or tokenised as ``prepare-data`` does
+(``word`` / ``char``); a ``.parquet`` token table is decoded with the
+``vocab.json`` beside it. Character-level corpora are scored per character.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqgan_rl.bleu import BleuReferences, self_bleu
+from seqgan_rl.data import read_token_table, tokenize_line
+from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.oracle import Oracle
+from seqgan_rl.pretrain import load_oracle
+from seqgan_rl.sample import TextDecoder, find_data_dir, load_generator, resolve_generator_file, run_record
+from seqgan_rl.vocab import Vocabulary
+
+TOKENIZATIONS: tuple[str, ...] = ("whitespace", "word", "char")
+"""How lines of a text file become tokens: split on whitespace, or ``prepare-data``'s word / char tokeniser."""
+
+BLEU_ORDERS = range(2, 6)
+DISTINCT_ORDERS = range(1, 5)
+
+
+def read_sentences(
+    path: str | Path,
+    *,
+    tokenization: str = "whitespace",
+    lowercase: bool = False,
+    vocab_path: str | Path | None = None,
+    keep_blank: bool = True,
+) -> list[list[str]]:
+    """Sentences (lists of tokens) of a text file (one per line) or a ``.parquet`` token table.
+
+    Args:
+        path: a UTF-8 text file, or a token table decoded with ``vocab_path``
+            (default: ``vocab.json`` in the same directory).
+        tokenization: one of :data:`TOKENIZATIONS` (text files).
+        lowercase: lower-case text lines before tokenising (``word`` / ``char``).
+        keep_blank: keep blank lines as empty sentences (a generated sentence
+            can be empty; a reference cannot, so references pass False).
+
+    Raises:
+        DataError: the file is missing, not UTF-8 (line named), holds no sentence,
+            or a token table has no vocabulary to decode it.
+        ConfigError: an unknown ``tokenization``.
+    """
+    if tokenization not in TOKENIZATIONS:
+        raise ConfigError(f"tokenization must be one of {', '.join(TOKENIZATIONS)}, got {tokenization!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    if path.suffix == ".parquet":
+        vocab_file = Path(vocab_path) if vocab_path is not None else path.parent / "vocab.json"
+        if not vocab_file.is_file():
+            raise DataError(f"{path}: a token table needs its vocabulary to be read as text; {vocab_file} not found "
+                            "(give --vocab)")
+        table = read_token_table(path)
+        vocab = Vocabulary.load(vocab_file)
+        if len(vocab) != table.vocab_size:
+            raise DataError(f"{vocab_file}: {len(vocab)} tokens, {path} has vocabulary size {table.vocab_size}")
+        sentences = [vocab.decode(row) for row in table.tokens]
+        if not keep_blank:
+            sentences = [sentence for sentence in sentences if sentence]
+    else:
+        sentences = []
+        with path.open("rb") as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{path}, line {line_number}: not valid UTF-8 (byte column {exc.start})") from None
+                if tokenization == "whitespace":
+                    tokens = (line.lower() if lowercase else line).split()
+                else:
+                    tokens = tokenize_line(line, tokenization, lowercase)  # type: ignore[arg-type]
+                if tokens or keep_blank:
+                    sentences.append(tokens)
+    if not any(sentences):
+        raise DataError(f"{path}: no sentence with at least one token")
+    return sentences
+
+
+def distinct_n(sentences: Sequence[Sequence[str]], n: int) -> float:
+    """Distinct-n (Li et al., 2016): distinct n-grams / all n-grams over ``sentences``; 0 when there are none."""
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    grams: Counter[tuple[str, ...]] = Counter()
+    for sentence in sentences:
+        grams.update(tuple(sentence[i : i + n]) for i in range(len(sentence) - n + 1))
+    total = sum(grams.values())
+    return len(grams) / total if total else 0.0
+
+
+def text_metrics(
+    samples: Sequence[Sequence[str]],
+    references: BleuReferences | None = None,
+    *,
+    smoothing: str | None = None,
+    self_bleu_sample_size: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """BLEU-2..5 (with references), Self-BLEU-2..5, distinct-1..4 and average length of ``samples``.
+
+    Args:
+        samples: generated sentences, each a list of tokens.
+        references: the reference corpus, prepared once (``BleuReferences``).
+        smoothing: ``None`` or an NLTK ``SmoothingFunction`` method name
+            (``"method1"`` .. ``"method4"``), for BLEU and Self-BLEU alike.
+        self_bleu_sample_size: score only this many sentences for Self-BLEU
+            (each still against all the others); ``None``: all.
+
+    Returns:
+        ``bleu2``..``bleu5`` (when references are given), ``self_bleu2``..``self_bleu5``,
+        ``distinct1``..``distinct4``, ``avg_length``, ``num_samples``.
+    """
+    if len(samples) == 0:
+        raise DataError("no samples to evaluate")
+    metrics: dict[str, float] = {}
+    if references is not None:
+        scores = references.score(samples, max_n=max(BLEU_ORDERS), min_n=min(BLEU_ORDERS), smoothing=smoothing)
+        metrics.update({f"bleu{n}": scores[n] for n in BLEU_ORDERS})
+    if len(samples) >= 2:
+        scores = self_bleu(samples, max_n=max(BLEU_ORDERS), min_n=min(BLEU_ORDERS), smoothing=smoothing,
+                           sample_size=self_bleu_sample_size, seed=seed)
+        metrics.update({f"self_bleu{n}": scores[n] for n in BLEU_ORDERS})
+    metrics.update({f"distinct{n}": distinct_n(samples, n) for n in DISTINCT_ORDERS})
+    metrics["avg_length"] = float(np.mean([len(sentence) for sentence in samples]))
+    metrics["num_samples"] = len(samples)
+    return metrics
+
+
+@dataclass(frozen=True)
+class CheckpointData:
+    """What a checkpoint is evaluated against besides references: held-out tokens and the oracle."""
+
+    test_tokens: torch.Tensor | None
+    """[n, T] held-out sequences for NLL-test (the run's ``valid.parquet`` unless given)."""
+    test_path: Path | None
+    oracle: Oracle | None
+    """The synthetic oracle for NLL-oracle: the one given, else the run's (``oracle.npz`` beside its data,
+    or the oracle a ``pretrain`` run sampled its data from)."""
+
+
+def checkpoint_data(
+    generator_file: Path,
+    vocab_size: int,
+    seq_len: int,
+    *,
+    test_data: str | Path | None = None,
+    oracle_params: str | Path | None = None,
+) -> CheckpointData:
+    """Held-out tokens and oracle of a checkpoint's run (explicit paths win over the run's data directory).
+
+    Raises:
+        DataError: a file does not match the generator's vocabulary or length.
+    """
+    data_dir = find_data_dir(generator_file)
+    test_path = Path(test_data) if test_data is not None else None
+    if test_path is None and data_dir is not None and (data_dir / "valid.parquet").is_file():
+        test_path = data_dir / "valid.parquet"
+    test_tokens = None
+    if test_path is not None:
+        table = read_token_table(test_path)
+        if table.vocab_size != vocab_size or table.seq_len != seq_len:
+            raise DataError(f"{test_path}: vocabulary/length {table.vocab_size}/{table.seq_len}, the generator's "
+                            f"are {vocab_size}/{seq_len}")
+        test_tokens = torch.from_numpy(table.tokens.astype(np.int64))
+    oracle, oracle_source = None, None
+    record = run_record(generator_file)
+    if oracle_params is not None:
+        oracle, oracle_source = Oracle.from_npz(oracle_params), str(oracle_params)
+    elif data_dir is not None and (data_dir / "oracle.npz").is_file():
+        oracle, oracle_source = Oracle.from_npz(data_dir / "oracle.npz"), str(data_dir / "oracle.npz")
+    elif record is not None and record.get("data_dir") is None:  # trained on oracle samples drawn on the fly
+        oracle, oracle_source = load_oracle(record.get("oracle_params"))
+    if oracle is not None and (oracle.vocab_size != vocab_size or oracle.seq_len != seq_len):
+        raise DataError(f"{oracle_source}: oracle vocabulary/length {oracle.vocab_size}/{oracle.seq_len}, the "
+                        f"generator's are {vocab_size}/{seq_len}")
+    return CheckpointData(test_tokens, test_path, oracle)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    temperatures: Sequence[float],
+    *,
+    references: BleuReferences | None,
+    num_samples: int = 1000,
+    seed: int = 0,
+    smoothing: str | None = None,
+    self_bleu_sample_size: int | None = None,
+    vocab_path: str | Path | None = None,
+    test_data: str | Path | None = None,
+    oracle_params: str | Path | None = None,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Sample ``num_samples`` sentences at each temperature and measure them (one record per temperature).
+
+    Each temperature samples with a fresh ``torch.Generator`` seeded by
+    ``seed``, so a record does not depend on which other temperatures were asked.
+    """
+    if num_samples < 2:
+        raise ConfigError(f"--n must be >= 2 (Self-BLEU needs two sentences), got {num_samples}")
+    generator_file = resolve_generator_file(checkpoint)
+    generator = load_generator(generator_file, device)
+    decoder = TextDecoder.for_generator(generator_file, generator.vocab_size, vocab_path)
+    data = checkpoint_data(generator_file, generator.vocab_size, generator.seq_len, test_data=test_data,
+                           oracle_params=oracle_params)
+    if data.oracle is not None:
+        data.oracle.to(device)
+    records = []
+    for temperature in temperatures:
+        rng = torch.Generator(device=device).manual_seed(seed)
+        with torch.no_grad():
+            tokens = generator.sample(num_samples, temperature=temperature, generator=rng)  # (n, T)
+        record: dict[str, Any] = {"checkpoint": str(generator_file), "temperature": temperature}
+        record.update(text_metrics(decoder.tokens(tokens.cpu().numpy()), references, smoothing=smoothing,
+                                   self_bleu_sample_size=self_bleu_sample_size, seed=seed))
+        if data.test_tokens is not None:
+            record["nll_test"] = generator.nll(data.test_tokens.to(device), temperature=temperature)
+        if data.oracle is not None:
+            record["nll_oracle"] = data.oracle.nll(tokens)
+        records.append(record)
+    return records
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """``"0.5,0.7,1.0"`` -> [0.5, 0.7, 1.0]; every value finite and > 0.
+
+    Raises:
+        ConfigError: a value is not a number or not > 0.
+    """
+    values = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ConfigError(f"--temperatures: {item!r} is not a number (expected e.g. 0.5,0.7,1.0)") from None
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--temperatures: every temperature must be finite and > 0, got {item!r}")
+        values.append(value)
+    return values
+
+
+def plot_sweep(records: Sequence[dict[str, Any]], path: str | Path, order: int = 4) -> Path:
+    """Quality against diversity, one curve per label, points annotated with their temperature.
+
+    Left: BLEU-n against Self-BLEU-n (up and to the left is better); right:
+    BLEU-n against NLL-test (up and to the left is better), when NLL-test is known.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bleu_key, self_key = f"bleu{order}", f"self_bleu{order}"
+    if not all(bleu_key in r for r in records):
+        raise ConfigError("the temperature plot needs BLEU: give --references (or a run with a validation split)")
+    panels = [(self_key, f"Self-BLEU-{order} (lower = more diverse)")]
+    if all("nll_test" in r for r in records):
+        panels.append(("nll_test", "NLL-test (nats/token, lower = better coverage)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
+    labels = list(dict.fromkeys(r["label"] for r in records))
+    for ax, (x_key, x_label) in zip(axes[0], panels):
+        for label in labels:
+            points = sorted((r for r in records if r["label"] == label), key=lambda r: r["temperature"])
+            xs, ys = [p[x_key] for p in points], [p[bleu_key] for p in points]
+            ax.plot(xs, ys, marker="o", label=label)
+            for x, y, p in zip(xs, ys, points):
+                ax.annotate(f"{p['temperature']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(f"BLEU-{order} (higher = better quality)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Quality vs diversity over sampling temperature (labels: temperature)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+COLUMNS = ("label", "temperature", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3", "self_bleu4",
+           "self_bleu5", "distinct1", "distinct2", "avg_length", "nll_test", "nll_oracle")
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of the records (columns that no record has are left out)."""
+    columns = [c for c in COLUMNS if any(c in r for r in records)]
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+        return str(value)
+
+    rows = [[cell(r.get(c)) for c in columns] for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def labelled(items: Sequence[str]) -> list[tuple[str, Path]]:
+    """``LABEL=PATH`` or ``PATH`` items -> (label, path); a bare path is labelled by its run directory's name."""
+    out = []
+    for item in items:
+        label, sep, path = item.partition("=")
+        if not sep:
+            path = item
+            resolved = Path(item)
+            label = (resolved if resolved.is_dir() else resolved.parent).name or resolved.name
+            if resolved.is_file() and resolved.parent.name in ("mle", "checkpoints"):
+                label = f"{resolved.parent.parent.name}/{resolved.parent.name}"
+        out.append((label, Path(path)))
+    return out
