@@ -19,14 +19,22 @@ A recurrent policy needs only ``prefix[length − 1]`` (or its start token when
 
 ## Rewards
 0 until the last step; then ``scorer(sequence)`` in [0, 1]. A scorer that
-returns anything but one finite number in [0, 1] is an error, never a silent 0.
+returns anything but one finite number in [0, 1] (a discriminator returning
+NaN) is an error, never a silent 0. When the scorer is a named actor that dies,
+the reward call waits for an actor of that name to answer again (the
+algorithm's ``DiscriminatorSupervisor`` starts a replacement holding the latest
+weights) and fails with an error after ``scorer_recovery_s``; no episode ends
+without its reward.
 
 ## Configuration (``env_config`` in RLlib, keyword arguments in ``gymnasium.make``)
 * ``vocab_size`` (int > 0), ``seq_len`` (int > 0): required.
 * ``scorer``: a callable mapping int64 token ids [M, seq_len] to M
   probabilities (tests, local use), or the name (str) of a named Ray actor with
   a ``score`` method (the discriminator actor), looked up with
-  ``ray.get_actor`` on first use.
+  ``ray.get_actor`` on first use and again after it died.
+* ``scorer_recovery_s`` (float, default 600): how long a reward call waits for
+  a dead scorer actor to be replaced (longer than the algorithm's restarts of
+  the discriminator may take: 3 attempts of at most 300 s, usually seconds).
 * ``end_token`` (int or None): ends the episode early when emitted; the rest of
   the sequence is filled with ``pad_token``.
 * ``pad_token`` (int, default 0).
@@ -34,6 +42,7 @@ returns anything but one finite number in [0, 1] is an error, never a silent 0.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,20 +50,45 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from seqgan_rl.errors import ScorerError
+
 ScoreFn = Callable[[np.ndarray], Any]
 
 
-def _actor_scorer(name: str) -> ScoreFn:
-    """A scorer calling the ``score`` method of the named Ray actor (batch of one episode)."""
-    import ray
+def _actor_scorer(name: str, recovery_s: float) -> ScoreFn:
+    """A scorer calling the ``score`` method of the named Ray actor (batch of one episode).
 
-    try:
-        actor = ray.get_actor(name)
-    except ValueError as error:
-        raise RuntimeError(f"TokenGenerationEnv: no Ray actor named {name!r} to score episodes") from error
+    The actor is looked up by name on first use, and again after it died (a
+    replacement is a new actor); a call that finds no live actor of that name
+    is repeated until one answers or ``recovery_s`` have passed.
+    """
+    import ray
+    from ray.exceptions import RayActorError
+
+    actor = None
 
     def score(tokens: np.ndarray) -> Any:
-        return ray.get(actor.score.remote(tokens))
+        nonlocal actor
+        deadline = time.monotonic() + recovery_s
+        pause = 0.05
+        problem = None
+        while True:
+            try:
+                if actor is None:
+                    actor = ray.get_actor(name)
+            except ValueError:  # no actor of that name (yet)
+                problem = problem or f"there is no Ray actor named {name!r}"
+            else:
+                try:
+                    return ray.get(actor.score.remote(tokens))
+                except RayActorError as error:
+                    actor = None
+                    problem = f"the scorer actor {name!r} died ({type(error).__name__})"
+            if time.monotonic() >= deadline:
+                raise ScorerError(f"TokenGenerationEnv: {problem} and none answered within scorer_recovery_s="
+                                  f"{recovery_s:g}; the finished sequence {tokens[0].tolist()} has no reward")
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
 
     return score
 
@@ -66,7 +100,7 @@ class TokenGenerationEnv(gym.Env):
 
     def __init__(self, config: Mapping[str, Any] | None = None, render_mode: str | None = None, **kwargs: Any) -> None:
         settings = {**(dict(config) if config else {}), **kwargs}
-        unknown = set(settings) - {"vocab_size", "seq_len", "scorer", "end_token", "pad_token"}
+        unknown = set(settings) - {"vocab_size", "seq_len", "scorer", "end_token", "pad_token", "scorer_recovery_s"}
         if unknown:
             raise ValueError(f"TokenGenerationEnv: unknown config key(s) {sorted(unknown)}")
         for key in ("vocab_size", "seq_len"):
@@ -85,6 +119,9 @@ class TokenGenerationEnv(gym.Env):
         if scorer is None or not (callable(scorer) or isinstance(scorer, str)):
             raise ValueError("TokenGenerationEnv: scorer must be a callable or the name of a Ray actor")
         self._scorer_spec = scorer
+        self.scorer_recovery_s = float(settings.get("scorer_recovery_s", 600.0))
+        if not self.scorer_recovery_s >= 0:
+            raise ValueError(f"TokenGenerationEnv: scorer_recovery_s must be >= 0, got {self.scorer_recovery_s}")
         self._score: ScoreFn | None = scorer if callable(scorer) else None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"TokenGenerationEnv: render_mode must be one of {self.metadata['render_modes']}")
@@ -128,10 +165,14 @@ class TokenGenerationEnv(gym.Env):
 
     def _terminal_reward(self) -> float:
         if self._score is None:
-            self._score = _actor_scorer(self._scorer_spec)
+            self._score = _actor_scorer(self._scorer_spec, self.scorer_recovery_s)
         raw = np.asarray(self._score(self._tokens[None, :].copy()), dtype=np.float64).reshape(-1)
         if raw.shape != (1,) or not np.isfinite(raw[0]) or not 0.0 <= raw[0] <= 1.0:
-            raise RuntimeError(f"TokenGenerationEnv: the scorer returned {raw!r}, expected one probability in [0, 1]")
+            source = "scorer" if callable(self._scorer_spec) else f"discriminator actor {self._scorer_spec!r}"
+            problem = "NaN" if raw.shape == (1,) and np.isnan(raw[0]) else repr(raw)
+            raise ScorerError(f"TokenGenerationEnv: the {source} returned {problem} for the finished sequence "
+                              f"{self._tokens[: self._length].tolist()}, expected one probability in [0, 1]; "
+                              "not training on it")
         return float(raw[0])
 
     def render(self) -> str | None:

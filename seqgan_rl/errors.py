@@ -9,7 +9,7 @@ so library callers that already catch ``ValueError`` keep working.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "SeqGANError"]
+__all__ = ["ConfigError", "DataError", "ScorerError", "SeqGANError", "TrainingError"]
 
 
 class SeqGANError(Exception):
@@ -27,3 +27,12 @@ class DataError(SeqGANError, ValueError):
 
 class ConfigError(SeqGANError, ValueError):
     """A configuration value or option combination is impossible."""
+
+
+class TrainingError(SeqGANError, RuntimeError):
+    """Training cannot go on: a Ray actor it needs died and could not be brought back, or the
+    discriminator produced scores that are not finite. The message names the actor or the place."""
+
+
+class ScorerError(TrainingError):
+    """The scorer gave no usable reward for a finished episode (training must not go on without it)."""

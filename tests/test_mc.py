@@ -7,6 +7,7 @@ import torch
 
 from conftest import SMALL
 from reference_mc import reference_q
+from seqgan_rl.errors import TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ, RolloutPolicy
 
@@ -101,7 +102,7 @@ def test_bad_inputs(policy: Generator) -> None:
         MonteCarloQ(2)(torch.zeros(2, 5, dtype=torch.long), policy, low_token_fraction)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         MonteCarloQ(2)(torch.full((2, SMALL.seq_len), SMALL.vocab_size), policy, low_token_fraction)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(TrainingError, match=r"non-finite scores \(NaN or inf\) for 28 of 28"):
         MonteCarloQ(2)(policy.sample(2), policy, lambda x: torch.full((len(x),), float("nan")))
     with pytest.raises(ValueError, match="shape"):
         MonteCarloQ(2)(policy.sample(2), policy, lambda x: torch.zeros(len(x), 2))

@@ -4,16 +4,25 @@ Environments (one score per finished episode), Monte Carlo rollout workers
 (their own copy of the weights, refreshed once per sync) and the algorithm
 (d-steps, checkpoints) all talk to this one actor. Everything crossing the
 actor boundary is a NumPy batch, never a sequence at a time.
+
+``DiscriminatorSupervisor`` keeps the actor alive for the process that owns
+it (the algorithm): when it dies, a new actor of the same name starts from
+the latest state (see the class for why not Ray's own actor restarts).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import ray
 import torch
+from ray.exceptions import GetTimeoutError, RayActorError
 
 from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
 from seqgan_rl.discriminator import (
@@ -22,8 +31,17 @@ from seqgan_rl.discriminator import (
     make_discriminator_optimizer,
     train_discriminator,
 )
-from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.errors import ConfigError, DataError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def failure_cause(error: BaseException) -> str:
+    """The first line of a Ray failure (its full text repeats the actor's whole description)."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 class DiscriminatorActor:
@@ -40,6 +58,9 @@ class DiscriminatorActor:
             small machine where the driver waits during d-steps, more can be faster).
         train_precision: "fp32" or "bf16" (bfloat16 autocast for the d-steps' forward and
             backward; ~1.4x faster on CPUs with AVX512_BF16, see ``train_discriminator``).
+        state: a ``get_state`` result loaded before the actor serves any call (a replacement
+            for a dead actor starts from it, never from fresh weights).
+        real_data: token ids [n, T] for ``set_real_data``, given the same way.
     """
 
     def __init__(
@@ -54,6 +75,8 @@ class DiscriminatorActor:
         score_precision: str = "fp32",
         num_threads: int | None = None,
         train_precision: str = "fp32",
+        state: dict[str, Any] | None = None,
+        real_data: np.ndarray | None = None,
     ) -> None:
         if train_precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"train_precision must be one of {TRAIN_PRECISIONS}, got {train_precision!r}")
@@ -73,6 +96,10 @@ class DiscriminatorActor:
         self._generator: Generator | None = None
         self.version = 0
         """Incremented by every ``train`` / ``set_weights``: tells holders of a copy that it is stale."""
+        if real_data is not None:
+            self.set_real_data(real_data)
+        if state is not None:
+            self.set_state(state)
 
     def score(self, tokens: np.ndarray) -> np.ndarray:
         """P(real) of each sequence: int array [M, T] → float32 [M]."""
@@ -127,7 +154,8 @@ class DiscriminatorActor:
             raise ConfigError(f"num_negatives must be > 0, got {num_negatives}")
         config = GeneratorConfig(**generator_config)
         if self._generator is None or self._generator.config != config:
-            self._generator = Generator(config, init_std=None).to(self.model.device).eval()
+            with torch.random.fork_rng(devices=[]):  # its init is overwritten: leave the dropout RNG untouched
+                self._generator = Generator(config, init_std=None).to(self.model.device).eval()
         self._generator.load_state_dict({k: torch.as_tensor(v) for k, v in generator_state.items()})
         started = time.perf_counter()
         fake = self._generator.sample(num_negatives, generator=self.sampling)  # (num_negatives, T)
@@ -180,13 +208,15 @@ def start_discriminator_actor(
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
     max_restarts: int = 0,
+    start_timeout_s: float | None = None,
     **kwargs: Any,
 ) -> ray.actor.ActorHandle:
     """Start the named discriminator actor (``ray.get_actor(name)`` finds it) and wait until it is up.
 
     ``num_cpus`` / ``num_gpus`` are its Ray resources (e.g. ``num_gpus=0.5`` to
-    share a GPU with rollout workers); other keyword arguments go to
-    ``DiscriminatorActor``.
+    share a GPU with rollout workers); ``start_timeout_s`` bounds the wait
+    (``None``: as long as it takes to get the resources); other keyword
+    arguments go to ``DiscriminatorActor``.
     """
     if num_cpus < 0 or num_gpus < 0:
         raise ConfigError(f"num_cpus and num_gpus must be >= 0, got {num_cpus} and {num_gpus}")
@@ -194,5 +224,151 @@ def start_discriminator_actor(
     handle = actor_class.options(
         name=name, num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts, lifetime=None,
     ).remote(vocab_size, seq_len, **kwargs)
-    ray.get(handle.ping.remote())
+    try:
+        ray.get(handle.ping.remote(), timeout=start_timeout_s)
+    except GetTimeoutError:
+        ray.kill(handle, no_restart=True)
+        raise
     return handle
+
+
+class DiscriminatorSupervisor:
+    """Owns the named discriminator actor and replaces it, with its latest state, when it dies.
+
+    The discriminator is the one source of rewards, so a dead actor stops every
+    env; and a restart that loses its weights would train the generator against
+    a fresh, random discriminator without any error. Ray's own actor restarts
+    (``max_restarts``) run the constructor again, and the restarted actor would
+    serve the envs' reward calls with those fresh weights before anyone could
+    send it the trained ones. So the actor runs with ``max_restarts=0`` and a
+    replacement is started here, under the same name, whose constructor loads
+    the latest snapshot (weights, optimiser, RNGs, taken after every call that
+    changes them: ``run(..., changes_state=True)``) and the real data before it
+    answers anything; envs find it by name (``envs.token_env``).
+
+    Deaths are noticed by the caller of ``run`` and by a watcher thread that
+    pings the actor every ``check_interval_s``: the algorithm's thread may be
+    blocked on EnvRunners (or, with a local EnvRunner, be the env itself)
+    whose envs wait for the discriminator to come back.
+
+    Args:
+        name, vocab_size, seq_len, num_cpus, num_gpus, actor_kwargs: as ``start_discriminator_actor``.
+        real_data: the real sequences [n, T] (the d-steps' positives), given to every actor started.
+        restart_attempts: starts of a replacement tried per death (then the supervisor has
+            failed for good: every ``run`` raises a ``TrainingError`` with the causes), and
+            replacements one ``run`` call may go through.
+        start_timeout_s: how long one start may wait for resources and the snapshot's loading.
+        check_interval_s: how often the watcher pings the actor (and the pause between starts).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        vocab_size: int,
+        seq_len: int,
+        *,
+        real_data: np.ndarray,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        restart_attempts: int = 3,
+        start_timeout_s: float = 300.0,
+        check_interval_s: float = 1.0,
+        **actor_kwargs: Any,
+    ) -> None:
+        self.name = name
+        self.restart_attempts = restart_attempts
+        self.check_interval_s = check_interval_s
+        self.restarts = 0
+        """Actors replaced so far (after they died); reported as ``discriminator/restarts``."""
+        self._real_ref = ray.put(np.asarray(real_data))
+        self._start = functools.partial(start_discriminator_actor, name, vocab_size, seq_len, num_cpus=num_cpus,
+                                        num_gpus=num_gpus, real_data=self._real_ref, **actor_kwargs)
+        self._handle = self._start()
+        self._start_timeout_s = start_timeout_s
+        self._snapshot: ray.ObjectRef = ray.put(ray.get(self._handle.get_state.remote()))
+        self._failure: TrainingError | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name=f"watch-{name}", daemon=True)
+        self._watcher.start()
+
+    @property
+    def handle(self) -> ray.actor.ActorHandle:
+        """The live actor's handle (a new one after each replacement: do not keep it across calls)."""
+        return self._handle
+
+    def run(self, call: Callable[[ray.actor.ActorHandle], T], *, changes_state: bool = False) -> T:
+        """``call(handle)``, again on a replacement if the actor died during it.
+
+        A call that changes the actor's state (a d-step, loading a checkpoint)
+        must say so: the state after it becomes the snapshot, taken from the
+        same actor, so a death before the snapshot is taken redoes the call
+        too. Redone on a replacement restored from the snapshot before it, a
+        d-step gives the same result (same weights, optimiser moments, RNGs).
+        Taking the snapshot costs ~1% of a d-step in the paper's setting.
+        """
+        for _ in range(self.restart_attempts + 1):
+            handle = self._handle
+            try:
+                result = call(handle)
+                state = ray.get(handle.get_state.remote()) if changes_state else None
+            except RayActorError as error:
+                self._replace(handle, error)
+                continue
+            if not changes_state:
+                return result
+            with self._lock:
+                if handle is self._handle:  # else replaced meanwhile, from the snapshot before: redo the call
+                    self._snapshot = ray.put(state)  # owned here: survives the actor and its node
+                    return result
+        raise TrainingError(f"discriminator actor {self.name!r}: died on each of {self.restart_attempts + 1} "
+                            "tries of the same call, each time on a replacement")
+
+    def _replace(self, dead: ray.actor.ActorHandle, cause: BaseException) -> None:
+        """Start a new actor from the snapshot in place of ``dead`` (once, however many callers saw it die)."""
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            if dead is not self._handle or self._stopped.is_set():
+                return
+            ray.kill(dead, no_restart=True)  # in case it is only unreachable: never two of them
+            errors = []
+            for _ in range(self.restart_attempts):
+                try:
+                    self._handle = self._start(state=self._snapshot, start_timeout_s=self._start_timeout_s)
+                    break
+                except (RayActorError, GetTimeoutError, ValueError) as error:  # ValueError: name not yet freed
+                    errors.append(failure_cause(error))
+                    time.sleep(self.check_interval_s)
+            else:
+                self._failure = TrainingError(
+                    f"discriminator actor {self.name!r} died ({failure_cause(cause)}) and "
+                    f"{self.restart_attempts} attempt(s) to start a replacement failed: {'; '.join(errors)}")
+                raise self._failure
+            self.restarts += 1
+        logger.warning("discriminator actor %r died (%s); replaced it with a new actor restored from the latest "
+                       "snapshot (%d replacement(s) so far)", self.name, failure_cause(cause), self.restarts)
+
+    def _watch(self) -> None:
+        """Ping the actor until ``stop``; replace it when it is found dead."""
+        while not self._stopped.is_set():
+            handle = self._handle
+            pong = handle.ping.remote()
+            while not self._stopped.is_set() and not ray.wait([pong], timeout=self.check_interval_s)[0]:
+                pass  # busy with a d-step: the ping waits its turn
+            if self._stopped.is_set():
+                return
+            try:
+                ray.get(pong)
+            except RayActorError as error:
+                try:
+                    self._replace(handle, error)
+                except TrainingError:
+                    return  # the next ``run`` raises it
+            self._stopped.wait(self.check_interval_s)
+
+    def stop(self) -> None:
+        """Stop watching and kill the actor."""
+        self._stopped.set()
+        self._watcher.join()
+        ray.kill(self._handle)

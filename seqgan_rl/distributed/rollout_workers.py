@@ -7,22 +7,37 @@ object store once and hands every worker the same reference (never per call).
 one), runs them concurrently and reassembles Q in the input order. The
 uniforms of the whole batch are drawn once by the pool, so Q does not depend
 on K: K = 1 and K = 4 give the same numbers. K = 0 runs the engine in-process.
+
+A worker that dies (its process killed, its node lost, ``ray.kill``) is
+replaced by a new actor, which first gets the latest weights the pool synced
+(the pool keeps their object-store references for this) and then recomputes
+the dead worker's shard with the same uniforms: Q is exactly what an
+undisturbed pool gives. Each shard is retried at most ``max_retries`` times
+per call; then ``compute_q`` fails with a ``TrainingError`` naming the worker.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import ray
 import torch
+from ray.exceptions import RayActorError
 
 from seqgan_rl.discriminator import Discriminator
+from seqgan_rl.distributed.discriminator_actor import failure_cause
+from seqgan_rl.errors import TrainingError
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.distributed.weights import Weights, load_module_weights
 from seqgan_rl.mc import MonteCarloQ
+
+logger = logging.getLogger(__name__)
+
 
 class MonteCarloWorker:
     """Computes Q for shards of a batch with its copies of the rollout policy and the discriminator."""
@@ -42,8 +57,11 @@ class MonteCarloWorker:
             torch.set_num_threads(num_threads)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.policy = Generator(GeneratorConfig(**generator_config), init_std=None).to(device).eval()
-        self.discriminator = Discriminator(**discriminator_kwargs).to(device).eval()
+        # the weights come from set_weights: building must not draw from the global RNG, which in-process
+        # (K = 0) is the driver's, restored from a checkpoint and shared with the local EnvRunner's sampling
+        with torch.random.fork_rng(devices=[]):
+            self.policy = Generator(GeneratorConfig(**generator_config), init_std=None).to(device).eval()
+            self.discriminator = Discriminator(**discriminator_kwargs).to(device).eval()
         self.discriminator.score_precision = score_precision
         self.engine = MonteCarloQ(num_rollouts, max_batch=max_batch)
         self.versions = (-1, -1)
@@ -89,6 +107,9 @@ class RolloutPool:
         max_batch: rollout rows per engine chunk inside a worker (memory bound).
         score_precision: discriminator precision inside the workers ("fp32"/"int8").
         seed: seeds the pool's RNG for the uniforms.
+        max_retries: how many times one call retries a dead worker's shard on a
+            replacement before it gives up (a worker that dies on every try is a
+            bug or a lack of memory, not bad luck).
     """
 
     def __init__(
@@ -103,15 +124,24 @@ class RolloutPool:
         max_batch: int = 1 << 16,
         score_precision: str = "fp32",
         seed: int = 0,
+        max_retries: int = 3,
     ) -> None:
         if num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
         if num_cpus < 0 or num_gpus < 0:
             raise ConfigError(f"num_cpus and num_gpus must be >= 0, got {num_cpus} and {num_gpus}")
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
         self.num_rollouts = num_rollouts
         self.seq_len = generator_config.seq_len
+        self.max_retries = max_retries
+        self.num_restarts = 0
+        """Workers replaced so far (after they died); reported as ``mc_worker_restarts``."""
         self.rng = torch.Generator().manual_seed(seed)
         self._sampler = MonteCarloQ(num_rollouts)
+        # the latest weights sent to the workers, re-sent to a worker that replaces a dead one
+        self._policy_ref: ray.ObjectRef | None = None
+        self._discriminator_ref: ray.ObjectRef | None = None
         args = (asdict(generator_config), dict(discriminator_kwargs), num_rollouts)
         options = {"max_batch": max_batch, "score_precision": score_precision}
         if num_workers == 0:
@@ -119,10 +149,13 @@ class RolloutPool:
             self.workers: list[ray.actor.ActorHandle] = []
         else:
             self.local = None
+            # no Ray restarts: a restarted actor would come back without weights; ``_replace`` does it whole
             remote_class = ray.remote(MonteCarloWorker).options(num_cpus=num_cpus, num_gpus=num_gpus,
-                                                                scheduling_strategy="SPREAD")
+                                                                scheduling_strategy="SPREAD", max_restarts=0)
             threads = max(1, int(num_cpus)) if num_gpus == 0 else None
-            self.workers = [remote_class.remote(*args, **options, num_threads=threads) for _ in range(num_workers)]
+            self._new_worker: Callable[[], ray.actor.ActorHandle] = (
+                lambda: remote_class.remote(*args, **options, num_threads=threads))
+            self.workers = [self._new_worker() for _ in range(num_workers)]
             ray.get([worker.ping.remote() for worker in self.workers])
 
     @property
@@ -133,7 +166,7 @@ class RolloutPool:
         """The Ray node id of each worker (the local node's for K = 0)."""
         if self.local is not None:
             return [self.local.node_id()]
-        return ray.get([worker.node_id.remote() for worker in self.workers])
+        return self._gather(lambda i: self.workers[i].node_id.remote(), range(self.num_workers), "node_id")
 
     def sync(self, policy: Weights | None = None, discriminator: Weights | None = None) -> None:
         """Send new rollout-policy and/or discriminator weights to every worker.
@@ -147,7 +180,12 @@ class RolloutPool:
             return
         policy_ref = None if policy is None else ray.put(policy)
         discriminator_ref = None if discriminator is None else ray.put(discriminator)
-        ray.get([worker.set_weights.remote(policy_ref, discriminator_ref) for worker in self.workers])
+        if policy_ref is not None:
+            self._policy_ref = policy_ref
+        if discriminator_ref is not None:
+            self._discriminator_ref = discriminator_ref
+        self._gather(lambda i: self.workers[i].set_weights.remote(policy_ref, discriminator_ref),
+                     range(self.num_workers), "set_weights")
 
     def compute_q(self, sequences: np.ndarray) -> np.ndarray:
         """Q [B, T] float32 for sequences [B, T], in the input order."""
@@ -158,12 +196,52 @@ class RolloutPool:
         if self.local is not None:
             return self.local.compute_q(sequences, uniforms)
         bounds = np.linspace(0, sequences.shape[0], self.num_workers + 1).round().astype(int)
-        futures = [
-            worker.compute_q.remote(sequences[lo:hi], uniforms[lo:hi])
-            for worker, lo, hi in zip(self.workers, bounds[:-1], bounds[1:])
-            if hi > lo
-        ]
-        return np.concatenate(ray.get(futures))
+        shards = [i for i in range(self.num_workers) if bounds[i + 1] > bounds[i]]
+        return np.concatenate(self._gather(
+            lambda i: self.workers[i].compute_q.remote(sequences[bounds[i]:bounds[i + 1]],
+                                                       uniforms[bounds[i]:bounds[i + 1]]),
+            shards, "compute_q"))
+
+    def _gather(self, submit: Callable[[int], ray.ObjectRef], indices: Iterable[int], what: str) -> list[Any]:
+        """``submit(i)`` on the workers ``indices`` concurrently; their results in that order.
+
+        A worker that died is replaced and its call submitted again (the same
+        arguments: for ``compute_q`` the same shard and uniforms, so the same Q),
+        at most ``max_retries`` times. Errors raised by the worker's code are
+        not failures of the worker and propagate unchanged.
+        """
+        indices = list(indices)
+        refs = {i: submit(i) for i in indices}
+        results = []
+        for i in indices:
+            for attempt in range(self.max_retries + 1):
+                try:
+                    results.append(ray.get(refs[i]))
+                    break
+                except RayActorError as error:
+                    if attempt == self.max_retries:
+                        raise TrainingError(
+                            f"RolloutPool: rollout worker {i} (of {self.num_workers}) died during {what} "
+                            f"{attempt + 1} time(s) in a row, retried on {attempt} replacement(s) "
+                            f"(max_retries={self.max_retries}); last cause: {failure_cause(error)}") from error
+                    self._replace(i, error)
+                    refs[i] = submit(i)
+        return results
+
+    def _replace(self, index: int, cause: RayActorError) -> None:
+        """Start a new worker in place of dead worker ``index`` and give it the latest synced weights.
+
+        The weights are sent before anything else is submitted to the new
+        actor, and a Ray actor runs one caller's calls in order, so the retried
+        call sees them without a round trip here.
+        """
+        ray.kill(self.workers[index], no_restart=True)  # in case it is only unreachable, not dead
+        worker = self._new_worker()
+        worker.set_weights.remote(self._policy_ref, self._discriminator_ref)
+        self.workers[index] = worker
+        self.num_restarts += 1
+        logger.warning("RolloutPool: rollout worker %d died (%s); replaced it with a new actor holding the "
+                       "latest weights (%d replacement(s) so far)", index, failure_cause(cause), self.num_restarts)
 
     def rng_state(self) -> torch.Tensor:
         """State of the RNG drawing the uniforms (for checkpoints: a restored pool draws the same next Q)."""

@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from seqgan_rl.errors import TrainingError
 from seqgan_rl.generator import Generator
 from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS
 
@@ -190,6 +191,8 @@ def _as_scores(scores: Tensor, expected: int) -> Tensor:
     if scores.shape != (expected,):
         raise ValueError(f"scorer returned shape {tuple(scores.shape)}, expected ({expected},)")
     scores = scores.to(torch.float32)
-    if not torch.isfinite(scores).all():
-        raise ValueError("scorer returned non-finite values (NaN or inf)")
+    bad = int((~torch.isfinite(scores)).sum())
+    if bad:
+        raise TrainingError(f"the discriminator returned non-finite scores (NaN or inf) for {bad} of {expected} "
+                            "Monte Carlo completions: its weights or inputs are broken; training stops here")
     return scores

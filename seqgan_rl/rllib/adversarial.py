@@ -14,7 +14,14 @@ every algorithm,
   rollout policy moves towards G (β) and ``d_steps`` d-steps run, each on
   ``d_num_negatives`` fresh samples of the current G vs the real data; then the
   new discriminator weights go to the Monte Carlo piece;
-* the discriminator's state joins the algorithm's checkpoints.
+* the discriminator's state joins the algorithm's checkpoints;
+* the discriminator actor is kept alive: a ``DiscriminatorSupervisor`` snapshots
+  its state after every d-step (and checkpoint load) and replaces a dead actor
+  with one restored from that snapshot (same name, so envs find it again); the
+  count is the metric ``discriminator/restarts``.
+
+``ENV_RUNNER_FAULT_TOLERANCE`` is RLlib's EnvRunner fault tolerance as every
+SeqGAN config sets it (``SeqGANConfig`` and ``algorithms.build_config``).
 
 Settings come from ``seqgan_settings(config)``: a ``SeqGANConfig``'s own
 options, or what ``with_seqgan`` put into any other ``AlgorithmConfig``.
@@ -34,7 +41,8 @@ from ray.rllib.utils.metrics import TIMERS
 
 from envs import register_rllib_env
 from seqgan_rl.data import read_token_table
-from seqgan_rl.distributed.discriminator_actor import start_discriminator_actor
+from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
+from seqgan_rl.distributed.weights import Weights
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector, MonteCarloSettings
 
@@ -46,6 +54,16 @@ DISCRIMINATOR_PRETRAIN_TIMER = "discriminator_pretrain"
 DISCRIMINATOR_TIMER = "discriminator_steps"
 ROLLOUT_SYNC_TIMER = "rollout_policy_sync"
 DISCRIMINATOR_RESULTS = "discriminator"
+ENV_RUNNER_FAULT_TOLERANCE: dict[str, Any] = {
+    "restart_failed_env_runners": True,
+    "max_num_env_runner_restarts": 1000,
+    "delay_between_env_runner_restarts_s": 5.0,
+}
+"""``AlgorithmConfig.fault_tolerance`` options of every SeqGAN config: a dead EnvRunner is restarted
+(Ray brings the actor back, the algorithm re-sends the generator's weights) and the lost sampling is
+redone. Pinned here rather than left to RLlib's defaults, which change between releases; the delay
+(RLlib: 60 s, slept by an EnvRunner whose env raised before it exits to be restarted) is short because
+the one remote dependency of our envs, the discriminator actor, is brought back by the algorithm itself."""
 
 
 @dataclass(frozen=True)
@@ -158,17 +176,26 @@ class AdversarialMixin:
             raise DataError(f"{settings.real_data}: vocab_size {real.vocab_size} / seq_len {real.seq_len} do not "
                             f"match the generator's {g['vocab_size']} / {g['seq_len']}")
         # The actor exists before any EnvRunner samples: envs look it up by name for their rewards.
-        self.discriminator_actor = start_discriminator_actor(
-            settings.discriminator_name, g["vocab_size"], g["seq_len"], num_cpus=settings.num_cpus,
-            num_gpus=settings.num_gpus, discriminator_kwargs=dict(settings.discriminator), lr=settings.d_lr,
-            seed=settings.seed, num_threads=settings.num_threads, train_precision=settings.precision,
+        self.discriminator_supervisor = DiscriminatorSupervisor(
+            settings.discriminator_name, g["vocab_size"], g["seq_len"], real_data=real.tokens,
+            num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, discriminator_kwargs=dict(settings.discriminator),
+            lr=settings.d_lr, seed=settings.seed, num_threads=settings.num_threads, train_precision=settings.precision,
         )
-        ray.get(self.discriminator_actor.set_real_data.remote(ray.put(real.tokens)))
         self.discriminator_pretrained = settings.d_pretrain_rounds == 0
-        super().setup(config)
-        self.learner_group.foreach_learner(
-            lambda learner: [piece.update_rollout_policy(learner.module) for piece in monte_carlo_pieces(learner)])
-        self._sync_discriminator()
+        try:
+            super().setup(config)
+            self.learner_group.foreach_learner(lambda learner: [
+                piece.update_rollout_policy(learner.module) for piece in monte_carlo_pieces(learner)])
+            self._sync_discriminator(
+                self.discriminator_supervisor.run(lambda actor: ray.get(actor.get_weights.remote())))
+        except BaseException:
+            self.discriminator_supervisor.stop()  # no orphaned actor and watcher when the algorithm never starts
+            raise
+
+    @property
+    def discriminator_actor(self) -> ray.actor.ActorHandle:
+        """The live discriminator actor (a new handle after a replacement: look it up for each use)."""
+        return self.discriminator_supervisor.handle
 
     def training_step(self) -> Any:
         """The wrapped algorithm's iteration (its generator updates), then the adversarial schedule."""
@@ -181,6 +208,7 @@ class AdversarialMixin:
         if self._seqgan.adversarial.d_steps:
             with timed(self.metrics, DISCRIMINATOR_TIMER):
                 self._discriminator_steps(self._seqgan.adversarial.d_steps)
+        self.metrics.log_value((DISCRIMINATOR_RESULTS, "restarts"), self.discriminator_supervisor.restarts, window=1)
         return result
 
     def pretrain_discriminator(
@@ -205,16 +233,21 @@ class AdversarialMixin:
                 for k, v in state.items() if k.startswith("generator.")}
 
     def _discriminator_steps(self, count: int, progress: Callable[..., Any] | None = None) -> list[dict[str, float]]:
-        """``count`` d-steps on fresh negatives of the current generator, then sync D to the Monte Carlo piece."""
+        """``count`` d-steps on fresh negatives of the current generator, then sync D to the Monte Carlo piece.
+
+        A snapshot of the actor follows each d-step, so a d-step that the
+        actor died in is redone, exactly, on its replacement.
+        """
         if count == 0:
             return []
         settings = self._seqgan.adversarial
         generator_state = ray.put(self.generator_weights())  # once, shared by the d-steps
+        supervisor = self.discriminator_supervisor
         stats = []
         for step in range(count):
-            result = ray.get(self.discriminator_actor.train_on_generator.remote(
+            result = supervisor.run(lambda actor: ray.get(actor.train_on_generator.remote(
                 settings.generator_config, generator_state, settings.d_num_negatives, settings.d_epochs,
-                settings.d_batch_size))
+                settings.d_batch_size)), changes_state=True)
             stats.append(result)
             if progress is not None:
                 progress(step + 1, result)
@@ -223,30 +256,33 @@ class AdversarialMixin:
                                "sample_s": sum(s["sample_s"] for s in stats) / count,
                                "train_s": sum(s["train_s"] for s in stats) / count},
                               key=DISCRIMINATOR_RESULTS, window=1)
-        self._sync_discriminator()
+        self._sync_discriminator(supervisor.run(lambda actor: ray.get(actor.get_weights.remote())))
         return stats
 
-    def _sync_discriminator(self) -> None:
-        weights = ray.get(self.discriminator_actor.get_weights.remote())
+    def _sync_discriminator(self, weights: Weights) -> None:
+        """Send the discriminator's ``weights`` to the Monte Carlo piece (its rollout workers score with them)."""
         self.learner_group.foreach_learner(
             lambda learner: [piece.set_discriminator_weights(weights) for piece in monte_carlo_pieces(learner)])
 
     def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
         state = super().get_state(components, not_components=not_components, **kwargs)
         if self._check_component(SEQGAN_STATE, components, not_components):
-            state[SEQGAN_STATE] = {"discriminator": ray.get(self.discriminator_actor.get_state.remote()),
+            discriminator = self.discriminator_supervisor.run(lambda actor: ray.get(actor.get_state.remote()))
+            state[SEQGAN_STATE] = {"discriminator": discriminator,
                                    "discriminator_pretrained": self.discriminator_pretrained}
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         if SEQGAN_STATE in state:
-            ray.get(self.discriminator_actor.set_state.remote(state[SEQGAN_STATE]["discriminator"]))
+            self.discriminator_supervisor.run(
+                lambda actor: ray.get(actor.set_state.remote(state[SEQGAN_STATE]["discriminator"])),
+                changes_state=True)
             self.discriminator_pretrained = bool(state[SEQGAN_STATE]["discriminator_pretrained"])
-            self._sync_discriminator()
+            self._sync_discriminator(state[SEQGAN_STATE]["discriminator"]["weights"])
 
     def cleanup(self) -> None:
         self.learner_group.foreach_learner(
             lambda learner: [piece.shutdown() for piece in monte_carlo_pieces(learner)])
         super().cleanup()
-        ray.kill(self.discriminator_actor)
+        self.discriminator_supervisor.stop()

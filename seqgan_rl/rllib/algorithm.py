@@ -2,12 +2,12 @@
 
 One ``training_step`` is one adversarial batch of the paper:
 
-1. ``g_steps`` times: sample ``episodes_per_batch`` complete episodes (one
-   generated sequence each) from the EnvRunners, and update the generator in
-   the Learner with −Σ log G(y_t | y_<t)·Q_t, where the Learner's
-   ``MonteCarloQConnector`` gets Q for every token from the rollout pool;
-2. sync the new generator weights to the EnvRunners and move the rollout
-   policy towards it (β);
+1. ``g_steps`` times: send the generator's current weights to the EnvRunners,
+   sample ``episodes_per_batch`` complete episodes (one generated sequence
+   each) from them, and update the generator in the Learner with
+   −Σ log G(y_t | y_<t)·Q_t, where the Learner's ``MonteCarloQConnector`` gets
+   Q for every token from the rollout pool;
+2. move the rollout policy towards the new generator (β);
 3. ``d_steps`` times: train the discriminator actor for ``d_epochs`` on
    ``d_num_negatives`` fresh generator samples vs the real data, then send its
    weights to the rollout pool.
@@ -19,6 +19,14 @@ scores finished episodes with it (its terminal reward is the EnvRunner metric
 ``episode_return_mean``, the mean D(fake)). Every stage is timed under
 ``timers`` in the results.
 
+EnvRunners that die are restarted (``ENV_RUNNER_FAULT_TOLERANCE``, set by
+``SeqGANConfig``): the episodes they owed are sampled again, from the
+surviving EnvRunners or the restarted ones once they have the generator's
+weights, so every g-step still trains on exactly ``episodes_per_batch``
+complete episodes of the current generator. (The weights go out before each
+sampling, not after each update: an EnvRunner that Ray restarted between two
+iterations, unnoticed, would otherwise sample with its constructor's weights.)
+
 Checkpoints (``save_to_path`` / ``restore_from_path`` / ``from_checkpoint``)
 hold RLlib's state (generator, its optimiser, counters), the Learner's Monte
 Carlo state (rollout policy, RNG) and the discriminator actor's state (weights,
@@ -27,6 +35,7 @@ optimiser, RNGs): a restored run continues where it stopped.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -44,9 +53,15 @@ from ray.rllib.utils.metrics import (
 )
 
 from envs import RLLIB_ENV_NAME
-from seqgan_rl.errors import ConfigError
+from seqgan_rl.errors import ConfigError, SeqGANError, TrainingError
 from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.rllib.adversarial import AdversarialMixin, AdversarialSettings, SeqGANSettings, timed
+from seqgan_rl.rllib.adversarial import (
+    ENV_RUNNER_FAULT_TOLERANCE,
+    AdversarialMixin,
+    AdversarialSettings,
+    SeqGANSettings,
+    timed,
+)
 from seqgan_rl.rllib.generator_module import generator_module_spec
 from seqgan_rl.rllib.monte_carlo import MonteCarloSettings
 
@@ -108,6 +123,7 @@ class SeqGANConfig(AlgorithmConfig):
         self.num_env_runners = 0
         self.num_envs_per_env_runner = 64
         self.env = RLLIB_ENV_NAME
+        self.fault_tolerance(**ENV_RUNNER_FAULT_TOLERANCE)
 
     @override(AlgorithmConfig)
     def training(
@@ -254,11 +270,14 @@ class SeqGANConfig(AlgorithmConfig):
 
 
 class SeqGANPolicyGradient(Algorithm):
-    """SeqGAN's generator half: ``g_steps`` × (sample complete episodes, one Learner update), then weight sync."""
+    """SeqGAN's generator half: ``g_steps`` × (weight sync, sample complete episodes, one Learner update)."""
 
     @override(Algorithm)
     def training_step(self) -> None:
         for _ in range(self.config.g_steps):
+            with timed(self.metrics, SYNCH_WORKER_WEIGHTS_TIMER):
+                self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group,
+                                                   inference_only=True)
             with timed(self.metrics, ENV_RUNNER_SAMPLING_TIMER):
                 episodes, runner_metrics = self._sample_episodes()
             self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
@@ -269,22 +288,71 @@ class SeqGANPolicyGradient(Algorithm):
                         (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)},
                 )
             self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
-        with timed(self.metrics, SYNCH_WORKER_WEIGHTS_TIMER):
-            self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)
 
     def _sample_episodes(self) -> tuple[list[Any], list[dict[str, Any]]]:
-        """Exactly ``episodes_per_batch`` complete episodes, split evenly over the EnvRunners."""
+        """Exactly ``episodes_per_batch`` complete episodes, split evenly over the healthy EnvRunners.
+
+        EnvRunners that die while sampling give nothing (RLlib marks them
+        unhealthy); their share is sampled again from the surviving ones, or,
+        when none is left, from the restarted ones once ``restore_env_runners``
+        finds them back (waiting at most ``env_runner_health_probe_timeout_s``)
+        and has given them the current weights. ``SAMPLE_ATTEMPTS`` rounds at most.
+        """
         wanted = self.config.episodes_per_batch
-        remote = self.env_runner_group.num_remote_env_runners()
-        per_runner = -(-wanted // max(1, remote))
-        results = self.env_runner_group.foreach_env_runner(
-            lambda runner: (runner.sample(num_episodes=per_runner), runner.get_metrics()),
-            local_env_runner=remote == 0,
-        )
-        episodes = [episode for sampled, _ in results for episode in sampled]
-        if len(episodes) < wanted:
-            raise RuntimeError(f"EnvRunners returned {len(episodes)} episodes, {wanted} needed")
-        return episodes[:wanted], [runner_metrics for _, runner_metrics in results]
+        group = self.env_runner_group
+        remote = group.num_remote_env_runners()
+        episodes: list[Any] = []
+        runner_metrics: list[dict[str, Any]] = []
+        for _ in range(SAMPLE_ATTEMPTS):
+            if remote:
+                self._wait_for_healthy_env_runner()
+            per_runner = -(-(wanted - len(episodes)) // max(1, group.num_healthy_remote_env_runners()))
+            results = group.foreach_env_runner(lambda runner: _sample(runner, per_runner),
+                                               local_env_runner=remote == 0)
+            for sampled, sampled_metrics in results:
+                if isinstance(sampled, SeqGANError):
+                    raise sampled
+                episodes.extend(sampled)
+                runner_metrics.append(sampled_metrics)
+            if len(episodes) >= wanted:
+                return episodes[:wanted], runner_metrics
+        raise TrainingError(f"EnvRunners returned {len(episodes)} episodes, {wanted} needed, in {SAMPLE_ATTEMPTS} "
+                           f"rounds: {remote - group.num_healthy_remote_env_runners()} of {remote} remote EnvRunners "
+                           "kept failing (see their logs for the cause)")
+
+    def _wait_for_healthy_env_runner(self) -> None:
+        """Return once a remote EnvRunner is healthy, restoring restarted ones; raise if none is in time."""
+        group = self.env_runner_group
+        deadline = time.monotonic() + self.config.env_runner_health_probe_timeout_s
+        pause = 0.1
+        while not group.num_healthy_remote_env_runners():
+            self.restore_env_runners(group)  # pings the failed ones; syncs those that answer
+            if group.num_healthy_remote_env_runners():
+                return
+            if time.monotonic() >= deadline:
+                raise TrainingError(
+                    f"none of the {group.num_remote_env_runners()} remote EnvRunners came back within "
+                    f"env_runner_health_probe_timeout_s={self.config.env_runner_health_probe_timeout_s:g} "
+                    "(restart_failed_env_runners must be on for them to be restarted; see their logs for the cause)")
+            time.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+
+SAMPLE_ATTEMPTS = 3
+"""Sampling rounds of one g-step before a lack of healthy EnvRunners is an error."""
+
+
+def _sample(runner: Any, num_episodes: int) -> tuple[Any, dict[str, Any] | None]:
+    """Run on an EnvRunner: its episodes and metrics, or the ``SeqGANError`` its envs raised.
+
+    Returned, not raised: RLlib restarts an EnvRunner whose call raised, but a
+    SeqGANError (a discriminator returning NaN, one that could not be brought
+    back) would recur on the restarted one; the driver raises it instead.
+    """
+    try:
+        return runner.sample(num_episodes=num_episodes), runner.get_metrics()
+    except SeqGANError as error:
+        return error, None
 
 
 class SeqGAN(AdversarialMixin, SeqGANPolicyGradient):

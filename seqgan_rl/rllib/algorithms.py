@@ -36,7 +36,12 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from envs import RLLIB_ENV_NAME
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.rllib.adversarial import SEQGAN_SETTINGS_KEY, AdversarialMixin, SeqGANSettings
+from seqgan_rl.rllib.adversarial import (
+    ENV_RUNNER_FAULT_TOLERANCE,
+    SEQGAN_SETTINGS_KEY,
+    AdversarialMixin,
+    SeqGANSettings,
+)
 from seqgan_rl.rllib.generator_module import generator_module_spec
 from seqgan_rl.rllib.learner import MonteCarloLearnerMixin
 
@@ -123,9 +128,10 @@ def with_seqgan(
 
 
 def build_config(name: str, **training: Any) -> AlgorithmConfig:
-    """A fresh RLlib config of a known algorithm (``ppo``, ``appo``, ``impala``) with ``training`` options."""
+    """A fresh RLlib config of a known algorithm (``ppo``, ``appo``, ``impala``) with ``training`` options
+    and SeqGAN's EnvRunner fault tolerance (``ENV_RUNNER_FAULT_TOLERANCE``, as ``SeqGANConfig``)."""
     try:
         config_class = CONFIG_CLASSES[name]
     except KeyError:
         raise ConfigError(f"unknown algorithm {name!r}; known: seqgan, {', '.join(sorted(CONFIG_CLASSES))}") from None
-    return config_class().training(**training)
+    return config_class().training(**training).fault_tolerance(**ENV_RUNNER_FAULT_TOLERANCE)

@@ -31,6 +31,11 @@ The piece owns the two models the pool needs and keeps them current:
 Each is sent to the pool's workers once per change (one object-store put),
 never per call. Episodes shorter than the sequence length (an end token) are
 padded with ``pad_token`` before the rollouts; only their own steps get a Q.
+
+Discriminator weights that hold NaN or inf (a diverged d-step) are refused
+with a ``TrainingError`` when they arrive, before any Q is computed with them
+(the engine also rejects any non-finite score). Rollout workers that died and
+were replaced by the pool are counted in the metric ``mc_worker_restarts``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.annotations import override
 
+from seqgan_rl.errors import TrainingError
 from seqgan_rl.distributed.rollout_workers import RolloutPool
 from seqgan_rl.distributed.weights import Weights, module_weights
 from seqgan_rl.errors import ConfigError
@@ -169,6 +175,7 @@ class MonteCarloQConnector(ConnectorV2):
             valid = np.concatenate([q[row, : len(episode)] for row, episode in enumerate(sa_episodes)])
             metrics.log_value("mean_q", float(valid.mean()), window=1)
             metrics.log_value("mc_worker_nodes", self._num_nodes, window=1)
+            metrics.log_value("mc_worker_restarts", pool.num_restarts, window=1)
         return batch
 
     # ------------------------------------------------------------------ keeping the models current
@@ -187,7 +194,19 @@ class MonteCarloQConnector(ConnectorV2):
         return self._policy_version
 
     def set_discriminator_weights(self, weights: Weights) -> None:
-        """Use these discriminator weights for all following Q (after every round of d-steps)."""
+        """Use these discriminator weights for all following Q (after every round of d-steps).
+
+        Weights with NaN or inf (a diverged d-step) are an error here, where
+        they enter the Monte Carlo step: Q computed with them would be NaN.
+        """
+        state = weights["state"]
+        bad = [name for name, value in state.items()
+               if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.isfinite(value).all()]
+        if bad:
+            raise TrainingError(
+                f"MonteCarloQConnector: the discriminator's weights (version {weights['version']}) hold NaN or inf "
+                f"in {len(bad)} of {len(state)} tensors ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): "
+                "the discriminator would return NaN scores; not computing Monte Carlo Q with it")
         self._discriminator = weights
         if self._pool is not None:
             self._pool.sync(discriminator=weights)
