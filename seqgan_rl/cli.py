@@ -83,9 +83,27 @@ def _cmd_pretrain(args: argparse.Namespace) -> dict:
     )
 
 
+RESUME_OPTIONS = frozenset({"resume", "batches", "address", "num_cpus", "device", "no_progress"})
+"""``train`` options that may go with ``--resume``: a resumed run keeps its own configuration and data."""
+
+
+def _refuse_run_options_on_resume(args: argparse.Namespace) -> None:
+    """Raise if ``--resume`` comes with an option it would ignore (the run's config.json decides them)."""
+    from seqgan_rl.errors import ConfigError
+
+    defaults = vars(build_parser().parse_args(["train"]))
+    given = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+             if name in defaults and name not in RESUME_OPTIONS and value != defaults[name]]
+    if given:
+        raise ConfigError(f"--resume continues {args.resume} with its own configuration and data; "
+                          f"{', '.join(given)} cannot change them (only --batches may be raised)")
+
+
 def _cmd_train(args: argparse.Namespace) -> dict:
     from seqgan_rl.train import run_training
 
+    if args.resume:
+        _refuse_run_options_on_resume(args)
     device = _device(args.device)
     preset = args.preset
     if preset == "auto":
@@ -102,12 +120,13 @@ def _cmd_train(args: argparse.Namespace) -> dict:
         run_dir = args.resume
     else:
         run_dir = args.run_dir or Path("runs") / f"seqgan-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return {"preset": preset, **run_training(
+    summary = run_training(
         config, run_dir, data_dir=args.data, oracle_params=args.oracle_params,
         generator_checkpoint=args.generator_checkpoint, address=args.address, num_cpus=args.num_cpus,
         device=device, resume=args.resume is not None, resume_batches=args.batches if args.resume else None,
         progress=not args.no_progress,
-    )}
+    )
+    return summary if args.resume else {"preset": preset, **summary}  # a resumed run's preset is not known
 
 
 def _cmd_tune(args: argparse.Namespace) -> dict:
@@ -119,6 +138,10 @@ def _cmd_tune(args: argparse.Namespace) -> dict:
                                                         eval_every=args.eval_every)
     grid = parse_grid(args.grid)
     if not ray.is_initialized():
+        if args.address:
+            from seqgan_rl.train import check_reachable
+
+            check_reachable(args.address)  # ray.init would retry a dead address for many minutes
         ray.init(address=args.address or "local", num_cpus=None if args.address else args.num_cpus,
                  include_dashboard=False, log_to_driver=False)
     results = tune_seqgan(base, grid, generator_checkpoint=args.generator_checkpoint,

@@ -12,10 +12,19 @@ Run directory layout::
     mle/                 the MLE phase: metrics.jsonl, curves.png, checkpoint.pt
     metrics.jsonl        one record per adversarial batch (eval/, train/, time/ keys)
     tensorboard/         the same records as TensorBoard scalars
-    checkpoints/         algorithm checkpoints (RLlib + discriminator + rollout policy),
-                         ``latest.json`` names the newest complete one
+    checkpoints/         algorithm checkpoints (RLlib + discriminator + rollout policy + the
+                         driver's RNGs), each sealed by a manifest (``seqgan_rl.checkpoint``);
+                         ``latest.json``, written after the manifest, names the newest one
     generator.pt         the newest generator alone (``seqgan-rl sample``, evaluation)
     curves.png, summary.json
+
+Exact resume: a run stopped after k batches and resumed to 2k gives the same
+generator, bit for bit on CPU, as a run of 2k batches. Everything random is
+either saved in the checkpoint (RLlib's state, the discriminator actor's and
+the Monte Carlo pool's RNGs, and here the driver's global RNGs, from which the
+local EnvRunner samples) or drawn from a seed that depends only on (seed,
+batch) (the evaluation samples), and evaluating or checkpointing draws nothing
+from the global RNGs.
 """
 
 from __future__ import annotations
@@ -23,19 +32,28 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import shutil
+import socket
 import time
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from seqgan_rl.checkpoint import GENERATOR_KINDS, load_checkpoint, save_checkpoint
+from seqgan_rl.checkpoint import (
+    GENERATOR_KINDS,
+    load_checkpoint,
+    open_checkpoint_dir,
+    save_checkpoint,
+    seal_checkpoint_dir,
+)
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.fileio import atomic_path
+from seqgan_rl.fileio import atomic_path, write_json
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.metrics import MetricsLog, plot_curves
 from seqgan_rl.pretrain import evaluate, load_dataset, load_oracle, run_pretraining, write_oracle_dataset
@@ -43,13 +61,53 @@ from seqgan_rl.pretrain import evaluate, load_dataset, load_oracle, run_pretrain
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
-STATE_FILE = "state.json"
 LATEST_FILE = "latest.json"
+RNG_FILE = "rng.pt"
+RUN_CHECKPOINT_KIND = "run"
+"""Kind of a sealed algorithm checkpoint directory (``seqgan_rl.checkpoint.seal_checkpoint_dir``)."""
+CONNECT_TIMEOUT_S = 10.0
+"""How long the cluster address may take to accept a TCP connection before ``train`` gives up."""
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object the run wrote (``DataError`` naming the file if it is not one)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: not a readable {what} ({error})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: not a readable {what} (a JSON {type(record).__name__}, expected an object)")
+    return record
+
+
+def check_reachable(address: str) -> None:
+    """Fail in seconds on a cluster address that nothing answers at.
+
+    ``ray.init(address=...)`` retries a dead address for many minutes (Ray
+    2.60: 20 attempts of ~40 s each), logging warnings but raising nothing, so
+    a typo in ``--address`` would look like a hang. A plain TCP connection to
+    the GCS port (or the Ray Client port of a ``ray://`` address) says at once
+    whether anything listens there. ``auto`` (the cluster this machine last
+    started) is left to Ray.
+    """
+    if address == "auto":
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {reason} (is `ray start --head` running "
+                          "there, and the port open?)") from None
+
+
+def _cluster_address(address: str | None) -> str | None:
+    """The cluster to join: ``address``, else ``RAY_ADDRESS``, else ``None`` (a local Ray, also for "local")."""
+    cluster = address or os.environ.get("RAY_ADDRESS")
+    return None if cluster in (None, "", "local") else cluster
 
 
 def _connect_ray(address: str | None, num_cpus: int | None) -> bool:
@@ -58,24 +116,60 @@ def _connect_ray(address: str | None, num_cpus: int | None) -> bool:
 
     if ray.is_initialized():
         return False
-    if address or os.environ.get("RAY_ADDRESS"):
+    cluster = _cluster_address(address)
+    if cluster is not None:
+        check_reachable(cluster)  # again: the MLE phase before this may have taken hours
         try:
-            ray.init(address=address or None, log_to_driver=False)
-        except ConnectionError as error:
-            raise ConfigError(f"cannot reach the Ray cluster at {address or os.environ['RAY_ADDRESS']!r}: {error}") \
-                from None
+            ray.init(address=cluster, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as error:  # RuntimeError: "Failed to connect to GCS"
+            first_line = next(iter(str(error).strip().splitlines()), type(error).__name__)
+            raise ConfigError(f"cannot join the Ray cluster at {cluster!r}: {first_line}") from None
         return False
     # address="local": always a new local instance, never a stale cluster another process left behind
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     return True
 
 
+def _check_local_resources(algo_config: Any) -> None:
+    """Refuse a run whose actors cannot all start on the local Ray we started.
+
+    Ray waits forever for resources a cluster lacks (an autoscaler may add
+    them); on a local Ray nothing will, so an actor asking for more CPUs or
+    GPUs than it has would hang the run without a word. Counted: the
+    discriminator actor and the K Monte Carlo rollout workers (the EnvRunner
+    and the Learner run in this process), a lower bound of what is needed.
+    """
+    import ray
+
+    from seqgan_rl.rllib.adversarial import seqgan_settings
+
+    settings = seqgan_settings(algo_config)
+    adversarial, monte_carlo = settings.adversarial, settings.monte_carlo
+    workers = 0 if settings.reward == "terminal" else monte_carlo.num_workers
+    need = {"CPU": adversarial.num_cpus + workers * monte_carlo.worker_num_cpus,
+            "GPU": adversarial.num_gpus + workers * monte_carlo.worker_num_gpus}
+    have = ray.cluster_resources()
+    short = [f"{amount:g} {name}s (it has {have.get(name, 0.0):g})" for name, amount in need.items()
+             if amount > have.get(name, 0.0)]
+    if short:
+        raise ConfigError(
+            f"the local Ray cannot start this run's actors (the discriminator and {workers} rollout worker(s)): "
+            f"they need {' and '.join(short)}; lower --num-mc-workers, --mc-worker-num-cpus, --mc-worker-num-gpus "
+            "or --discriminator-num-gpus, or raise --num-cpus")
+
+
 def _generator_from_algorithm(algo: Any, config: GeneratorConfig, device: str) -> Generator:
-    """The Learner's current generator as a core ``Generator`` on ``device``."""
+    """The Learner's current generator as a core ``Generator`` on ``device``.
+
+    Draws nothing from the global RNGs (the layers' default initialisation
+    would): the local EnvRunner samples from them, so an evaluation or a
+    checkpoint must not change what the next batch samples.
+    """
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     state = algo.learner_group.get_weights(module_ids=[DEFAULT_MODULE_ID])[DEFAULT_MODULE_ID]
-    generator = Generator(config, init_std=None)
+    with torch.random.fork_rng(devices=[]):
+        generator = Generator(config, init_std=None)
     generator.load_state_dict({k.removeprefix("generator."): torch.as_tensor(v) for k, v in state.items()
                                if k.startswith("generator.")})
     return generator.to(device).eval()
@@ -160,39 +254,87 @@ ALGO_TRAINING: dict[str, Any] = {
 (SeqGAN has none), undiscounted returns (a sequence's reward is its whole)."""
 
 
-def _save(algo: Any, run_dir: Path, iteration: int, generator: Generator, records: list[dict[str, Any]],
-          state: dict[str, Any], eval_rng: torch.Generator) -> Path:
-    """Write checkpoint ``iteration`` completely, then point ``latest.json`` at it, then drop older ones.
+def _eval_rng(seed: int, iteration: int, device: str) -> torch.Generator:
+    """The RNG of the evaluation samples at adversarial batch ``iteration`` (0: before the first).
 
-    A crash at any moment leaves ``latest.json`` naming a complete checkpoint.
+    A function of (seed, iteration) alone, so an evaluation gives the same
+    numbers whichever evaluations came before it: a run stopped at a batch
+    that is not a multiple of ``eval_every`` evaluates there once more, and its
+    resumed continuation must still match the run that never stopped.
+    """
+    return torch.Generator(device=device).manual_seed(
+        int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0]))
+
+
+def _process_rng_state() -> dict[str, Any]:
+    """This (the driver) process's global RNGs: torch's, NumPy's and Python's.
+
+    Every config ``build_algorithm_config`` makes has ``num_env_runners=0``:
+    the EnvRunner that samples the generator's sequences and the Learner run
+    in this process and draw from these RNGs (RLlib seeds exactly these three),
+    but RLlib's checkpoints do not hold them. Without them a resumed run
+    samples other sequences than the run that never stopped.
+    """
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}}
+
+
+def _set_process_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of ``_process_rng_state``."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"], numpy["has_gauss"],
+                         numpy["cached_gaussian"]))
+
+
+def _save(algo: Any, run_dir: Path, iteration: int, generator: Generator, num_records: int,
+          phase_s: dict[str, float]) -> Path:
+    """Write checkpoint ``iteration`` completely, seal it, then point ``latest.json`` at it, then drop older ones.
+
+    ``latest.json`` is the commit: it is replaced (atomically) only after the
+    checkpoint's manifest, which is written after every other file. A crash at
+    any moment leaves ``latest.json`` naming a complete, sealed checkpoint (the
+    previous one until the new one is sealed); a half-written directory is
+    never named and is removed by the next save.
     """
     checkpoints = run_dir / "checkpoints"
     target = checkpoints / f"iteration-{iteration:06d}"
-    if target.exists():
+    if target.exists():  # a partial write by an earlier attempt that crashed
         shutil.rmtree(target)
     algo.save_to_path(str(target))
     save_checkpoint(target / "generator.pt", "generator", {
         "generator": generator.state_dict(), "generator_config": generator.config.__dict__, "iteration": iteration})
-    torch.save(eval_rng.get_state(), target / "eval_rng.pt")
-    _write_json(target / STATE_FILE, {**state, "iteration": iteration, "num_records": len(records)})
-    _write_json(checkpoints / LATEST_FILE, {"iteration": iteration, "path": target.name})
-    shutil.copyfile(target / "generator.pt", run_dir / "generator.pt.tmp")
-    os.replace(run_dir / "generator.pt.tmp", run_dir / "generator.pt")
+    save_checkpoint(target / RNG_FILE, "rng", _process_rng_state())
+    seal_checkpoint_dir(target, RUN_CHECKPOINT_KIND,
+                        {"iteration": iteration, "num_records": num_records, "phase_s": phase_s})
+    write_json(checkpoints / LATEST_FILE, {"iteration": iteration, "path": target.name})
+    with atomic_path(run_dir / "generator.pt") as tmp:
+        shutil.copyfile(target / "generator.pt", tmp)
     for old in checkpoints.glob("iteration-*"):
         if old != target:
             shutil.rmtree(old, ignore_errors=True)
     return target
 
 
-def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest complete algorithm checkpoint of a run (``DataError`` naming what is missing)."""
+def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest complete algorithm checkpoint of a run and its manifest (iteration, num_records, phase_s).
+
+    Raises:
+        DataError: naming what is wrong: no checkpoint yet, an unreadable
+            ``latest.json``, or a checkpoint that is incomplete, of another
+            version or whose files differ from its manifest (truncated, changed).
+    """
     pointer = run_dir / "checkpoints" / LATEST_FILE
     if not pointer.is_file():
         raise DataError(f"{run_dir}: no checkpoint to resume from ({pointer} is missing)")
-    target = run_dir / "checkpoints" / json.loads(pointer.read_text())["path"]
-    if not (target / STATE_FILE).is_file():
-        raise DataError(f"{target}: checkpoint is incomplete ({STATE_FILE} missing)")
-    return target
+    name = _read_json(pointer, "checkpoint pointer").get("path")
+    if not isinstance(name, str) or not name.startswith("iteration-"):
+        raise DataError(f"{pointer}: names no checkpoint directory (path {name!r})")
+    target = run_dir / "checkpoints" / name
+    return target, open_checkpoint_dir(target, RUN_CHECKPOINT_KIND)
 
 
 def run_training(
@@ -218,26 +360,49 @@ def run_training(
     ``config`` is ignored on resume: the run's own ``config.json`` is used, so
     a resumed run is the run that was started; only its number of adversarial
     batches may be raised (``resume_batches``) to train further.
+
+    Every input is checked before any work (a missing generator checkpoint,
+    an unreachable cluster, a run directory without a complete checkpoint),
+    and ``config.json`` is written only once the data and the generator are
+    known to fit, so a failed start never leaves a run that ``--resume`` would
+    take up.
     """
     import ray
 
     run_dir = Path(run_dir).resolve()  # RLlib checkpoints need absolute paths
+    checkpoint: Path | None = None
+    phase_s: dict[str, float] = {}
     if resume:
         if not (run_dir / CONFIG_FILE).is_file():
             raise DataError(f"{run_dir}: not a training run directory ({CONFIG_FILE} missing)")
-        saved = json.loads((run_dir / CONFIG_FILE).read_text())
-        config = TrainConfig.from_dict(saved["config"])
+        saved = _read_json(run_dir / CONFIG_FILE, "run configuration")
+        try:
+            config = TrainConfig.from_dict(saved["config"])
+            data_dir, oracle_params = saved["data_dir"], saved["oracle_params"]
+            generator_checkpoint = saved["mle_checkpoint"]
+        except (KeyError, TypeError) as error:
+            raise DataError(f"{run_dir / CONFIG_FILE}: not a run configuration this seqgan-rl can resume "
+                            f"({type(error).__name__}: {error})") from None
+        checkpoint, state = latest_checkpoint(run_dir)
+        kept_records = _kept_records(MetricsLog(run_dir).path, int(state["num_records"]), int(state["iteration"]))
         if resume_batches is not None:
             config = config.with_overrides(adversarial_batches=resume_batches)
-        data_dir, oracle_params = saved["data_dir"], saved["oracle_params"]
-        generator_checkpoint = saved["mle_checkpoint"]
+        if config.adversarial_batches < state["iteration"]:
+            raise ConfigError(f"{run_dir}: --batches {config.adversarial_batches} is fewer than the "
+                              f"{state['iteration']} adversarial batches the run has already done")
     else:
         config.validate()
         if (run_dir / CONFIG_FILE).exists():
             raise ConfigError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
-        run_dir.mkdir(parents=True, exist_ok=True)
+    if num_cpus is not None and num_cpus <= 0:
+        raise ConfigError(f"--num-cpus must be > 0, got {num_cpus}")
+    generator_record = None if generator_checkpoint is None else load_checkpoint(generator_checkpoint,
+                                                                                 GENERATOR_KINDS)
+    cluster = _cluster_address(address)
+    if cluster is not None and not ray.is_initialized():
+        check_reachable(cluster)  # now, not after an MLE phase of hours
+    run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    phase_s: dict[str, float] = {}
 
     if not resume:
         if data_dir is None:  # the synthetic oracle: its samples become this run's Parquet data
@@ -251,46 +416,48 @@ def run_training(
                                   device=device, progress=progress)
             phase_s["mle_s"] = time.perf_counter() - started
             generator_checkpoint = mle["checkpoint"]
-        _write_json(run_dir / CONFIG_FILE, {"config": config.to_dict(), "data_dir": str(data_dir),
-                                            "oracle_params": None if oracle_params is None else str(oracle_params),
-                                            "mle_checkpoint": str(generator_checkpoint), "phase_s": phase_s})
+            generator_record = load_checkpoint(generator_checkpoint, GENERATOR_KINDS)
 
     data = load_dataset(config.mle, data_dir, oracle_params)
     data.test = data.test.to(device)
     if data.oracle is not None:
         data.oracle.to(device)
-    record = load_checkpoint(generator_checkpoint, GENERATOR_KINDS)
-    generator_config = GeneratorConfig(**record["generator_config"])
+    generator_config = GeneratorConfig(**generator_record["generator_config"])
     if generator_config.vocab_size != data.vocab_size or generator_config.seq_len != data.seq_len:
         raise DataError(f"{generator_checkpoint}: generator vocabulary/length {generator_config.vocab_size}/"
                         f"{generator_config.seq_len} does not match the data's {data.vocab_size}/{data.seq_len}")
+    if not resume:
+        write_json(run_dir / CONFIG_FILE, {"config": config.to_dict(), "data_dir": str(data_dir),
+                                           "oracle_params": None if oracle_params is None else str(oracle_params),
+                                           "mle_checkpoint": str(generator_checkpoint), "phase_s": phase_s})
 
     started_ray = _connect_ray(address, num_cpus)
     log = MetricsLog(run_dir)
     from tensorboardX import SummaryWriter
 
     writer = SummaryWriter(str(run_dir / "tensorboard"))
-    eval_rng = torch.Generator(device=device).manual_seed(config.seed)
     try:
         algo_config = build_algorithm_config(
             config, generator_config, str(generator_checkpoint), str(Path(data_dir) / "train.parquet"),
             discriminator_threads=os.cpu_count() if started_ray else None)
+        if started_ray:
+            _check_local_resources(algo_config)
         algo = algo_config.build_algo()
         try:
             start_iteration = 0
-            if resume:
-                checkpoint = latest_checkpoint(run_dir)
+            if checkpoint is not None:
                 algo.restore_from_path(str(checkpoint))
-                state = json.loads((checkpoint / STATE_FILE).read_text())
+                _set_process_rng_state(load_checkpoint(checkpoint / RNG_FILE, "rng"))
                 start_iteration = int(state["iteration"])
                 phase_s = dict(state["phase_s"])
-                eval_rng.set_state(torch.load(checkpoint / "eval_rng.pt"))
-                log.records = [json.loads(line) for line in log.path.read_text().splitlines()][: state["num_records"]]
-                log.path.write_text("".join(json.dumps(r) + "\n" for r in log.records))
+                log.records = kept_records
+                with atomic_path(log.path) as tmp:
+                    tmp.write_text("".join(json.dumps(r) + "\n" for r in log.records))
                 logger.info("resuming %s at adversarial batch %d", run_dir, start_iteration)
             else:
                 generator = _generator_from_algorithm(algo, generator_config, device)
-                entry = {"iteration": 0, **evaluate(generator, data, config.mle.num_eval_samples, eval_rng)}
+                entry = {"iteration": 0, **evaluate(generator, data, config.mle.num_eval_samples,
+                                                    _eval_rng(config.seed, 0, device))}
                 d_bar = tqdm(total=config.d_pretrain_rounds, desc="D pretrain", unit="d-step", disable=not progress)
                 started = time.perf_counter()
                 stats = algo.pretrain_discriminator(
@@ -318,7 +485,8 @@ def run_training(
                 if iteration % config.eval_every == 0 or last:
                     eval_start = time.perf_counter()
                     generator = _generator_from_algorithm(algo, generator_config, device)
-                    entry.update(evaluate(generator, data, config.mle.num_eval_samples, eval_rng))
+                    entry.update(evaluate(generator, data, config.mle.num_eval_samples,
+                                          _eval_rng(config.seed, iteration, device)))
                     entry["time/eval_s"] = time.perf_counter() - eval_start
                     bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in entry.items() if k.startswith("eval/")})
                 log.log(entry)
@@ -331,7 +499,7 @@ def run_training(
                 if iteration % config.checkpoint_every == 0 or last:
                     generator = _generator_from_algorithm(algo, generator_config, "cpu")
                     phase_s["adversarial_s"] = adversarial_before + time.perf_counter() - started
-                    _save(algo, run_dir, iteration, generator, log.records, {"phase_s": phase_s}, eval_rng)
+                    checkpoint = _save(algo, run_dir, iteration, generator, len(log.records), phase_s)
             phase_s["adversarial_s"] = adversarial_before + time.perf_counter() - started
         finally:
             algo.stop()
@@ -348,7 +516,26 @@ def run_training(
         "run_dir": str(run_dir), "data": data.description, "adversarial_batches": config.adversarial_batches,
         "nll_oracle_mle": start.get("eval/nll_oracle"), "nll_oracle_final": final.get("eval/nll_oracle"),
         "nll_test_mle": start.get("eval/nll_test"), "nll_test_final": final.get("eval/nll_test"),
-        "checkpoint": str(latest_checkpoint(run_dir)), "generator": str(run_dir / "generator.pt"), **phase_s,
+        "checkpoint": str(checkpoint), "generator": str(run_dir / "generator.pt"), **phase_s,
     }
-    _write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def _kept_records(path: Path, num_records: int, iteration: int) -> list[dict[str, Any]]:
+    """The first ``num_records`` metrics records of ``path``: those the checkpoint at ``iteration`` follows.
+
+    Later lines (batches after the checkpoint, a line cut short by a crash) are
+    dropped: the resumed run logs those batches again.
+    """
+    lines = path.read_text().splitlines()[:num_records] if path.is_file() else []
+    if len(lines) < num_records:
+        raise DataError(f"{path}: {len(lines)} records, but the checkpoint at adversarial batch {iteration} was "
+                        f"written after {num_records}")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: line {number} is not JSON ({error.msg})") from None
+    return records

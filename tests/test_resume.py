@@ -1,0 +1,154 @@
+"""Exact resume and the run's checkpoint directories (``seqgan-rl train --resume``), on a real local Ray.
+
+Three smoke runs drive ``seqgan_rl.cli.main`` in this process (one shared Ray):
+4 adversarial batches in one go, and 2 batches then ``--resume`` to 4. The
+schedule is chosen so the two differ in everything that must not matter:
+``eval_every=3`` and ``checkpoint_every=3`` make the interrupted run evaluate
+and checkpoint at batch 2, where the uninterrupted one does neither.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import SMALL
+from seqgan_rl.checkpoint import MANIFEST_FILE, save_checkpoint
+from seqgan_rl.cli import main
+from seqgan_rl.generator import Generator
+from seqgan_rl.oracle import Oracle
+
+SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7")
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_timings(record: dict) -> dict:
+    return {k: v for k, v in record.items() if not k.startswith("time/")}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, ray_local) -> dict[str, Path]:
+    """``full``: 4 batches; ``half``: the first 2 (left as they are); ``resumed``: a copy of ``half``,
+    given a half-written newer checkpoint and a metrics line cut short (a crash), then resumed to 4."""
+    base = tmp_path_factory.mktemp("resume")
+    Oracle.random(SMALL, seed=3).save_npz(base / "small.npz")
+    save_checkpoint(base / "mle.pt", "mle", {"generator": Generator(SMALL).state_dict(),
+                                             "generator_config": SMALL.__dict__})
+    common = (*SCHEDULE, "--oracle-params", str(base / "small.npz"), "--generator-checkpoint", str(base / "mle.pt"),
+              "--no-progress", "--device", "cpu")
+    assert main(["train", *common, "--run-dir", str(base / "full"), "--batches", "4"]) == 0
+    assert main(["train", *common, "--run-dir", str(base / "half"), "--batches", "2"]) == 0
+    shutil.copytree(base / "half", base / "resumed")
+    # a crash while checkpoint 3 was being written: RLlib's files partly there, no manifest, latest.json not moved
+    partial = base / "resumed" / "checkpoints" / "iteration-000003"
+    shutil.copytree(base / "half" / "checkpoints" / "iteration-000002", partial)
+    (partial / MANIFEST_FILE).unlink()
+    (partial / "rng.pt").write_bytes(b"\x80\x02")
+    with (base / "resumed" / "metrics.jsonl").open("a") as stream:
+        stream.write('{"iteration": 3, "train/mean_q": 0.5')  # the crash cut this record short
+    assert main(["train", "--resume", str(base / "resumed"), "--batches", "4", "--no-progress"]) == 0
+    return {name: base / name for name in ("full", "half", "resumed")}
+
+
+def test_resumed_run_is_bit_identical_to_the_uninterrupted_one(runs: dict[str, Path]) -> None:
+    full = torch.load(runs["full"] / "generator.pt", weights_only=True)
+    resumed = torch.load(runs["resumed"] / "generator.pt", weights_only=True)
+    assert full["iteration"] == resumed["iteration"] == 4
+    for name, weights in full["generator"].items():
+        assert torch.equal(weights, resumed["generator"][name]), name
+    # every batch trained and evaluated the same (the evaluation samples depend on (seed, batch) only)
+    by_iteration = {r["iteration"]: without_timings(r) for r in records(runs["resumed"])}
+    for record in records(runs["full"]):
+        expected = without_timings(record)
+        assert {k: by_iteration[record["iteration"]].get(k) for k in expected} == expected
+
+
+def test_resume_takes_the_sealed_checkpoint_and_drops_what_a_crash_left(runs: dict[str, Path]) -> None:
+    resumed, half = runs["resumed"], runs["half"]
+    history = records(resumed)
+    assert [r["iteration"] for r in history] == [0, 1, 2, 3, 4]
+    assert history[:3] == records(half)  # kept, not recomputed; the cut line is gone
+    assert {"eval/nll_oracle", "train/mean_q"} <= set(history[3])  # batch 3 was trained and evaluated again
+    checkpoints = resumed / "checkpoints"
+    assert json.loads((checkpoints / "latest.json").read_text())["iteration"] == 4
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["iteration-000004", "latest.json"]
+    manifest = json.loads((checkpoints / "iteration-000004" / MANIFEST_FILE).read_text())
+    assert (manifest["format"], manifest["version"], manifest["kind"]) == ("seqgan-rl-checkpoint", 1, "run")
+    assert {"generator.pt", "rng.pt"} <= set(manifest["files"]) and manifest["num_records"] == 5
+    assert torch.load(resumed / "generator.pt", weights_only=True)["iteration"] == 4
+
+
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _set_manifest_version(path: Path) -> None:
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "version": 0}))
+
+
+def _unversioned_manifest(path: Path) -> None:
+    """The state.json of a checkpoint written before checkpoint directories were sealed."""
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({k: manifest[k] for k in ("iteration", "num_records", "phase_s")}))
+
+
+DAMAGE: dict[str, tuple[str, Callable[[Path], None], str]] = {
+    "truncated file": ("checkpoints/iteration-000002/generator.pt", _cut, "bytes, the checkpoint's manifest says"),
+    "changed file": ("checkpoints/iteration-000002/rng.pt", _flip_last_byte, "contents differ from the checkpoint"),
+    "no manifest": (f"checkpoints/iteration-000002/{MANIFEST_FILE}", Path.unlink,
+                    "incomplete checkpoint (state.json missing: its write never finished)"),
+    "old version": (f"checkpoints/iteration-000002/{MANIFEST_FILE}", _set_manifest_version,
+                    "checkpoint version 0, this seqgan-rl reads version 1"),
+    "unversioned": (f"checkpoints/iteration-000002/{MANIFEST_FILE}", _unversioned_manifest,
+                    "a checkpoint written before checkpoints had a format version"),
+    "garbled pointer": ("checkpoints/latest.json", lambda p: p.write_text('{"iter'),
+                        "not a readable checkpoint pointer"),
+    "no pointer": ("checkpoints/latest.json", Path.unlink, "no checkpoint to resume from"),
+    "lost metrics": ("metrics.jsonl", lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
+                     "1 records, but the checkpoint at adversarial batch 2 was written after 3"),
+    "garbled config": ("config.json", lambda p: p.write_text("not json"), "not a readable run configuration"),
+}
+"""case: (file of a finished 2-batch run, what happens to it, what the error says besides the file's name)."""
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_resume_refuses_a_damaged_run_naming_the_file(runs: dict[str, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str], case: str) -> None:
+    target, damage, message = DAMAGE[case]
+    run = tmp_path / "run"
+    shutil.copytree(runs["half"], run)
+    damage(run / target)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--batches", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("seqgan-rl train: error: ") and "\n" not in err
+    named = run / target if case != "no manifest" else (run / target).parent  # a missing manifest: its directory
+    assert f"{named}: " in err or f"({named} is missing)" in err
+    assert message in err
+
+
+def test_resume_cannot_shorten_a_run_nor_start_over_it(runs: dict[str, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(runs["half"], run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--batches", "1", "--no-progress"]) == 2
+    assert "--batches 1 is fewer than the 2 adversarial batches the run has already done" in capsys.readouterr().err
+    assert main(["train", "--preset", "smoke", "--run-dir", str(run), "--no-progress"]) == 2
+    assert f"{run} already holds a run; use --resume to continue it" in capsys.readouterr().err
+    assert records(run) == records(runs["half"])  # untouched
