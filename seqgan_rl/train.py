@@ -427,9 +427,11 @@ def run_training(
         raise DataError(f"{generator_checkpoint}: generator vocabulary/length {generator_config.vocab_size}/"
                         f"{generator_config.seq_len} does not match the data's {data.vocab_size}/{data.seq_len}")
     if not resume:
-        write_json(run_dir / CONFIG_FILE, {"config": config.to_dict(), "data_dir": str(data_dir),
-                                           "oracle_params": None if oracle_params is None else str(oracle_params),
-                                           "mle_checkpoint": str(generator_checkpoint), "phase_s": phase_s})
+        # absolute paths: --resume, sample and evaluate may run from another directory
+        write_json(run_dir / CONFIG_FILE, {
+            "config": config.to_dict(), "data_dir": str(Path(data_dir).resolve()),
+            "oracle_params": None if oracle_params is None else str(Path(oracle_params).resolve()),
+            "mle_checkpoint": str(Path(generator_checkpoint).resolve()), "phase_s": phase_s})
 
     started_ray = _connect_ray(address, num_cpus)
     log = MetricsLog(run_dir)
