@@ -176,6 +176,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict | None:
         raise ConfigError(f"--temperature must be > 0, got {args.temperature}")
     if args.temperatures and not checkpoints:
         raise ConfigError("--temperatures samples a generator at each temperature: give --checkpoint")
+    if args.limit is not None and args.limit < 2:
+        raise ConfigError(f"--limit must be >= 2 (Self-BLEU needs two sentences), got {args.limit}")
     references_path = args.references
     if references_path is None and checkpoints:  # the first checkpoint's held-out split
         data_dir = find_data_dir(resolve_generator_file(checkpoints[0][1]))
@@ -185,8 +187,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict | None:
     if references_path is not None:
         references = BleuReferences(read_sentences(references_path, tokenization=args.tokenize,
                                                    lowercase=args.lowercase, vocab_path=args.vocab, keep_blank=False))
-    if args.limit is not None and args.limit < 2:
-        raise ConfigError(f"--limit must be >= 2 (Self-BLEU needs two sentences), got {args.limit}")
     records = []
     for label, path in sample_files:
         sentences = read_sentences(path, tokenization=args.tokenize, lowercase=args.lowercase,
