@@ -57,8 +57,8 @@ def main() -> None:
     generator.eval()
     rng = torch.Generator(device=device).manual_seed(1)
     mle_epoch_s = epoch_times[len(epoch_times) // 2]
-    eval_s = median_seconds(lambda: nll_oracle(generator, oracle, 10_000, rng=rng), device=device)
-    sample_s = median_seconds(lambda: generator.sample(10_000, generator=rng), device=device)
+    eval_s = median_seconds(lambda: nll_oracle(generator, oracle, 10_000, rng=rng), repeats=5, device=device)
+    sample_s = median_seconds(lambda: generator.sample(10_000, generator=rng), repeats=5, device=device)
     final = records[-1]
     print(json.dumps({
         "oracle": source,

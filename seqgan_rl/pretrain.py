@@ -190,7 +190,7 @@ def pretrain_mle(
         total, count = 0.0, 0
         for batch in iterate_minibatches(train, config.batch_size, shuffle=True, rng=batch_rng):
             tokens = torch.from_numpy(batch).to(device)
-            loss = -generator.log_prob(tokens).mean()
+            loss = generator.mle_loss(tokens)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)

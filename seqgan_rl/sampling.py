@@ -113,14 +113,14 @@ def sample_next_tokens(
         raise ValueError(f"uniform must have shape ({rows},), got {tuple(uniform.shape)}")
     scale = 1.0 / temperature
     out = torch.empty(rows, dtype=torch.long, device=hidden.device)
-    # Two workspaces reused by every chunk: no allocation (and no page faults) per chunk.
-    logits_buffer = hidden.new_empty(min(chunk_rows, rows), weight_t.shape[1])
-    probs_buffer = torch.empty_like(logits_buffer)
+    # One workspace reused by every chunk (no allocation, no page faults per chunk); the softmax
+    # overwrites the logits in place, so only one [m, V] block competes for the cache.
+    workspace = hidden.new_empty(min(chunk_rows, rows), weight_t.shape[1])
     for start in range(0, rows, chunk_rows):
         stop = min(start + chunk_rows, rows)
         logits = torch.addmm(bias, hidden[start:stop], weight_t, beta=scale, alpha=scale,
-                             out=logits_buffer[: stop - start])  # (m, V)
-        # the out= form of torch.softmax (one fused pass per row)
-        probs = torch._softmax(logits, 1, False, out=probs_buffer[: stop - start])  # (m, V)
+                             out=workspace[: stop - start])  # (m, V)
+        # the out= form of torch.softmax (one fused pass per row), in place
+        probs = torch._softmax(logits, 1, False, out=logits)  # (m, V)
         out[start:stop] = sample_from_probs(probs, uniform[start:stop])
     return out

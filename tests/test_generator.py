@@ -52,6 +52,17 @@ def test_log_prob_and_nll(generator: Generator) -> None:
     assert generator.nll(tokens) == pytest.approx(loss.item(), rel=1e-5)
 
 
+
+def test_mle_loss_equals_mean_negative_log_prob_with_the_same_gradient(generator: Generator) -> None:
+    tokens = torch.randint(0, SMALL.vocab_size, (6, SMALL.seq_len))
+    loss = generator.mle_loss(tokens)
+    fast = torch.autograd.grad(loss, list(generator.parameters()))
+    reference = -generator.log_prob(tokens).mean()
+    slow = torch.autograd.grad(reference, list(generator.parameters()))
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    for got, want in zip(fast, slow):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
 def test_sampling_is_seeded_and_in_range(generator: Generator) -> None:
     a = generator.sample(50, generator=torch.Generator().manual_seed(1))
     b = generator.sample(50, generator=torch.Generator().manual_seed(1))

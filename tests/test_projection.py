@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from seqgan_rl.projection import linear_log_prob
+from seqgan_rl.projection import linear_log_prob, linear_log_prob_sum
 
 
 def _plain(hidden, weight, bias, targets):
@@ -61,3 +62,70 @@ def test_tiny_probabilities_keep_exact_log_values() -> None:
     assert torch.isfinite(fused).all() and fused[0] < -199
     fused.sum().backward()
     assert torch.isfinite(hidden.grad).all()
+
+
+def test_weighted_sum_equals_weighted_log_probs_values_and_gradients() -> None:
+    rows, width, vocab = 37, 6, 101
+    hidden = torch.randn(rows, width, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(vocab, width, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(vocab, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, vocab, (rows,))
+    targets[:3] = 5  # repeated targets inside one chunk
+    row_weights = torch.randn(rows, dtype=torch.float64)  # signed, like advantages
+
+    total = linear_log_prob_sum(hidden, weight, bias, targets, row_weights, chunk_rows=8)
+    grads = torch.autograd.grad(3.0 * total, (hidden, weight, bias))
+    plain = (row_weights * _plain(hidden, weight, bias, targets)).sum()
+    expected = torch.autograd.grad(3.0 * plain, (hidden, weight, bias))
+    assert torch.allclose(total, plain, atol=1e-12)
+    for got, want in zip(grads, expected):
+        assert torch.allclose(got, want, atol=1e-10)
+
+
+def test_weighted_sum_gradcheck_partial_inputs_and_no_grad() -> None:
+    hidden = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 7, (5,))
+    row_weights = torch.rand(5, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda h, w, b: linear_log_prob_sum(h, w, b, targets, row_weights, chunk_rows=2), (hidden, weight, bias))
+    # Only the projection trainable (hidden a constant), as for a frozen encoder.
+    frozen = hidden.detach()
+    grad_weight, = torch.autograd.grad(linear_log_prob_sum(frozen, weight, bias.detach(), targets, row_weights), weight)
+    expected, = torch.autograd.grad((row_weights * _plain(frozen, weight, bias.detach(), targets)).sum(), weight)
+    assert torch.allclose(grad_weight, expected, atol=1e-10)
+    with torch.no_grad():
+        no_grad = linear_log_prob_sum(hidden, weight, bias, targets, row_weights, chunk_rows=2)
+    assert torch.allclose(no_grad, (row_weights * _plain(hidden, weight, bias, targets)).sum())
+
+
+def test_weighted_sum_keeps_exact_log_of_tiny_probabilities() -> None:
+    hidden = torch.tensor([[1.0], [1.0]], requires_grad=True)
+    weight = torch.tensor([[200.0], [0.0], [-1.0]])
+    targets = torch.tensor([1, 0])
+    total = linear_log_prob_sum(hidden, weight, torch.zeros(3), targets, torch.tensor([1.0, 1.0]))
+    assert torch.allclose(total, _plain(hidden, weight, torch.zeros(3), targets).sum(), atol=1e-3)
+    total.backward()
+    assert torch.isfinite(hidden.grad).all()
+
+
+def test_weighted_sum_rejects_bad_row_weights() -> None:
+    hidden, weight, bias = torch.randn(4, 3), torch.randn(9, 3), torch.randn(9)
+    targets = torch.tensor([0, 1, 2, 8])
+    with pytest.raises(ValueError, match="one per row"):
+        linear_log_prob_sum(hidden, weight, bias, targets, torch.ones(3))
+    with pytest.raises(ValueError, match="constant"):
+        linear_log_prob_sum(hidden, weight, bias, targets, torch.ones(4, requires_grad=True))
+
+
+def test_no_grad_mode_with_trainable_inputs_matches_plain() -> None:
+    """Under torch.no_grad() trainable inputs take the chunk-buffer path (no graph, same values)."""
+    hidden = torch.randn(4096, 8)
+    weight = torch.randn(3000, 8, requires_grad=True)
+    bias = torch.randn(3000, requires_grad=True)
+    targets = torch.randint(0, 3000, (4096,))
+    with torch.no_grad():
+        out = linear_log_prob(hidden, weight, bias, targets, chunk_rows=64)
+    assert out.grad_fn is None
+    assert torch.allclose(out, _plain(hidden, weight.detach(), bias.detach(), targets), atol=1e-5)
