@@ -15,8 +15,9 @@ chunks that stay in cache, one GEMM and one fused (log-)softmax per chunk:
   row weights known in advance (MLE: ``w = 1 / R``). It computes the
   gradients during the forward pass, chunk by chunk while the chunk's
   probabilities are still in cache, and keeps nothing of size [R, V]; its
-  backward only scales them. An MLE step takes ~25 % less time than with
-  ``linear_log_prob``.
+  backward only scales them. Measured at the paper's size (1,280 rows,
+  V = 5,000, H = 32): forward + backward ~25 % faster than
+  ``linear_log_prob``'s, a whole MLE step ~15 %.
 """
 
 from __future__ import annotations
