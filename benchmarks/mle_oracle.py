@@ -5,7 +5,11 @@ Setting (the original release): 10,000 oracle sequences, generator emb/hidden
 samples every 5 epochs. The original logs NLL-oracle 9.07 after 120 epochs
 (paper's table: 9.038); its TensorFlow code on a 2-core machine of this kind
 took 16.2 s per MLE epoch, 15.9 s per NLL-oracle evaluation and 9.2 s to
-sample 10,000 sequences (``ORIGINAL_*`` below). Prints a JSON object as its
+sample 10,000 sequences (``ORIGINAL_*`` below). ``mle_epoch_s`` is the
+median, over the run, of the mean epoch time between evaluations; the
+evaluation and sampling times are medians of 5 repeats after the run.
+``gemm_gflops_at_start`` and the machine's ``gemm_gflops_at_end`` say how fast
+this (possibly shared) machine was while it ran. Prints a JSON object as its
 last line.
 """
 
@@ -20,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median_seconds, pick_device  # noqa: E402
+from _common import gemm_gflops, machine, median_seconds, pick_device  # noqa: E402
 
 from seqgan_rl.config import PRESETS  # noqa: E402
 from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
@@ -49,9 +53,12 @@ def main() -> None:
     torch.manual_seed(config.seed)
     generator = Generator(GeneratorConfig(vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)).to(device)
 
+    gemm_at_start = gemm_gflops(device)
     started = time.perf_counter()
     records = pretrain_mle(generator, data, config, progress=False)
     wall_s = time.perf_counter() - started
+    # Each record's time/epoch_s is the mean of the epochs since the previous evaluation: the
+    # median of those means covers every epoch of the run.
     epoch_times = sorted(r["time/epoch_s"] for r in records if "time/epoch_s" in r)
 
     generator.eval()
@@ -77,6 +84,7 @@ def main() -> None:
             "nll_oracle_eval": ORIGINAL_NLL_ORACLE_EVAL_S / eval_s,
             "sample_10k": ORIGINAL_SAMPLE_10K_S / sample_s,
         },
+        "gemm_gflops_at_start": round(gemm_at_start, 1),
         "machine": machine(device),
     }))
 

@@ -162,7 +162,9 @@ def pretrain_mle(
 
     Returns:
         One record per evaluation: ``epoch``, ``train/nll`` (mean loss of the
-        epoch), ``eval/nll_oracle``, ``eval/nll_test``, ``time/*``.
+        epoch), ``eval/nll_oracle``, ``eval/nll_test``, ``time/epoch_s`` (mean
+        training time of the epochs since the previous evaluation),
+        ``time/eval_s``, ``time/elapsed_s``.
     """
     config.validate()
     device = generator.device
@@ -183,6 +185,7 @@ def pretrain_mle(
             log.log(entry)
 
     record(0, {})
+    train_s, epochs_timed = 0.0, 0  # since the previous evaluation
     bar = tqdm(range(1, config.epochs + 1), desc="MLE", unit="epoch", disable=not progress)
     for epoch in bar:
         generator.train()
@@ -197,9 +200,11 @@ def pretrain_mle(
             optimizer.step()
             total += loss.item() * len(batch)
             count += len(batch)
-        epoch_s = time.perf_counter() - epoch_start
+        train_s += time.perf_counter() - epoch_start
+        epochs_timed += 1
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            record(epoch, {"train/nll": total / count, "time/epoch_s": epoch_s})
+            record(epoch, {"train/nll": total / count, "time/epoch_s": train_s / epochs_timed})
+            train_s, epochs_timed = 0.0, 0
             shown = {k.split("/")[1]: round(v, 3) for k, v in records[-1].items() if k.startswith("eval/")}
             bar.set_postfix(shown)
     return records
