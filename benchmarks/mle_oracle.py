@@ -8,8 +8,11 @@ took 16.2 s per MLE epoch, 15.9 s per NLL-oracle evaluation and 9.2 s to
 sample 10,000 sequences (``ORIGINAL_*`` below). ``mle_epoch_s`` is the
 median, over the run, of the mean epoch time between evaluations; the
 evaluation and sampling times are medians of 5 repeats after the run.
-``gemm_gflops_at_start`` and the machine's ``gemm_gflops_at_end`` say how fast
-this (possibly shared) machine was while it ran. Prints a JSON object as its
+A shared VM's speed changes with its neighbours' load (here: fp32 GEMMs at
+~150 or ~70 GFLOP/s, for minutes at a time), so the host's GEMM throughput is
+probed at the start, at every evaluation and at the end;
+``mle_epoch_s_at_full_speed`` is the median over the intervals whose probe
+reached 90 % of the run's best. Prints a JSON object as its
 last line.
 """
 
@@ -17,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -28,12 +34,26 @@ from _common import gemm_gflops, machine, median_seconds, pick_device  # noqa: E
 
 from seqgan_rl.config import PRESETS  # noqa: E402
 from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
-from seqgan_rl.metrics import nll_oracle  # noqa: E402
+from seqgan_rl.metrics import MetricsLog, nll_oracle  # noqa: E402
 from seqgan_rl.pretrain import Dataset, load_oracle, pretrain_mle, sample_oracle_data  # noqa: E402
 
 ORIGINAL_MLE_EPOCH_S = 16.2
 ORIGINAL_NLL_ORACLE_EVAL_S = 15.9
 ORIGINAL_SAMPLE_10K_S = 9.2
+FULL_SPEED_FRACTION = 0.9
+"""An interval counts as run at full speed when the GEMM probe after it reached this fraction of the run's best."""
+
+
+class ProbingLog(MetricsLog):
+    """Metrics log that also measures the host's GEMM throughput at every evaluation (``host/gemm_gflops``)."""
+
+    def __init__(self, run_dir: Path, device: str) -> None:
+        super().__init__(run_dir)
+        self.device = device
+
+    def log(self, record: dict[str, Any]) -> None:
+        record["host/gemm_gflops"] = gemm_gflops(self.device, seconds=0.3)
+        super().log(record)
 
 
 def main() -> None:
@@ -55,15 +75,18 @@ def main() -> None:
 
     gemm_at_start = gemm_gflops(device)
     started = time.perf_counter()
-    records = pretrain_mle(generator, data, config, progress=False)
+    with tempfile.TemporaryDirectory() as run_dir:
+        records = pretrain_mle(generator, data, config, log=ProbingLog(Path(run_dir), device), progress=False)
     wall_s = time.perf_counter() - started
     # Each record's time/epoch_s is the mean of the epochs since the previous evaluation: the
     # median of those means covers every epoch of the run.
-    epoch_times = sorted(r["time/epoch_s"] for r in records if "time/epoch_s" in r)
+    intervals = [(r["time/epoch_s"], r["host/gemm_gflops"]) for r in records if "time/epoch_s" in r]
+    best_gflops = max(gflops for _, gflops in intervals)
+    full_speed = [epoch_s for epoch_s, gflops in intervals if gflops >= FULL_SPEED_FRACTION * best_gflops]
 
     generator.eval()
     rng = torch.Generator(device=device).manual_seed(1)
-    mle_epoch_s = epoch_times[len(epoch_times) // 2]
+    mle_epoch_s = statistics.median(epoch_s for epoch_s, _ in intervals)
     eval_s = median_seconds(lambda: nll_oracle(generator, oracle, 10_000, rng=rng), repeats=5, device=device)
     sample_s = median_seconds(lambda: generator.sample(10_000, generator=rng), repeats=5, device=device)
     final = records[-1]
@@ -77,6 +100,10 @@ def main() -> None:
         "original_release_nll_oracle_120": 9.07,
         "wall_s": wall_s,
         "mle_epoch_s": mle_epoch_s,
+        "mle_epoch_s_at_full_speed": statistics.median(full_speed),
+        "intervals_at_full_speed": f"{len(full_speed)}/{len(intervals)}",
+        "epoch_s_and_gemm_gflops": {r["epoch"]: [round(r["time/epoch_s"], 3), round(r["host/gemm_gflops"], 1)]
+                                    for r in records if "time/epoch_s" in r},
         "nll_oracle_eval_s": eval_s,
         "sample_10k_s": sample_s,
         "speedup_vs_original": {
