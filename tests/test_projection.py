@@ -12,12 +12,17 @@ def _plain(hidden, weight, bias, targets):
     return torch.log_softmax(hidden @ weight.t() + bias, dim=1).gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
-def test_values_and_gradients_match_plain_pytorch() -> None:
-    rows, width, vocab = 37, 6, 101
+def _inputs(rows: int, width: int, vocab: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """float64 hidden [rows, width], weight [vocab, width], bias [vocab] requiring grad, and [rows] targets."""
     hidden = torch.randn(rows, width, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(vocab, width, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(vocab, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, vocab, (rows,))
+    return hidden, weight, bias, torch.randint(0, vocab, (rows,))
+
+
+def test_values_and_gradients_match_plain_pytorch() -> None:
+    rows, width, vocab = 37, 6, 101
+    hidden, weight, bias, targets = _inputs(rows, width, vocab)
     targets[:3] = 5  # repeated targets inside one chunk
     upstream = torch.randn(rows, dtype=torch.float64)
 
@@ -31,10 +36,7 @@ def test_values_and_gradients_match_plain_pytorch() -> None:
 
 
 def test_gradcheck_and_no_grad_path() -> None:
-    hidden = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(7, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, 7, (5,))
+    hidden, weight, bias, targets = _inputs(5, 3, 7)
     assert torch.autograd.gradcheck(lambda h, w, b: linear_log_prob(h, w, b, targets, chunk_rows=2),
                                     (hidden, weight, bias))
     with torch.no_grad():
@@ -66,10 +68,7 @@ def test_tiny_probabilities_keep_exact_log_values() -> None:
 
 def test_weighted_sum_equals_weighted_log_probs_values_and_gradients() -> None:
     rows, width, vocab = 37, 6, 101
-    hidden = torch.randn(rows, width, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(vocab, width, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(vocab, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, vocab, (rows,))
+    hidden, weight, bias, targets = _inputs(rows, width, vocab)
     targets[:3] = 5  # repeated targets inside one chunk
     row_weights = torch.randn(rows, dtype=torch.float64)  # signed, like advantages
 
@@ -83,10 +82,7 @@ def test_weighted_sum_equals_weighted_log_probs_values_and_gradients() -> None:
 
 
 def test_weighted_sum_gradcheck_partial_inputs_and_no_grad() -> None:
-    hidden = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(7, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, 7, (5,))
+    hidden, weight, bias, targets = _inputs(5, 3, 7)
     row_weights = torch.rand(5, dtype=torch.float64)
     assert torch.autograd.gradcheck(
         lambda h, w, b: linear_log_prob_sum(h, w, b, targets, row_weights, chunk_rows=2), (hidden, weight, bias))
