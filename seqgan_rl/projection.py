@@ -33,7 +33,9 @@ _SAFE_PROBABILITY = 1e-30
 """Below this a float32 probability's log is recomputed from the logits (float32's normal range ends at 1e-38)."""
 
 
-def _chunk_probabilities(hidden: Tensor, weight_t: Tensor, bias: Tensor, targets: Tensor, block: Tensor) -> tuple[Tensor, Tensor]:
+def _chunk_probabilities(
+    hidden: Tensor, weight_t: Tensor, bias: Tensor, targets: Tensor, block: Tensor
+) -> tuple[Tensor, Tensor]:
     """Fill ``block`` [m, V] with the chunk's softmax probabilities.
 
     Args:
@@ -240,7 +242,8 @@ def linear_log_prob_sum(
         The weighted sum, a 0-dim tensor.
     """
     if row_weights.shape != targets.shape:
-        raise ValueError(f"row_weights has shape {tuple(row_weights.shape)}, expected {tuple(targets.shape)} (one per row)")
+        raise ValueError(
+            f"row_weights has shape {tuple(row_weights.shape)}, expected {tuple(targets.shape)} (one per row)")
     if row_weights.requires_grad:
         raise ValueError("row_weights must be a constant (no gradient flows to it); pass row_weights.detach()")
     row_weights = row_weights.to(hidden.dtype)
