@@ -26,8 +26,8 @@ very same parameters:
 
 What remains is the highway GEMM (1,720 -> 3,440 in the paper setting, ~40% of the
 FLOPs and most of the time in fp32). `precision="int8"` runs it as an int8 GEMM
-(`torch._int_mm`, per-row activation and per-output-channel weight scales) and keeps the
-token tables in float16; "fp32" is exact up to float rounding.
+(`torch_ops.int8_matmul`, per-row activation and per-output-channel weight scales) and
+keeps the token tables in float16; "fp32" is exact up to float rounding.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqgan_rl import torch_ops
 from seqgan_rl.errors import ConfigError, DataError
 
 __all__ = [
@@ -389,7 +390,8 @@ class Discriminator(nn.Module):
         quantized, weight_scale, correction, bias = highway
         row_scale = x.amax(dim=1, keepdim=True).clamp_min(_TINY) / (_INT8_MAX - _INT8_MIN)  # (r, 1)
         x_q = torch.round(x / row_scale).add_(_INT8_MIN).to(torch.int8)  # (r, D) in [-128, 127]
-        acc = torch.addcmul(correction, torch._int_mm(x_q, quantized), weight_scale)  # (r, 2D) = x_q @ W_q * s_w
+        products = torch_ops.int8_matmul(x_q, quantized)  # (r, 2D) int32 = x_q @ W_q
+        acc = torch.addcmul(correction, products, weight_scale)  # (r, 2D) = x_q @ W_q * s_w
         return torch.addcmul(bias, acc, row_scale, out=acc)
 
     def _check_tokens(self, tokens: Tensor, *, check_range: bool) -> Tensor:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from seqgan_rl import torch_ops
+
 DEFAULT_CHUNK_ROWS = 256
 """Rows per chunk: 256 × 5,000 fp32 values are 5 MB, which stays in cache."""
 
@@ -51,7 +53,7 @@ def _chunk_probabilities(
     chosen_targets = targets.unsqueeze(1)
     torch.addmm(bias, hidden, weight_t, out=block)  # (m, V) logits
     chosen_logits = block.gather(1, chosen_targets).squeeze(1)  # (m,)
-    torch._softmax(block, 1, False, out=block)  # in place: probabilities
+    torch_ops.softmax_(block, 1)  # in place: probabilities
     chosen = block.gather(1, chosen_targets).squeeze(1)
     log_chosen = chosen.log()
     # log(p) loses precision only where p is (nearly) subnormal: redo those rows exactly.
@@ -72,7 +74,7 @@ def _log_prob_no_grad(hidden: Tensor, weight: Tensor, bias: Tensor, targets: Ten
         stop = min(start + chunk_rows, rows)
         block = store[: stop - start]
         torch.addmm(bias, hidden[start:stop], weight_t, out=block)  # (m, V) logits
-        torch._log_softmax(block, 1, False, out=block)  # in place: log-probabilities
+        torch_ops.log_softmax_(block, 1)  # in place: log-probabilities
         out[start:stop] = block.gather(1, targets[start:stop].unsqueeze(1)).squeeze(1)
     return out
 

@@ -31,6 +31,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from seqgan_rl import torch_ops
+
 BLOCK = 64
 """Columns per block of the two-level inverse-CDF search (≈ sqrt(5,000))."""
 
@@ -120,7 +122,6 @@ def sample_next_tokens(
         stop = min(start + chunk_rows, rows)
         logits = torch.addmm(bias, hidden[start:stop], weight_t, beta=scale, alpha=scale,
                              out=workspace[: stop - start])  # (m, V)
-        # the out= form of torch.softmax (one fused pass per row), in place
-        probs = torch._softmax(logits, 1, False, out=logits)  # (m, V)
+        probs = torch_ops.softmax_(logits, 1)  # (m, V), in place: one fused pass per row
         out[start:stop] = sample_from_probs(probs, uniform[start:stop])
     return out
