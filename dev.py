@@ -3,7 +3,8 @@
 
 ``python3 dev.py train`` and ``python3 dev.py test`` each make sure ``.venv``
 holds this package and its pinned dependencies (``constraints.txt``), then run
-the main job or the test suite inside it. Only the Python standard library is
+the main job, or the linter (``ruff check``, configured in ``pyproject.toml``)
+and the test suite, inside it. Only the Python standard library is
 used here, so a fresh machine with Python 3.11 and pip needs nothing else.
 
 The environment is rebuilt only when ``setup.cfg``, ``pyproject.toml`` or
@@ -69,6 +70,10 @@ def main(argv: list[str]) -> int:
         # SeqGAN on the synthetic oracle; --preset auto = paper with a GPU, cpu without
         cmd = [str(_bin("seqgan-rl")), "train", *extra]
     else:
+        lint = subprocess.run([str(_bin("ruff")), "check", "."], cwd=ROOT)
+        if lint.returncode != 0:
+            print("[dev] ruff found problems (see above); fix them before the tests run", file=sys.stderr)
+            return lint.returncode
         cmd = [str(_bin("python")), "-m", "pytest", *extra]
     return subprocess.run(cmd, cwd=ROOT).returncode
 

@@ -31,7 +31,7 @@ def join_running_cluster(argv: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from seqgan_rl.cli import main as cli_main
+    from seqgan_rl.commands.cli import main as cli_main
 
     if "-h" not in argv and "--help" not in argv:
         join_running_cluster(argv)

@@ -4,7 +4,7 @@ Each algorithm trains the same generator (same MLE weights) on the synthetic
 oracle for the same number of adversarial batches of 64 sequences with one
 gradient step each (lr, clip, discriminator, its schedule and the Monte Carlo
 rollouts as in the chosen preset; PPO/APPO/IMPALA get the Monte Carlo values as
-shaped rewards, see ``seqgan_rl.rllib.algorithms``). Prints a JSON object as its
+shaped rewards, see ``seqgan_rl.rllib.with_seqgan``). Prints a JSON object as its
 last line with, per algorithm, NLL-oracle and NLL-test before and after, the
 best NLL-oracle seen, and the wall time of the adversarial phase.
 """
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
 from seqgan_rl.config import ALGORITHMS, TRAIN_PRESETS, get_train_preset  # noqa: E402
-from seqgan_rl.train import run_training  # noqa: E402
+from seqgan_rl.experiment.run import run_training  # noqa: E402
 
 
 def main() -> None:

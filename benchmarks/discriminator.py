@@ -47,11 +47,12 @@ def main() -> None:
         seconds["naive_forward"] = median_seconds(lambda: naive_scores(disc, everything), repeats=repeats)
     for precision in PRECISIONS:
         seconds[f"score_{precision}"] = median_seconds(
-            lambda: disc.score(everything, precision=precision), repeats=repeats
+            lambda precision=precision: disc.score(everything, precision=precision), repeats=repeats
         )
         # The originals are scored on their own, as the reward step has to.
         seconds[f"prefix_rollouts_{precision}"] = median_seconds(
-            lambda: (disc.score_prefix_rollouts(sequences, rollouts, precision=precision), disc.score(sequences)),
+            lambda precision=precision: (disc.score_prefix_rollouts(sequences, rollouts, precision=precision),
+                                         disc.score(sequences)),
             repeats=repeats,
         )
     reference = disc.score(everything)

@@ -1,6 +1,6 @@
 """Long-run stability: memory of the driver and of every actor, and the object store, over many batches.
 
-Runs SeqGAN as ``seqgan-rl train`` does (``seqgan_rl.train.run_training``,
+Runs SeqGAN as ``seqgan-rl train`` does (``seqgan_rl.experiment.run.run_training``,
 the ``smoke`` preset unless told otherwise, on a local Ray it starts) for
 ``--iterations`` adversarial batches, evaluated and checkpointed as in a
 real run (every ``--eval-every`` and ``checkpoint_every`` batches). Between batches
@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import psutil  # noqa: E402  (after ray: Ray ships psutil in ray/thirdparty_files and puts it on sys.path)
+import ray  # noqa: E402
 from _common import machine  # noqa: E402
 
-import ray  # noqa: E402
-import psutil  # noqa: E402  (after ray: Ray ships psutil in ray/thirdparty_files and puts it on sys.path)
-
 from seqgan_rl.config import TRAIN_PRESETS, get_train_preset  # noqa: E402
-from seqgan_rl.train import run_training  # noqa: E402
+from seqgan_rl.experiment.run import run_training  # noqa: E402
 
 MIB = 1 << 20
 BOUNDS = {

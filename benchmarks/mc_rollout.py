@@ -78,7 +78,7 @@ def main() -> None:
                 continue
             seqs = policy.sample(b)
             eng = MonteCarloQ(num_rollouts=rollouts)
-            seconds = median_seconds(lambda: eng(seqs, policy, free_scorer, generator=rng),
+            seconds = median_seconds(lambda eng=eng, seqs=seqs: eng(seqs, policy, free_scorer, generator=rng),
                                      repeats=1 if b * rollouts > 4096 else args.repeats, device=device)
             sweep[f"B{b}_N{rollouts}"] = {
                 "B": b, "N": rollouts, "s_per_batch": seconds,

@@ -35,7 +35,7 @@ from _common import gemm_gflops, machine, median_seconds, pick_device  # noqa: E
 from seqgan_rl.config import PRESETS  # noqa: E402
 from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
 from seqgan_rl.metrics import MetricsLog, nll_oracle  # noqa: E402
-from seqgan_rl.pretrain import Dataset, load_oracle, pretrain_mle, sample_oracle_data  # noqa: E402
+from seqgan_rl.mle import Dataset, load_oracle, pretrain_mle, sample_oracle_data  # noqa: E402
 
 ORIGINAL_MLE_EPOCH_S = 16.2
 ORIGINAL_NLL_ORACLE_EVAL_S = 15.9
@@ -68,7 +68,7 @@ def main() -> None:
 
     oracle, source = load_oracle(args.oracle_params)
     oracle.to(device)
-    train, test = sample_oracle_data(oracle, config.num_train, config.num_test, config.data_seed)
+    train, test = sample_oracle_data(oracle, config.num_train, config.num_valid, config.data_seed)
     data = Dataset(train, test, oracle.vocab_size, oracle, source)
     torch.manual_seed(config.seed)
     generator = Generator(GeneratorConfig(vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)).to(device)

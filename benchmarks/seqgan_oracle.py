@@ -1,6 +1,6 @@
 """SeqGAN end to end on the synthetic oracle: NLL-oracle after MLE and after adversarial training.
 
-Runs ``seqgan-rl train`` (``seqgan_rl.train.run_training``) with a preset:
+Runs ``seqgan-rl train`` (``seqgan_rl.experiment.run.run_training``) with a preset:
 ``paper`` (the original release's schedule; a GPU job), ``cpu`` (this 2-core
 machine) or ``smoke``. ``--generator-checkpoint`` starts from an existing MLE
 checkpoint (the MLE phase is then not timed). The paper's reference:
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, pick_device  # noqa: E402
 
 from seqgan_rl.config import TRAIN_PRESETS, get_train_preset  # noqa: E402
-from seqgan_rl.train import run_training  # noqa: E402
+from seqgan_rl.experiment.run import run_training  # noqa: E402
 
 PAPER_NLL_ORACLE = {"mle": 9.038, "seqgan": 8.736}
 

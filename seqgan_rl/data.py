@@ -278,6 +278,27 @@ def read_token_table(
             ``seq_len``.
     """
     source = Path(path)
+    parquet, meta = _open_token_table(source)
+    file_vocab_size, file_seq_len = _check_token_table_header(source, parquet, meta, vocab_size, seq_len)
+    try:
+        column = parquet.read(columns=[TOKENS_COLUMN]).column(TOKENS_COLUMN)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(
+            f"{source}: the file is corrupt; reading column {TOKENS_COLUMN!r} failed ({exc})"
+        ) from None
+
+    blocks = []
+    first_row = 0
+    for chunk in column.chunks:
+        blocks.append(_chunk_to_numpy(source, chunk, first_row, file_seq_len, file_vocab_size))
+        first_row += len(chunk)
+    tokens = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    user_meta = {key: value for key, value in meta.items() if not key.startswith(_META_PREFIX)}
+    return TokenTable(tokens=tokens, vocab_size=file_vocab_size, seq_len=file_seq_len, metadata=user_meta)
+
+
+def _open_token_table(source: Path) -> tuple[pq.ParquetFile, dict[str, str]]:
+    """The Parquet file and its seqgan-rl metadata, refused unless it is a token table of this format version."""
     if not source.exists():
         raise DataError(f"token table not found: {source}")
     if source.is_dir():
@@ -286,9 +307,7 @@ def read_token_table(
         parquet = pq.ParquetFile(source)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{source}: not a Parquet file or the file is corrupt ({exc})") from None
-
-    schema = parquet.schema_arrow
-    meta = _decode_metadata(schema.metadata)
+    meta = _decode_metadata(parquet.schema_arrow.metadata)
     if meta.get(_META_FORMAT) != _FORMAT_NAME:
         found = f"is {meta[_META_FORMAT]!r}" if _META_FORMAT in meta else "is missing"
         raise DataError(
@@ -300,6 +319,13 @@ def read_token_table(
             f"{source}: unsupported token table version {meta.get(_META_VERSION)!r} "
             f"(schema metadata {_META_VERSION!r}; this seqgan-rl reads version {_FORMAT_VERSION!r})"
         )
+    return parquet, meta
+
+
+def _check_token_table_header(source: Path, parquet: pq.ParquetFile, meta: Mapping[str, str],
+                              vocab_size: int | None, seq_len: int | None) -> tuple[int, int]:
+    """The table's vocabulary size and sequence length, checked against its column and the consumer's."""
+    schema = parquet.schema_arrow
     file_vocab_size = _positive_int_metadata(source, meta, _META_VOCAB_SIZE)
     file_seq_len = _positive_int_metadata(source, meta, _META_SEQ_LEN)
 
@@ -323,22 +349,7 @@ def read_token_table(
             f"{source}: table sequence length {file_seq_len} ({_META_SEQ_LEN}) differs from the "
             f"expected sequence length {seq_len}"
         )
-
-    try:
-        column = parquet.read(columns=[TOKENS_COLUMN]).column(TOKENS_COLUMN)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(
-            f"{source}: the file is corrupt; reading column {TOKENS_COLUMN!r} failed ({exc})"
-        ) from None
-
-    blocks = []
-    first_row = 0
-    for chunk in column.chunks:
-        blocks.append(_chunk_to_numpy(source, chunk, first_row, file_seq_len, file_vocab_size))
-        first_row += len(chunk)
-    tokens = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-    user_meta = {key: value for key, value in meta.items() if not key.startswith(_META_PREFIX)}
-    return TokenTable(tokens=tokens, vocab_size=file_vocab_size, seq_len=file_seq_len, metadata=user_meta)
+    return file_vocab_size, file_seq_len
 
 
 def tokenize_line(line: str, level: Literal["word", "char"], lowercase: bool = True) -> list[str]:
@@ -441,38 +452,15 @@ def prepare_text_dataset(
             no non-blank line, or has a single line while a validation split
             is requested.
     """
-    if level not in ("word", "char"):
-        raise ConfigError(f"level must be 'word' or 'char', got {level!r}")
-    if max_len is not None and max_len < 2:
-        raise ConfigError(f"max_len must be >= 2 (one token plus <eos>), got {max_len}")
-    if min_freq < 1:
-        raise ConfigError(f"min_freq must be >= 1, got {min_freq}")
-    if not 0.0 <= valid_fraction < 1.0:
-        raise ConfigError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
-
+    _check_text_options(level, max_len, min_freq, valid_fraction)
     source = Path(text_path)
     lines = _read_corpus(source, level, lowercase)
     if not lines:
         raise DataError(f"{source}: the corpus is empty (no non-blank lines)")
-    num_lines = len(lines)
-    num_valid = 0
-    if valid_fraction > 0:
-        if num_lines < 2:
-            raise DataError(
-                f"{source}: a validation split needs at least 2 non-blank lines, found {num_lines} "
-                "(use valid_fraction=0)"
-            )
-        num_valid = min(max(1, round(valid_fraction * num_lines)), num_lines - 1)
-
     seq_len = max_len if max_len is not None else max(len(tokens) for tokens in lines) + 1
     truncated = sum(len(tokens) > seq_len - 1 for tokens in lines)
     lines = [tokens[: seq_len - 1] for tokens in lines]
-
-    order = np.random.default_rng(seed).permutation(num_lines)
-    valid_rows = np.sort(order[:num_valid])
-    train_rows = np.sort(order[num_valid:])
-    train_lines = [lines[i] for i in train_rows]
-    valid_lines = [lines[i] for i in valid_rows]
+    train_lines, valid_lines = _split_lines(source, lines, valid_fraction, seed)
 
     vocab = Vocabulary.build(train_lines, min_freq=min_freq)
     out = Path(out_dir)
@@ -489,14 +477,7 @@ def prepare_text_dataset(
     write_token_table(
         train_path, _encode_sequences(vocab, train_lines, seq_len), len(vocab), {**common, "split": "train"}
     )
-    unknown_rate: float | None = None
-    if valid_lines:
-        valid_tokens = _encode_sequences(vocab, valid_lines, seq_len)
-        write_token_table(valid_path, valid_tokens, len(vocab), {**common, "split": "valid"})
-        num_content = sum(len(tokens) for tokens in valid_lines)
-        unknown_rate = float(np.count_nonzero(valid_tokens == vocab.unk_id)) / num_content
-    else:
-        valid_path.unlink(missing_ok=True)
+    unknown_rate = _write_valid_split(valid_path, vocab, valid_lines, seq_len, {**common, "split": "valid"})
     vocab.save(vocab_path)
     return DatasetSummary(
         num_train=len(train_lines),
@@ -510,6 +491,46 @@ def prepare_text_dataset(
         valid_path=str(valid_path) if valid_lines else None,
         vocab_path=str(vocab_path),
     )
+
+
+def _check_text_options(level: str, max_len: int | None, min_freq: int, valid_fraction: float) -> None:
+    if level not in ("word", "char"):
+        raise ConfigError(f"level must be 'word' or 'char', got {level!r}")
+    if max_len is not None and max_len < 2:
+        raise ConfigError(f"max_len must be >= 2 (one token plus <eos>), got {max_len}")
+    if min_freq < 1:
+        raise ConfigError(f"min_freq must be >= 1, got {min_freq}")
+    if not 0.0 <= valid_fraction < 1.0:
+        raise ConfigError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+
+
+def _split_lines(source: Path, lines: list[list[str]], valid_fraction: float,
+                 seed: int) -> tuple[list[list[str]], list[list[str]]]:
+    """(train, valid) lines: a seeded permutation picks ``round(valid_fraction * n)`` (>= 1 when > 0) valid
+    lines; each split keeps corpus order."""
+    num_lines = len(lines)
+    num_valid = 0
+    if valid_fraction > 0:
+        if num_lines < 2:
+            raise DataError(
+                f"{source}: a validation split needs at least 2 non-blank lines, found {num_lines} "
+                "(use valid_fraction=0)"
+            )
+        num_valid = min(max(1, round(valid_fraction * num_lines)), num_lines - 1)
+    order = np.random.default_rng(seed).permutation(num_lines)
+    return [lines[i] for i in np.sort(order[num_valid:])], [lines[i] for i in np.sort(order[:num_valid])]
+
+
+def _write_valid_split(path: Path, vocab: Vocabulary, valid_lines: list[list[str]], seq_len: int,
+                       metadata: dict[str, str]) -> float | None:
+    """Write ``valid.parquet`` (or remove a stale one when there is no split); the split's ``<unk>`` rate."""
+    if not valid_lines:
+        path.unlink(missing_ok=True)
+        return None
+    valid_tokens = _encode_sequences(vocab, valid_lines, seq_len)
+    write_token_table(path, valid_tokens, len(vocab), metadata)
+    num_content = sum(len(tokens) for tokens in valid_lines)
+    return float(np.count_nonzero(valid_tokens == vocab.unk_id)) / num_content
 
 
 def iterate_minibatches(

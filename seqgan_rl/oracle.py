@@ -68,13 +68,13 @@ class Oracle(Generator):
         self.eval()
 
     @classmethod
-    def random(cls, config: GeneratorConfig = GeneratorConfig(), seed: int = PAPER_ORACLE_SEED) -> Oracle:
+    def random(cls, config: GeneratorConfig | None = None, seed: int = PAPER_ORACLE_SEED) -> Oracle:
         """A fresh oracle: every parameter ~ N(0, 1), as the paper draws it.
 
         Only the original file reproduces the paper's figures; a fresh oracle
-        gives a different (but comparable in kind) task.
+        gives a different (but comparable in kind) task. ``config``: the paper's sizes when not given.
         """
-        oracle = cls(config)
+        oracle = cls(config if config is not None else GeneratorConfig())
         rng = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for parameter in oracle.parameters():

@@ -28,7 +28,8 @@ from torch import Tensor
 from seqgan_rl import torch_ops
 
 DEFAULT_CHUNK_ROWS = 256
-"""Rows per chunk: 256 × 5,000 fp32 values are 5 MB, which stays in cache."""
+"""Rows per chunk of the projection and of sampling: 256 × 5,000 fp32 values are 5 MB, which stays in
+cache (measured best of 128..2048)."""
 
 
 _SAFE_PROBABILITY = 1e-30

@@ -32,12 +32,10 @@ import torch
 from torch import Tensor
 
 from seqgan_rl import torch_ops
+from seqgan_rl.projection import DEFAULT_CHUNK_ROWS
 
 BLOCK = 64
 """Columns per block of the two-level inverse-CDF search (≈ sqrt(5,000))."""
-
-DEFAULT_CHUNK_ROWS = 256
-"""Rows per chunk: 256 × 5,000 fp32 logits are 5 MB, which stays in cache (measured best of 128..2048)."""
 
 
 def sample_from_probs(probs: Tensor, uniform: Tensor) -> Tensor:

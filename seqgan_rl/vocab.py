@@ -20,8 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from seqgan_rl.fileio import atomic_path
 from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.fileio import atomic_path
 
 __all__ = ["EOS_TOKEN", "PAD_TOKEN", "SPECIAL_TOKENS", "UNK_TOKEN", "Vocabulary"]
 

@@ -40,6 +40,21 @@ def small_oracle() -> Oracle:
     return Oracle.random(SMALL, seed=3)
 
 
+@pytest.fixture()
+def inputs(tmp_path: Path) -> tuple[str, str]:
+    """Real data (oracle samples) and an MLE checkpoint (a fresh generator) for SMALL."""
+    from seqgan_rl.checkpoint import save_checkpoint
+    from seqgan_rl.data import write_token_table
+    from seqgan_rl.generator import Generator
+
+    oracle = Oracle.random(SMALL, seed=3)
+    write_token_table(tmp_path / "real.parquet", oracle.sample(300).numpy(), SMALL.vocab_size)
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "mle.pt", "mle", {"generator": Generator(SMALL).state_dict(),
+                                                  "generator_config": SMALL.__dict__})
+    return str(tmp_path / "real.parquet"), str(tmp_path / "mle.pt")
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray (2 CPUs, no dashboard) shared by every test that needs one.

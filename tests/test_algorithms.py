@@ -6,22 +6,21 @@ from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
-
 from conftest import SMALL
+from test_seqgan_algorithm import generator_state, small_config
+
 from seqgan_rl.errors import ConfigError
-from test_seqgan_algorithm import generator_state, inputs, small_config  # noqa: F401  (inputs is a fixture)
 
 
 def seqgan_pieces(inputs, name: str, reward: str = "shaped"):
-    from seqgan_rl.rllib.algorithms import build_config, with_seqgan
+    from seqgan_rl.rllib.with_seqgan import build_config, with_seqgan
 
     steps = 12 * SMALL.seq_len
     options = {"ppo": {"minibatch_size": steps, "num_epochs": 1}, "appo": {"minibatch_size": steps},
                "impala": {"minibatch_size": steps}}[name]
-    config = build_config(name, lr=0.01, train_batch_size_per_learner=steps, gamma=1.0, **options)
+    config = build_config(name, train_batch_size_per_learner=steps, gamma=1.0, **options)
     config.env_runners(num_env_runners=0, num_envs_per_env_runner=12, rollout_fragment_length=SMALL.seq_len)
-    config.debugging(seed=5)
-    settings = replace(small_config(inputs).seqgan_settings(), reward=reward)
+    settings = small_config(inputs, algo=name, reward=reward).seqgan_settings()  # lr 0.01, seed 5
     return with_seqgan(config, settings, SMALL, inputs[1])
 
 
@@ -70,12 +69,12 @@ def test_shaped_rewards_sum_to_the_terminal_reward(ray_local, inputs) -> None:
 def test_with_seqgan_refuses_what_cannot_work(inputs) -> None:
     from ray.rllib.algorithms.dqn import DQNConfig
 
-    from seqgan_rl.rllib.algorithms import build_config, with_seqgan
+    from seqgan_rl.rllib.with_seqgan import build_config, with_seqgan
 
     settings = small_config(inputs).seqgan_settings()
     with pytest.raises(ConfigError, match="reward='q'"):
         with_seqgan(build_config("ppo"), settings, SMALL, inputs[1])
-    shaped = replace(settings, reward="shaped")
+    shaped = replace(settings, options=settings.options.with_overrides(algo="ppo", reward="shaped"))
     with pytest.raises(ConfigError, match="DQNConfig"):
         with_seqgan(DQNConfig(), shaped, SMALL, inputs[1])
     with pytest.raises(ConfigError, match="unknown algorithm 'sac'"):
@@ -83,4 +82,4 @@ def test_with_seqgan_refuses_what_cannot_work(inputs) -> None:
     other = replace(SMALL, hidden_dim=SMALL.hidden_dim + 1)
     with pytest.raises(ConfigError, match="differs"):
         with_seqgan(build_config("ppo"), shaped, other, inputs[1])
-    assert asdict(SMALL) == shaped.adversarial.generator_config
+    assert asdict(SMALL) == shaped.generator_config

@@ -1,6 +1,6 @@
 """Bad input through the command line and the Python API: one clear line, exit status 2, no traceback.
 
-The CLI is driven in this process (``seqgan_rl.cli.main``) except where a case
+The CLI is driven in this process (``seqgan_rl.commands.cli.main``) except where a case
 depends on starting or joining Ray, which this test process may already have
 done (``--address``, the local Ray's resources): those run as a subprocess.
 Cases already covered elsewhere are listed in README.md ("Bad input and
@@ -16,19 +16,20 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-
 from conftest import SMALL
+from test_cli import run_cli
+from test_data import VALID_METADATA, write_raw
+
 from seqgan_rl.checkpoint import save_checkpoint
-from seqgan_rl.cli import main
+from seqgan_rl.commands.cli import main
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.data import write_token_table
 from seqgan_rl.errors import ConfigError, DataError, SeqGANError
+from seqgan_rl.experiment.ray_session import check_reachable
+from seqgan_rl.experiment.run import run_training
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.oracle import Oracle
-from seqgan_rl.rllib.algorithms import build_config
-from seqgan_rl.train import check_reachable, run_training
-from test_cli import run_cli
-from test_data import VALID_METADATA, write_raw
+from seqgan_rl.rllib.with_seqgan import build_config
 
 GOOD_TOKENS = np.random.default_rng(0).integers(0, SMALL.vocab_size, size=(64, SMALL.seq_len))
 

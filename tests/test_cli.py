@@ -14,8 +14,8 @@ from seqgan_rl.oracle import Oracle
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seqgan_rl.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "seqgan_rl.commands.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_prepare_oracle_data_then_pretrain(tmp_path: Path, small_oracle: Oracle) -> None:

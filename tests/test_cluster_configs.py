@@ -28,7 +28,7 @@ import jsonschema
 import pytest
 import yaml
 
-from seqgan_rl.cli import build_parser
+from seqgan_rl.commands.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_CONFIGS = ("cluster/cluster.yaml", "cluster/local.yaml")

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import SMALL
+
 from seqgan_rl.oracle import Oracle
 
 ROOT = Path(__file__).resolve().parents[1]

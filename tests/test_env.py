@@ -86,12 +86,14 @@ def test_registered_with_gymnasium() -> None:
 
 def test_reward_from_the_discriminator_actor(ray_local) -> None:
     """The scorer given as an actor name: the real DiscriminatorActor on a real local Ray."""
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
     from envs import register_rllib_env
-    from ray.tune.registry import _global_registry, ENV_CREATOR
     from seqgan_rl.distributed import start_discriminator_actor
 
     actor = start_discriminator_actor("disc-env-test", 10, 4, num_cpus=0.5,
-                                      discriminator_kwargs={"emb_dim": 4, "filter_sizes": (1, 2), "num_filters": (3, 3)})
+                                      discriminator_kwargs={"emb_dim": 4, "filter_sizes": (1, 2),
+                                                            "num_filters": (3, 3)})
     creator = _global_registry.get(ENV_CREATOR, register_rllib_env())
     env = creator({"vocab_size": 10, "seq_len": 4, "scorer": "disc-env-test"})
     env.reset()

@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from seqgan_rl.bleu import bleu, self_bleu
-from seqgan_rl.cli import main
+from seqgan_rl.commands.cli import main
+from seqgan_rl.commands.evaluate import parse_temperatures
 from seqgan_rl.config import get_preset
 from seqgan_rl.data import prepare_text_dataset, read_token_table
-from seqgan_rl.evaluate import distinct_n, parse_temperatures, read_sentences
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.pretrain import run_pretraining
-from seqgan_rl.sample import load_generator
+from seqgan_rl.mle import run_pretraining
+from seqgan_rl.runs import load_generator
+from seqgan_rl.text_metrics import distinct_n, read_sentences
 
 NOUNS = ["man", "dog", "cat", "horse", "woman", "bike", "table", "plate", "street", "kitchen"]
 VERBS = ["sits", "stands", "runs", "rides", "waits", "sleeps"]
@@ -55,6 +56,8 @@ def test_evaluate_samples_file_equals_the_bleu_library(tmp_path: Path, capsys: p
     (tmp_path / "refs.txt").write_text("\n".join(references) + "\n\n")  # a blank reference line is skipped
     result = run_json(capsys, "evaluate", "--samples", tmp_path / "samples.txt", "--references",
                       tmp_path / "refs.txt", "--json")
+    assert result["num_references"] == 200 and len(result["results"]) == 1  # one input: a list of one
+    result = {**result, **result["results"][0]}
     hypotheses, refs = [s.split() for s in samples], [r.split() for r in references]
     expected_bleu, expected_self = bleu(hypotheses, refs), self_bleu(hypotheses)
     for n in range(2, 6):
@@ -66,7 +69,7 @@ def test_evaluate_samples_file_equals_the_bleu_library(tmp_path: Path, capsys: p
 
     # scoring the references themselves: every n-gram matches, BLEU-n = 1
     same = run_json(capsys, "evaluate", "--samples", tmp_path / "refs.txt", "--references", tmp_path / "refs.txt",
-                    "--json", "--limit", 50)
+                    "--json", "--limit", 50)["results"][0]
     assert all(same[f"bleu{n}"] == pytest.approx(1.0) for n in range(2, 6))
     assert same["num_samples"] == 50
 

@@ -13,12 +13,12 @@ import signal
 import numpy as np
 import pytest
 import torch
-
 from conftest import SMALL
+from test_seqgan_algorithm import SMALL_D, generator_state, small_config
+
 from seqgan_rl.discriminator import Discriminator
 from seqgan_rl.errors import SeqGANError
 from seqgan_rl.generator import Generator
-from test_seqgan_algorithm import SMALL_D, generator_state, inputs, small_config  # noqa: F401  (inputs: a fixture)
 
 DISC = {"vocab_size": SMALL.vocab_size, "seq_len": SMALL.seq_len, **SMALL_D}
 
@@ -180,9 +180,11 @@ def test_an_env_whose_scorer_actor_never_comes_back_fails_instead_of_a_zero_rewa
 def test_nan_discriminator_output_is_a_clear_error(ray_local) -> None:
     """NaN weights (set through the actor): the env's terminal reward and the Monte Carlo step both refuse them."""
     from envs import TokenGenerationEnv
+    from seqgan_rl.config import TrainConfig
     from seqgan_rl.distributed import start_discriminator_actor
     from seqgan_rl.errors import TrainingError
-    from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector, MonteCarloSettings
+    from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector
+    from seqgan_rl.rllib.settings import SeqGANSettings
 
     ray = ray_local
     actor = start_discriminator_actor("disc-ft-nan", SMALL.vocab_size, SMALL.seq_len, num_cpus=0.5,
@@ -203,7 +205,9 @@ def test_nan_discriminator_output_is_a_clear_error(ray_local) -> None:
             env.step(SMALL.seq_len - 1)
 
         # the same weights, as the algorithm hands them to the Monte Carlo step after its d-steps
-        connector = MonteCarloQConnector(settings=MonteCarloSettings(discriminator_kwargs=DISC, num_rollouts=2))
+        settings = SeqGANSettings(options=TrainConfig(num_rollouts=2, discriminator=SMALL_D), real_data="",
+                                  generator_config={"vocab_size": SMALL.vocab_size, "seq_len": SMALL.seq_len})
+        connector = MonteCarloQConnector(settings=settings)
         with pytest.raises(TrainingError, match=r"MonteCarloQConnector: the discriminator's weights \(version 1\) "
                                                 r"hold NaN or inf in \d+ of \d+ tensors \(embedding.weight, "):
             connector.set_discriminator_weights(ray.get(actor.get_weights.remote()))
@@ -214,7 +218,8 @@ def test_nan_discriminator_output_is_a_clear_error(ray_local) -> None:
 # ------------------------------------------------------------------ the algorithm
 
 def test_training_goes_on_after_the_discriminator_and_a_rollout_worker_die(ray_local, inputs) -> None:
-    ray = ray_local
+    from seqgan_rl.experiment.run import flatten_result
+
     algo = small_config(inputs, num_mc_workers=1, mc_worker_num_cpus=0.5).build_algo()
     try:
         algo.train()
@@ -225,6 +230,8 @@ def test_training_goes_on_after_the_discriminator_and_a_rollout_worker_die(ray_l
         after = generator_state(algo)
         assert any(not np.array_equal(before[k], after[k]) for k in before), "the policy gradient changed nothing"
         assert result["discriminator"]["restarts"] == 1 and result["learners"]["mc_worker_restarts"] == 1
+        record = flatten_result(result)  # what metrics.jsonl gets, under the names the docs give
+        assert record["train/discriminator_restarts"] == 1 and record["train/mc_worker_restarts"] == 1
         # restored, not re-initialised: 1 pretraining + 2 batches of 1 d-step (a fresh actor would be at 1)
         assert result["discriminator"]["version"] == 3
         assert 0.0 < result["env_runners"]["episode_return_mean"] < 1.0
@@ -262,7 +269,7 @@ def test_training_goes_on_after_an_env_runner_dies(ray_local, inputs) -> None:
 def test_env_runner_fault_tolerance_is_on_for_every_algorithm() -> None:
     from seqgan_rl.rllib import SeqGANConfig
     from seqgan_rl.rllib.adversarial import ENV_RUNNER_FAULT_TOLERANCE
-    from seqgan_rl.rllib.algorithms import CONFIG_CLASSES, build_config
+    from seqgan_rl.rllib.with_seqgan import CONFIG_CLASSES, build_config
 
     for config in [SeqGANConfig(), *(build_config(name) for name in CONFIG_CLASSES)]:
         for key, value in ENV_RUNNER_FAULT_TOLERANCE.items():

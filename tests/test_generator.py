@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import SMALL
+
 from seqgan_rl.generator import Generator, GeneratorConfig
 
 

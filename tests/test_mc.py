@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import SMALL
 from reference_mc import reference_q
+
 from seqgan_rl.errors import TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ, RolloutPolicy
@@ -59,7 +59,8 @@ def test_exact_agreement_when_the_scorer_ignores_completions(policy: Generator) 
 def test_agreement_in_distribution_with_the_reference_loop(policy: Generator) -> None:
     sequences = policy.sample(8, generator=torch.Generator().manual_seed(3))
     n = 400
-    fast = MonteCarloQ(num_rollouts=n)(sequences, policy, low_token_fraction, generator=torch.Generator().manual_seed(1))
+    fast = MonteCarloQ(num_rollouts=n)(sequences, policy, low_token_fraction,
+                                       generator=torch.Generator().manual_seed(1))
     slow = reference_q(sequences, policy, low_token_fraction, n, generator=torch.Generator().manual_seed(2))
     # each Q_t is a mean of n scores in [0, 1] whose sd is at most (T−t)/T · 0.5; 5 sd of the difference
     bound = 5 * 0.5 * (2 / n) ** 0.5
@@ -76,7 +77,8 @@ def test_q_matches_the_exact_expectation() -> None:
     q = MonteCarloQ(num_rollouts=20_000)(sequences, model, scorer, generator=torch.Generator().manual_seed(0))
     for b in range(2):
         for t in range(1, config.seq_len):
-            completions = torch.cartesian_prod(*[torch.arange(3)] * (config.seq_len - t)).reshape(-1, config.seq_len - t)
+            rest = config.seq_len - t
+            completions = torch.cartesian_prod(*[torch.arange(3)] * rest).reshape(-1, rest)
             full = torch.cat([sequences[b, :t].expand(len(completions), t), completions], 1)
             with torch.no_grad():
                 probs = model.log_prob(full)[:, t:].sum(1).exp()
@@ -118,7 +120,8 @@ def test_rollout_policy_update_direction() -> None:
     rollout.update(generator)
     after = rollout.model.state_dict()
     target = generator.state_dict()
-    assert torch.allclose(after["lstm.weight_hh_l0"], 0.8 * before["lstm.weight_hh_l0"] + 0.2 * target["lstm.weight_hh_l0"])
+    name = "lstm.weight_hh_l0"
+    assert torch.allclose(after[name], 0.8 * before[name] + 0.2 * target[name])
     assert torch.equal(after["embedding.weight"], target["embedding.weight"])  # copied, as the original
     frozen = RolloutPolicy(generator, beta=1.0)
     copy = RolloutPolicy(Generator(SMALL), beta=0.0, mix_embedding=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import SMALL
+
 from seqgan_rl.errors import DataError
 from seqgan_rl.oracle import ORACLE_ARRAY_NAMES, Oracle, convert_oracle_pickle
 

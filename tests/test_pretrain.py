@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import SMALL
+
 from seqgan_rl.checkpoint import load_checkpoint, save_checkpoint
 from seqgan_rl.config import PRESETS, PretrainConfig, get_preset
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.mle import Dataset, pretrain_mle, run_pretraining, sample_oracle_data
 from seqgan_rl.oracle import Oracle
-from seqgan_rl.pretrain import Dataset, pretrain_mle, run_pretraining, sample_oracle_data
 
 
 def test_short_mle_run_lowers_nll_oracle(small_oracle: Oracle) -> None:
@@ -32,7 +32,7 @@ def test_short_mle_run_lowers_nll_oracle(small_oracle: Oracle) -> None:
 
 def test_run_pretraining_writes_run_dir(tmp_path: Path, small_oracle: Oracle) -> None:
     small_oracle.save_npz(tmp_path / "oracle.npz")
-    config = get_preset("smoke").with_overrides(num_train=300, num_test=100, num_eval_samples=200, epochs=2)
+    config = get_preset("smoke").with_overrides(num_train=300, num_valid=100, num_eval_samples=200, epochs=2)
     summary = run_pretraining(config, tmp_path / "run", oracle_params=tmp_path / "oracle.npz", progress=False)
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [0, 1, 2]

@@ -1,6 +1,6 @@
 """Exact resume and the run's checkpoint directories (``seqgan-rl train --resume``), on a real local Ray.
 
-Three smoke runs drive ``seqgan_rl.cli.main`` in this process (one shared Ray):
+Three smoke runs drive ``seqgan_rl.commands.cli.main`` in this process (one shared Ray):
 4 adversarial batches in one go, and 2 batches then ``--resume`` to 4. The
 schedule is chosen so the two differ in everything that must not matter:
 ``eval_every=3`` and ``checkpoint_every=3`` make the interrupted run evaluate
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import SMALL
+
 from seqgan_rl.checkpoint import MANIFEST_FILE, save_checkpoint
-from seqgan_rl.cli import main
+from seqgan_rl.commands.cli import main
 from seqgan_rl.generator import Generator
 from seqgan_rl.oracle import Oracle
 

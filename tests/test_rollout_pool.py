@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import SMALL
+
 from seqgan_rl.discriminator import Discriminator
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.generator import Generator

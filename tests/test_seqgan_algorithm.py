@@ -7,26 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import SMALL
-from seqgan_rl.checkpoint import save_checkpoint
-from seqgan_rl.data import write_token_table
+
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.generator import Generator
-from seqgan_rl.oracle import Oracle
 
 SMALL_D = {"emb_dim": 8, "filter_sizes": (1, 3), "num_filters": (6, 6)}
-
-
-@pytest.fixture()
-def inputs(tmp_path: Path) -> tuple[str, str]:
-    """Real data (oracle samples) and an MLE checkpoint (a fresh generator) for SMALL."""
-    oracle = Oracle.random(SMALL, seed=3)
-    write_token_table(tmp_path / "real.parquet", oracle.sample(300).numpy(), SMALL.vocab_size)
-    torch.manual_seed(1)
-    save_checkpoint(tmp_path / "mle.pt", "mle", {"generator": Generator(SMALL).state_dict(),
-                                                  "generator_config": SMALL.__dict__})
-    return str(tmp_path / "real.parquet"), str(tmp_path / "mle.pt")
 
 
 def small_config(inputs: tuple[str, str], **training):
@@ -35,9 +21,8 @@ def small_config(inputs: tuple[str, str], **training):
     real, mle = inputs
     options = {"real_data": real, "episodes_per_batch": 12, "num_rollouts": 3, "d_steps": 1, "d_epochs": 1,
                "d_num_negatives": 100, "d_pretrain_rounds": 1, "discriminator": SMALL_D,
-               "discriminator_num_cpus": 0.5, **training}
-    return (SeqGANConfig().generator(SMALL, checkpoint=mle).training(**options)
-            .env_runners(num_envs_per_env_runner=12).debugging(seed=5))
+               "discriminator_num_cpus": 0.5, "seed": 5, **training}
+    return SeqGANConfig().generator(SMALL, checkpoint=mle).training(**options)
 
 
 def generator_state(algo) -> dict[str, np.ndarray]:
@@ -68,7 +53,7 @@ def test_one_adversarial_batch_updates_generator_discriminator_and_rollout_polic
             assert result["timers"][stage] > 0.0
         # the rollout policy moved: β·(MLE copy) + (1 − β)·G after one update, G ≠ MLE
         rollout = algo.learner_group._learner.monte_carlo_connector().get_state()["rollout_policy"]["model"]
-        beta = algo.config.rollout_beta
+        beta = algo.config.options.rollout_beta
         for name, value in rollout.items():
             key = f"generator.{name}"
             expected = after[key] if name == "embedding.weight" else beta * before[key] + (1 - beta) * after[key]

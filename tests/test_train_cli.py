@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SMALL
+from test_cli import run_cli
+
 from seqgan_rl.data import read_token_table
 from seqgan_rl.oracle import Oracle
-from test_cli import run_cli
 
 
 def records(run_dir: Path) -> list[dict]:

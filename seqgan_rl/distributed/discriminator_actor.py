@@ -24,13 +24,13 @@ import ray
 import torch
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
 from seqgan_rl.discriminator import (
     TRAIN_PRECISIONS,
     Discriminator,
     make_discriminator_optimizer,
     train_discriminator,
 )
+from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
 from seqgan_rl.errors import ConfigError, DataError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 

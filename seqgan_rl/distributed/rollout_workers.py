@@ -30,10 +30,9 @@ from ray.exceptions import RayActorError
 
 from seqgan_rl.discriminator import Discriminator
 from seqgan_rl.distributed.discriminator_actor import failure_cause
-from seqgan_rl.errors import TrainingError
-from seqgan_rl.errors import ConfigError
-from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.distributed.weights import Weights, load_module_weights
+from seqgan_rl.errors import ConfigError, TrainingError
+from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ
 
 logger = logging.getLogger(__name__)

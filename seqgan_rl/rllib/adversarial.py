@@ -23,15 +23,15 @@ every algorithm,
 ``ENV_RUNNER_FAULT_TOLERANCE`` is RLlib's EnvRunner fault tolerance as every
 SeqGAN config sets it (``SeqGANConfig`` and ``algorithms.build_config``).
 
-Settings come from ``seqgan_settings(config)``: a ``SeqGANConfig``'s own
-options, or what ``with_seqgan`` put into any other ``AlgorithmConfig``.
+Settings come from ``seqgan_settings(config)`` (a ``SeqGANSettings``: the run's
+``TrainConfig`` and what only the run knows), from a ``SeqGANConfig`` or from
+what ``with_seqgan`` put into any other ``AlgorithmConfig``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,8 @@ from seqgan_rl.data import read_token_table
 from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
 from seqgan_rl.distributed.weights import Weights
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector, MonteCarloSettings
+from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector
+from seqgan_rl.rllib.settings import SeqGANSettings
 
 SEQGAN_SETTINGS_KEY = "seqgan"
 """Key of the ``SeqGANSettings`` in ``AlgorithmConfig.learner_config_dict`` (set by ``with_seqgan``)."""
@@ -64,77 +65,6 @@ ENV_RUNNER_FAULT_TOLERANCE: dict[str, Any] = {
 redone. Pinned here rather than left to RLlib's defaults, which change between releases; the delay
 (RLlib: 60 s, slept by an EnvRunner whose env raised before it exits to be restarted) is short because
 the one remote dependency of our envs, the discriminator actor, is brought back by the algorithm itself."""
-
-
-@dataclass(frozen=True)
-class AdversarialSettings:
-    """The discriminator and its schedule (defaults: the original release's).
-
-    Attributes:
-        real_data: Parquet token table of real sequences (the discriminator's positives).
-        generator_config: the generator's ``GeneratorConfig`` as a dict (negatives are sampled from it).
-        discriminator: ``Discriminator`` sizes; empty = the paper's CNN.
-        discriminator_name: the Ray actor's name (the token env's ``scorer``).
-        d_steps, d_epochs, d_batch_size, d_num_negatives: per iteration, ``d_steps`` d-steps of
-            ``d_epochs`` passes (minibatch ``d_batch_size``) over real + ``d_num_negatives`` fresh fakes.
-        d_pretrain_rounds: d-steps against the MLE generator before the first iteration.
-        d_lr: the discriminator's Adam learning rate.
-        num_cpus, num_gpus, num_threads: the actor's Ray resources and torch threads.
-        precision: the d-steps' precision, "fp32" or "bf16" (autocast).
-        seed: seeds the discriminator's initialisation, shuffling and negatives.
-    """
-
-    real_data: str
-    generator_config: dict[str, Any]
-    discriminator: dict[str, Any] = field(default_factory=dict)
-    discriminator_name: str = "seqgan_rl_discriminator"
-    d_steps: int = 5
-    d_epochs: int = 3
-    d_batch_size: int = 64
-    d_num_negatives: int = 10_000
-    d_pretrain_rounds: int = 50
-    d_lr: float = 1e-4
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    num_threads: int | None = None
-    precision: str = "fp32"
-    seed: int = 0
-
-    def validate(self) -> AdversarialSettings:
-        for name in ("d_epochs", "d_batch_size", "d_num_negatives"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("d_steps", "d_pretrain_rounds", "num_cpus", "num_gpus"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.d_lr > 0:
-            raise ConfigError(f"d_lr must be > 0, got {self.d_lr}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"d_precision must be 'fp32' or 'bf16', got {self.precision!r}")
-        return self
-
-
-@dataclass(frozen=True)
-class SeqGANSettings:
-    """Everything SeqGAN adds to an RLlib algorithm: the adversarial schedule and the Monte Carlo reward step.
-
-    ``reward`` says how the Monte Carlo values enter the algorithm: ``"q"`` (the
-    ``MC_Q`` column, for SeqGAN's own policy gradient), ``"shaped"`` (rewards
-    rewritten to Q_t − Q_{t−1}, which sum to the terminal reward, for algorithms
-    that compute their own advantages) or ``"terminal"`` (no rollouts: only the
-    discriminator's terminal reward).
-    """
-
-    adversarial: AdversarialSettings
-    monte_carlo: MonteCarloSettings
-    reward: str = "q"
-
-    def validate(self) -> SeqGANSettings:
-        if self.reward not in ("q", "shaped", "terminal"):
-            raise ConfigError(f"reward must be 'q', 'shaped' or 'terminal', got {self.reward!r}")
-        self.adversarial.validate()
-        self.monte_carlo.validate()
-        return self
 
 
 def seqgan_settings(config: Any) -> SeqGANSettings:
@@ -168,20 +98,21 @@ class AdversarialMixin:
         return seqgan_settings(self.config)
 
     def setup(self, config: Any) -> None:
-        settings = seqgan_settings(config).validate().adversarial
+        settings = seqgan_settings(config).validate()
+        options = settings.options
         register_rllib_env()
         real = read_token_table(settings.real_data)
-        g = settings.generator_config
-        if real.vocab_size != g["vocab_size"] or real.seq_len != g["seq_len"]:
+        if real.vocab_size != settings.vocab_size or real.seq_len != settings.seq_len:
             raise DataError(f"{settings.real_data}: vocab_size {real.vocab_size} / seq_len {real.seq_len} do not "
-                            f"match the generator's {g['vocab_size']} / {g['seq_len']}")
+                            f"match the generator's {settings.vocab_size} / {settings.seq_len}")
         # The actor exists before any EnvRunner samples: envs look it up by name for their rewards.
         self.discriminator_supervisor = DiscriminatorSupervisor(
-            settings.discriminator_name, g["vocab_size"], g["seq_len"], real_data=real.tokens,
-            num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, discriminator_kwargs=dict(settings.discriminator),
-            lr=settings.d_lr, seed=settings.seed, num_threads=settings.num_threads, train_precision=settings.precision,
+            settings.discriminator_name, settings.vocab_size, settings.seq_len, real_data=real.tokens,
+            num_cpus=options.discriminator_num_cpus, num_gpus=options.discriminator_num_gpus,
+            discriminator_kwargs=dict(options.discriminator), lr=options.d_lr, seed=options.seed,
+            num_threads=settings.discriminator_num_threads, train_precision=options.d_precision,
         )
-        self.discriminator_pretrained = settings.d_pretrain_rounds == 0
+        self.discriminator_pretrained = options.d_pretrain_rounds == 0
         try:
             super().setup(config)
             self.learner_group.foreach_learner(lambda learner: [
@@ -205,9 +136,9 @@ class AdversarialMixin:
         with timed(self.metrics, ROLLOUT_SYNC_TIMER):
             self.learner_group.foreach_learner(
                 lambda learner: [piece.update_rollout_policy(learner.module) for piece in monte_carlo_pieces(learner)])
-        if self._seqgan.adversarial.d_steps:
+        if self._seqgan.options.d_steps:
             with timed(self.metrics, DISCRIMINATOR_TIMER):
-                self._discriminator_steps(self._seqgan.adversarial.d_steps)
+                self._discriminator_steps(self._seqgan.options.d_steps)
         self.metrics.log_value((DISCRIMINATOR_RESULTS, "restarts"), self.discriminator_supervisor.restarts, window=1)
         return result
 
@@ -218,7 +149,7 @@ class AdversarialMixin:
 
         ``progress(round, stats)`` is called after each round (a progress bar).
         """
-        rounds = self._seqgan.adversarial.d_pretrain_rounds if rounds is None else rounds
+        rounds = self._seqgan.options.d_pretrain_rounds if rounds is None else rounds
         started = time.perf_counter()
         stats = self._discriminator_steps(rounds, progress=progress)
         self.discriminator_pretrained = True
@@ -240,14 +171,15 @@ class AdversarialMixin:
         """
         if count == 0:
             return []
-        settings = self._seqgan.adversarial
+        settings = self._seqgan
+        options = settings.options
         generator_state = ray.put(self.generator_weights())  # once, shared by the d-steps
         supervisor = self.discriminator_supervisor
         stats = []
         for step in range(count):
             result = supervisor.run(lambda actor: ray.get(actor.train_on_generator.remote(
-                settings.generator_config, generator_state, settings.d_num_negatives, settings.d_epochs,
-                settings.d_batch_size)), changes_state=True)
+                settings.generator_config, generator_state, options.d_num_negatives, options.d_epochs,
+                options.d_batch_size)), changes_state=True)
             stats.append(result)
             if progress is not None:
                 progress(step + 1, result)

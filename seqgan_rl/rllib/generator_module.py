@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 from ray.rllib.core.columns import Columns
@@ -30,16 +31,38 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
 
-from seqgan_rl.checkpoint import GENERATOR_KINDS, load_checkpoint
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.runs import read_generator_checkpoint
 
 
 class GeneratorRLModule(TorchRLModule):
-    """Wraps ``seqgan_rl.generator.Generator``; its weights are ``self.generator``'s."""
+    """Wraps ``seqgan_rl.generator.Generator``; its weights are ``self.generator``'s.
+
+    Built the supported way: RLlib (``RLModuleSpec.build``) calls the inherited
+    constructor with keyword arguments (``observation_space``, ``action_space``,
+    ``inference_only``, ``model_config``, ``catalog_class``) and the module
+    builds itself in ``setup``; it takes no ``RLModuleConfig``. (The
+    "``RLModule(config=[RLModuleConfig object])`` has been deprecated" notice
+    is RLlib's own: ``RLModule.__init__`` builds an ``RLModuleConfig`` for every
+    module, ``ray/rllib/core/rl_module/rl_module.py:463``.)
+    """
 
     @override(TorchRLModule)
     def setup(self) -> None:
+        # RLlib 2.60's RLModuleSpec.build retries a constructor that raised AttributeError the deprecated
+        # way, module_class(RLModuleConfig), which fails with "RLModule(config=...) has been deprecated"
+        # and hides the real error: never let one out of setup.
+        try:
+            self.build_module()
+        except AttributeError as error:
+            raise RuntimeError(f"{type(self).__name__}.setup failed: {error}") from error
+
+    def build_module(self) -> None:
+        """What ``setup`` does (subclasses extend this, not ``setup``)."""
+        if not isinstance(self.action_space, gymnasium.spaces.Discrete):
+            raise ValueError(f"{type(self).__name__} needs a Discrete action space (the vocabulary), "
+                             f"got {self.action_space}")
         config = GeneratorConfig(**{k: self.model_config[k] for k in
                                     ("vocab_size", "seq_len", "emb_dim", "hidden_dim", "start_token")
                                     if k in self.model_config})
@@ -49,11 +72,11 @@ class GeneratorRLModule(TorchRLModule):
         self.generator = Generator(config)
         checkpoint = self.model_config.get("generator_checkpoint")
         if checkpoint:
-            record = load_checkpoint(checkpoint, GENERATOR_KINDS)
-            if GeneratorConfig(**record["generator_config"]) != config:
-                raise ConfigError(f"{checkpoint}: generator {record['generator_config']} does not match the "
+            saved_config, state = read_generator_checkpoint(checkpoint)
+            if saved_config != config:
+                raise ConfigError(f"{checkpoint}: generator {saved_config} does not match the "
                                   f"module's model_config {config}")
-            self.generator.load_state_dict(record["generator"])
+            self.generator.load_state_dict(state)
 
     @override(TorchRLModule)
     def get_initial_state(self) -> dict[str, np.ndarray]:
@@ -95,8 +118,8 @@ class GeneratorActorCriticRLModule(GeneratorRLModule, ValueFunctionAPI, TargetNe
     """
 
     @override(GeneratorRLModule)
-    def setup(self) -> None:
-        super().setup()
+    def build_module(self) -> None:
+        super().build_module()
         self.value_head = torch.nn.Linear(self.generator.config.hidden_dim, 1)
 
     @override(ValueFunctionAPI)

@@ -41,8 +41,7 @@ class MonteCarloLearnerMixin:
         super().build()
         settings = seqgan_settings(self.config)
         if settings.reward != "terminal" and self._learner_connector is not None and not monte_carlo_pieces(self):
-            self._learner_connector.prepend(
-                MonteCarloQConnector(settings=settings.monte_carlo, reward=settings.reward))
+            self._learner_connector.prepend(MonteCarloQConnector(settings=settings))
 
     def monte_carlo_connector(self) -> MonteCarloQConnector:
         pieces = monte_carlo_pieces(self)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -51,57 +51,15 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.annotations import override
 
-from seqgan_rl.errors import TrainingError
 from seqgan_rl.distributed.rollout_workers import RolloutPool
 from seqgan_rl.distributed.weights import Weights, module_weights
-from seqgan_rl.errors import ConfigError
+from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc.rollout_policy import RolloutPolicy
+from seqgan_rl.rllib.settings import SeqGANSettings
 
 MC_Q = "mc_q"
 """Train-batch column holding each timestep's Monte Carlo action value Q_t (float32)."""
-
-
-@dataclass(frozen=True)
-class MonteCarloSettings:
-    """Everything the piece needs to build its rollout pool (picklable: it travels to remote Learners).
-
-    Attributes:
-        discriminator_kwargs: ``Discriminator`` arguments (vocab_size, seq_len and sizes) of the
-            discriminator copy inside each rollout worker.
-        num_rollouts: N, completions per prefix (paper: 16).
-        beta: weight kept on the old rollout parameters per update (original release: 0.8).
-        mix_embedding: also mix the embedding table (the original copies it).
-        num_workers: K rollout actors; 0 runs the engine in the Learner's process.
-        worker_num_cpus, worker_num_gpus: Ray resources of each rollout actor.
-        max_batch: rollout rows advanced and scored together inside a worker (bounds memory).
-        score_precision: the workers' discriminator precision, "fp32" or "int8" (CPU).
-        pad_token: fills sequences that ended early (end token) up to the sequence length.
-        seed: seeds the uniforms of the rollouts.
-    """
-
-    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
-    num_rollouts: int = 16
-    beta: float = 0.8
-    mix_embedding: bool = False
-    num_workers: int = 0
-    worker_num_cpus: float = 1.0
-    worker_num_gpus: float = 0.0
-    max_batch: int = 1 << 16
-    score_precision: str = "fp32"
-    pad_token: int = 0
-    seed: int = 0
-
-    def validate(self) -> MonteCarloSettings:
-        if self.num_rollouts <= 0:
-            raise ConfigError(f"num_rollouts must be > 0, got {self.num_rollouts}")
-        if not 0.0 <= self.beta <= 1.0:
-            raise ConfigError(f"rollout beta must be in [0, 1], got {self.beta}")
-        if self.num_workers < 0:
-            raise ConfigError(f"num_mc_workers must be >= 0, got {self.num_workers}")
-        if self.max_batch <= 0:
-            raise ConfigError(f"rollout max_batch must be > 0, got {self.max_batch}")
-        return self
 
 
 class MonteCarloQConnector(ConnectorV2):
@@ -112,15 +70,16 @@ class MonteCarloQConnector(ConnectorV2):
         input_observation_space: Any = None,
         input_action_space: Any = None,
         *,
-        settings: MonteCarloSettings,
-        reward: str = "q",
+        settings: SeqGANSettings,
         **kwargs: Any,
     ) -> None:
         super().__init__(input_observation_space, input_action_space, **kwargs)
-        if reward not in ("q", "shaped"):
-            raise ConfigError(f"MonteCarloQConnector: reward must be 'q' or 'shaped', got {reward!r}")
         self.settings = settings.validate()
-        self.reward = reward
+        self.options = settings.options
+        self.reward = settings.reward
+        if self.reward not in ("q", "shaped"):
+            raise ConfigError(f"MonteCarloQConnector: reward must be 'q' or 'shaped', got {self.reward!r} (with "
+                              "'terminal' the Learner has no Monte Carlo piece)")
         self._pool: RolloutPool | None = None
         self._rollout: RolloutPolicy | None = None
         self._policy_version = 0
@@ -145,7 +104,7 @@ class MonteCarloQConnector(ConnectorV2):
         if not sa_episodes:
             return batch
         started = time.perf_counter()
-        seq_len = int(self._discriminator_size("seq_len"))
+        seq_len = self.settings.seq_len
         sequences = np.full((len(sa_episodes), seq_len), self.settings.pad_token, dtype=np.int64)
         for row, episode in enumerate(sa_episodes):
             if episode.t_started != 0 or not episode.is_done:
@@ -184,8 +143,8 @@ class MonteCarloQConnector(ConnectorV2):
         """First call: θ_roll ← θ_G. Later calls: θ_roll ← β·θ_roll + (1 − β)·θ_G. Returns the version."""
         generator = self._generator(rl_module)
         if self._rollout is None:
-            self._rollout = RolloutPolicy(generator, self.settings.beta,
-                                          mix_embedding=self.settings.mix_embedding).to("cpu")
+            self._rollout = RolloutPolicy(generator, self.options.rollout_beta,
+                                          mix_embedding=self.options.rollout_mix_embedding).to("cpu")
         else:
             self._rollout.update(generator)
         self._policy_version += 1
@@ -235,7 +194,8 @@ class MonteCarloQConnector(ConnectorV2):
     def set_state(self, state: dict[str, Any]) -> None:
         if state.get("rollout_policy") is not None:
             generator = Generator(GeneratorConfig(**state["generator_config"]), init_std=None)
-            self._rollout = RolloutPolicy(generator, self.settings.beta, mix_embedding=self.settings.mix_embedding)
+            self._rollout = RolloutPolicy(generator, self.options.rollout_beta,
+                                          mix_embedding=self.options.rollout_mix_embedding)
             self._rollout.load_state_dict(state["rollout_policy"])
         self._policy_version = int(state.get("policy_version", 0))
         self._rng_state = state.get("rng_state")
@@ -246,11 +206,6 @@ class MonteCarloQConnector(ConnectorV2):
                 self._pool.sync(policy=module_weights(self._rollout.model, self._policy_version))
 
     # ------------------------------------------------------------------ internals
-
-    def _discriminator_size(self, key: str) -> int:
-        if key not in self.settings.discriminator_kwargs:
-            raise ConfigError(f"MonteCarloSettings.discriminator_kwargs must give {key!r}")
-        return self.settings.discriminator_kwargs[key]
 
     @staticmethod
     def _generator(rl_module: Any) -> Generator:
@@ -267,11 +222,11 @@ class MonteCarloQConnector(ConnectorV2):
             raise RuntimeError("MonteCarloQConnector: no discriminator weights yet; call "
                                "set_discriminator_weights first")
         if self._pool is None:
-            s = self.settings
+            o = self.options
             pool = RolloutPool(
-                s.num_workers, generator.config, s.discriminator_kwargs, num_rollouts=s.num_rollouts,
-                num_cpus=s.worker_num_cpus, num_gpus=s.worker_num_gpus, max_batch=s.max_batch,
-                score_precision=s.score_precision, seed=s.seed,
+                o.num_mc_workers, generator.config, self.settings.discriminator_kwargs(),
+                num_rollouts=o.num_rollouts, num_cpus=o.mc_worker_num_cpus, num_gpus=o.mc_worker_num_gpus,
+                max_batch=o.mc_max_batch, score_precision=o.score_precision, seed=o.seed,
             )
             if self._rng_state is not None:
                 pool.set_rng_state(self._rng_state)

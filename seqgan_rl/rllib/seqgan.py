@@ -36,8 +36,7 @@ optimiser, RNGs): a restored run continues where it stopped.
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from ray.rllib.algorithms.algorithm import Algorithm
@@ -53,25 +52,30 @@ from ray.rllib.utils.metrics import (
 )
 
 from envs import RLLIB_ENV_NAME
+from seqgan_rl.config import TrainConfig
 from seqgan_rl.errors import ConfigError, SeqGANError, TrainingError
 from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.rllib.adversarial import (
-    ENV_RUNNER_FAULT_TOLERANCE,
-    AdversarialMixin,
-    AdversarialSettings,
-    SeqGANSettings,
-    timed,
-)
+from seqgan_rl.options import with_overrides
+from seqgan_rl.rllib.adversarial import ENV_RUNNER_FAULT_TOLERANCE, AdversarialMixin, timed
 from seqgan_rl.rllib.generator_module import generator_module_spec
-from seqgan_rl.rllib.monte_carlo import MonteCarloSettings
+from seqgan_rl.rllib.settings import (
+    RLLIB_OPTIONS,
+    SeqGANSettings,
+    apply_rllib_options,
+    check_rllib_options,
+    new_discriminator_name,
+)
 
 
 class SeqGANConfig(AlgorithmConfig):
-    """Configuration of ``SeqGAN``: RLlib's options plus the SeqGAN schedule (see ``training``).
+    """Configuration of ``SeqGAN``: RLlib's options plus the run's ``TrainConfig`` (see ``training``).
 
-    Defaults are the original release's: Adam lr 0.01 with gradient-norm clip 5
-    for G, 64 sequences per batch, N = 16, β = 0.8, 1 g-step, 5 d-steps × 3
-    epochs on 10,000 negatives, 50 pretraining d-steps, D's Adam lr 1e-4.
+    Every SeqGAN option is a field of ``seqgan_rl.config.TrainConfig`` (declared
+    once there, defaults the original release's); this config holds one
+    instance as ``options`` and hands it, unchanged, to the discriminator actor,
+    the Learner and its Monte Carlo piece (``seqgan_settings``). The RLlib
+    attributes that stand for options (``lr``, ``grad_clip``, ``seed``) are set
+    from it (``RLLIB_OPTIONS``).
 
     Example::
 
@@ -84,107 +88,66 @@ class SeqGANConfig(AlgorithmConfig):
 
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or SeqGAN)
-        # the generator and its data
+        self.options = TrainConfig()
+        # the generator and its data (what only the run knows)
         self.generator_config: dict[str, Any] | None = None
         self.generator_checkpoint: str | None = None
         self.real_data: str | None = None
         self.end_token: int | None = None
         self.pad_token = 0
-        # the adversarial schedule
-        self.episodes_per_batch = 64
-        self.g_steps = 1
-        self.d_steps = 5
-        self.d_epochs = 3
-        self.d_batch_size = 64
-        self.d_num_negatives = 10_000
-        self.d_pretrain_rounds = 50
-        self.d_lr = 1e-4
-        self.d_precision = "fp32"
-        # Monte Carlo rollouts
-        self.num_rollouts = 16
-        self.rollout_beta = 0.8
-        self.rollout_mix_embedding = False
-        self.num_mc_workers = 0
-        self.mc_worker_num_cpus = 1.0
-        self.mc_worker_num_gpus = 0.0
-        self.mc_max_batch = 1 << 16
-        self.score_precision = "fp32"
-        # the discriminator actor
-        self.discriminator: dict[str, Any] = {}
-        self.discriminator_name = f"seqgan_rl_discriminator_{uuid.uuid4().hex[:8]}"
-        self.discriminator_num_cpus = 1.0
-        self.discriminator_num_gpus = 0.0
+        self.discriminator_name = new_discriminator_name()
         self.discriminator_num_threads: int | None = None
         # RLlib settings SeqGAN relies on
-        self.lr = 0.01
-        self.grad_clip = 5.0
-        self.grad_clip_by = "global_norm"
         self.batch_mode = "complete_episodes"
         self.num_env_runners = 0
-        self.num_envs_per_env_runner = 64
         self.env = RLLIB_ENV_NAME
         self.fault_tolerance(**ENV_RUNNER_FAULT_TOLERANCE)
+        self._apply_options()
 
     @override(AlgorithmConfig)
     def training(
         self,
         *,
+        options: TrainConfig = NotProvided,
         real_data: str | None = NotProvided,
-        episodes_per_batch: int = NotProvided,
-        g_steps: int = NotProvided,
-        d_steps: int = NotProvided,
-        d_epochs: int = NotProvided,
-        d_batch_size: int = NotProvided,
-        d_num_negatives: int = NotProvided,
-        d_pretrain_rounds: int = NotProvided,
-        d_lr: float = NotProvided,
-        d_precision: str = NotProvided,
-        num_rollouts: int = NotProvided,
-        rollout_beta: float = NotProvided,
-        rollout_mix_embedding: bool = NotProvided,
-        num_mc_workers: int = NotProvided,
-        mc_worker_num_cpus: float = NotProvided,
-        mc_worker_num_gpus: float = NotProvided,
-        mc_max_batch: int = NotProvided,
-        score_precision: str = NotProvided,
-        discriminator: dict[str, Any] = NotProvided,
-        discriminator_num_cpus: float = NotProvided,
-        discriminator_num_gpus: float = NotProvided,
         discriminator_num_threads: int | None = NotProvided,
         **kwargs: Any,
     ) -> SeqGANConfig:
-        """SeqGAN's options (RLlib's own, e.g. ``lr``, ``grad_clip``, pass through).
+        """Set SeqGAN's options: a whole ``TrainConfig`` (``options``) and/or any of its fields by name.
 
         Args:
+            options: the run's options (``seqgan_rl.config.TrainConfig``); fields given as keyword
+                arguments (``num_rollouts=8``) are applied on top of it.
             real_data: Parquet token table of real sequences (``prepare-data``): the
                 discriminator's positives.
-            episodes_per_batch: sequences per generator update (paper: 64).
-            g_steps: generator updates per adversarial batch, each on fresh episodes (paper: 1).
-            d_steps: discriminator steps per adversarial batch, each on fresh negatives (paper: 5).
-            d_epochs: passes over real + negatives per d-step (paper: 3).
-            d_batch_size: discriminator minibatch (paper: 64).
-            d_num_negatives: generated sequences per d-step (paper: 10,000).
-            d_pretrain_rounds: d-steps against the MLE generator before the first batch (paper: 50).
-            d_lr: discriminator Adam learning rate (paper: 1e-4).
-            d_precision: "fp32" or "bf16" (autocast) for the d-steps.
-            num_rollouts: N, Monte Carlo completions per prefix (paper: 16).
-            rollout_beta: β, weight kept on the old rollout parameters per update (paper: 0.8).
-            rollout_mix_embedding: also mix the embedding table (the original copies it).
-            num_mc_workers: K rollout actors; 0 computes Q in the Learner's process.
-            mc_worker_num_cpus, mc_worker_num_gpus: resources of each rollout actor
-                (``mc_worker_num_gpus=0.25``: four share a GPU).
-            mc_max_batch: rollout rows advanced and scored together (memory bound).
-            score_precision: the rollout workers' discriminator precision, "fp32" or "int8".
-            discriminator: ``Discriminator`` sizes (emb_dim, filter_sizes, num_filters,
-                dropout_keep, l2_reg); the paper's when empty.
-            discriminator_num_cpus, discriminator_num_gpus: the discriminator actor's resources.
-            discriminator_num_threads: its torch CPU threads (default: as Ray gives it).
+            discriminator_num_threads: the discriminator actor's torch CPU threads (default: as Ray
+                gives it).
+            **kwargs: ``TrainConfig`` fields, or RLlib's own training options. RLlib's names of
+                SeqGAN options (``lr``, ``grad_clip``) are refused: set ``adversarial_lr`` /
+                ``grad_clip`` as options.
         """
+        field_names = {f.name for f in fields(TrainConfig)}
+        overrides = {name: kwargs.pop(name) for name in list(kwargs) if name in field_names}
+        shadowed = sorted(set(kwargs) & set(RLLIB_OPTIONS.values()))
+        if shadowed:
+            names = {attribute: name for name, attribute in RLLIB_OPTIONS.items()}
+            raise ConfigError(f"SeqGANConfig.training: {', '.join(shadowed)} are the options "
+                              f"{', '.join(names[s] for s in shadowed)}; pass those")
         super().training(**kwargs)
-        for name, value in locals().items():
-            if name not in ("self", "kwargs", "__class__") and value is not NotProvided:
-                setattr(self, name, value)
+        if options is not NotProvided:
+            self.options = options
+        if overrides:  # checked by validate(), like RLlib's own options
+            self.options = with_overrides(self.options, overrides, check=False)
+        if real_data is not NotProvided:
+            self.real_data = real_data
+        if discriminator_num_threads is not NotProvided:
+            self.discriminator_num_threads = discriminator_num_threads
+        self._apply_options()
         return self
+
+    def _apply_options(self) -> None:
+        apply_rllib_options(self, self.options)
+        self.num_envs_per_env_runner = self.options.episodes_per_batch
 
     def generator(
         self,
@@ -206,30 +169,11 @@ class SeqGANConfig(AlgorithmConfig):
         return self
 
     def seqgan_settings(self) -> SeqGANSettings:
-        """This config's SeqGAN options as the settings ``AdversarialMixin`` and the Learner read."""
-        adversarial = AdversarialSettings(
-            real_data=self.real_data, generator_config=dict(self.generator_config or {}),
-            discriminator=dict(self.discriminator), discriminator_name=self.discriminator_name,
-            d_steps=self.d_steps, d_epochs=self.d_epochs, d_batch_size=self.d_batch_size,
-            d_num_negatives=self.d_num_negatives, d_pretrain_rounds=self.d_pretrain_rounds, d_lr=self.d_lr,
-            num_cpus=self.discriminator_num_cpus, num_gpus=self.discriminator_num_gpus,
-            num_threads=self.discriminator_num_threads, precision=self.d_precision, seed=self.seed or 0,
-        )
-        return SeqGANSettings(adversarial=adversarial, monte_carlo=self.monte_carlo_settings(), reward="q")
-
-    def discriminator_kwargs(self) -> dict[str, Any]:
-        g = self.generator_config or {}
-        return {"vocab_size": g.get("vocab_size"), "seq_len": g.get("seq_len"), **self.discriminator}
-
-    def monte_carlo_settings(self) -> MonteCarloSettings:
-        """What the Learner's ``MonteCarloQConnector`` needs (see ``seqgan_rl.rllib.monte_carlo``)."""
-        return MonteCarloSettings(
-            discriminator_kwargs=self.discriminator_kwargs(), num_rollouts=self.num_rollouts,
-            beta=self.rollout_beta, mix_embedding=self.rollout_mix_embedding,
-            num_workers=self.num_mc_workers, worker_num_cpus=self.mc_worker_num_cpus,
-            worker_num_gpus=self.mc_worker_num_gpus, max_batch=self.mc_max_batch,
-            score_precision=self.score_precision, pad_token=self.pad_token, seed=self.seed or 0,
-        )
+        """The options and the run's facts as the ``AdversarialMixin``, the Learner and its piece read them."""
+        return SeqGANSettings(
+            options=self.options, real_data=self.real_data, generator_config=dict(self.generator_config or {}),
+            discriminator_name=self.discriminator_name, discriminator_num_threads=self.discriminator_num_threads,
+            pad_token=self.pad_token)
 
     @override(AlgorithmConfig)
     def get_default_rl_module_spec(self) -> Any:
@@ -251,14 +195,10 @@ class SeqGANConfig(AlgorithmConfig):
             raise ConfigError("SeqGANConfig: call .generator(GeneratorConfig(...)) to set the generator")
         if self.real_data is None:
             raise ConfigError("SeqGANConfig: training(real_data=...) must name a Parquet token table")
-        for name in ("episodes_per_batch", "g_steps"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"SeqGANConfig: {name} must be > 0, got {getattr(self, name)}")
-        for name in ("mc_worker_num_cpus", "mc_worker_num_gpus"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"SeqGANConfig: {name} must be >= 0, got {getattr(self, name)}")
-        if self.score_precision not in ("fp32", "int8"):
-            raise ConfigError(f"SeqGANConfig: score_precision must be 'fp32' or 'int8', got {self.score_precision!r}")
+        if self.options.algo != "seqgan":
+            raise ConfigError(f"SeqGANConfig runs algo='seqgan', not {self.options.algo!r}: build other algorithms "
+                              "with seqgan_rl.rllib.build.build_algorithm_config")
+        check_rllib_options(self, self.options)
         if self.batch_mode != "complete_episodes":
             raise ConfigError("SeqGANConfig: batch_mode must be 'complete_episodes' (Monte Carlo Q needs whole "
                               "sequences)")
@@ -274,7 +214,7 @@ class SeqGANPolicyGradient(Algorithm):
 
     @override(Algorithm)
     def training_step(self) -> None:
-        for _ in range(self.config.g_steps):
+        for _ in range(self.config.options.g_steps):
             with timed(self.metrics, SYNCH_WORKER_WEIGHTS_TIMER):
                 self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group,
                                                    inference_only=True)
@@ -298,7 +238,7 @@ class SeqGANPolicyGradient(Algorithm):
         finds them back (waiting at most ``env_runner_health_probe_timeout_s``)
         and has given them the current weights. ``SAMPLE_ATTEMPTS`` rounds at most.
         """
-        wanted = self.config.episodes_per_batch
+        wanted = self.config.options.episodes_per_batch
         group = self.env_runner_group
         remote = group.num_remote_env_runners()
         episodes: list[Any] = []
@@ -307,7 +247,7 @@ class SeqGANPolicyGradient(Algorithm):
             if remote:
                 self._wait_for_healthy_env_runner()
             per_runner = -(-(wanted - len(episodes)) // max(1, group.num_healthy_remote_env_runners()))
-            results = group.foreach_env_runner(lambda runner: _sample(runner, per_runner),
+            results = group.foreach_env_runner(lambda runner, count=per_runner: _sample(runner, count),
                                                local_env_runner=remote == 0)
             for sampled, sampled_metrics in results:
                 if isinstance(sampled, SeqGANError):

@@ -1,4 +1,4 @@
-"""``seqgan-rl evaluate``: quality and diversity of generated text, over sampling temperatures.
+"""Quality and diversity of generated text, over sampling temperatures (``seqgan-rl evaluate``).
 
 What is measured, for a set of generated sentences (from a checkpoint, sampled
 here, or from a text file):
@@ -17,9 +17,9 @@ here, or from a text file):
 A single temperature hides the trade-off between quality and diversity:
 lowering the temperature raises BLEU and Self-BLEU together, so "GAN beats MLE"
 at temperature 1 can be a temperature effect (Caccia et al., "Language GANs
-Falling Short", 2020). :func:`temperature_sweep` evaluates several checkpoints
-at several temperatures and plots BLEU against Self-BLEU and against NLL-test,
-one curve per checkpoint.
+Falling Short", 2020). ``evaluate_checkpoint`` evaluates a checkpoint at
+several temperatures and ``plot_sweep`` plots BLEU against Self-BLEU and
+against NLL-test, one curve per checkpoint.
 
 Token conventions: generated rows are decoded with the run's vocabulary up to
 their first ``<eos>`` (``<pad>`` dropped, ``<unk>`` kept as a token); text
@@ -31,7 +31,6 @@ e.g. written by ``seqgan-rl sample``), or tokenised as ``prepare-data`` does
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,9 +43,9 @@ import torch
 from seqgan_rl.bleu import BleuReferences, self_bleu
 from seqgan_rl.data import read_token_table, tokenize_line
 from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.mle import load_oracle
 from seqgan_rl.oracle import Oracle
-from seqgan_rl.pretrain import load_oracle
-from seqgan_rl.sample import TextDecoder, find_data_dir, load_generator, resolve_generator_file, run_record
+from seqgan_rl.runs import TextDecoder, find_data_dir, load_generator, resolve_generator_file, run_record
 from seqgan_rl.vocab import Vocabulary
 
 TOKENIZATIONS: tuple[str, ...] = ("whitespace", "word", "char")
@@ -258,24 +257,6 @@ def evaluate_checkpoint(
     return records
 
 
-def parse_temperatures(text: str) -> list[float]:
-    """``"0.5,0.7,1.0"`` -> [0.5, 0.7, 1.0]; every value finite and > 0.
-
-    Raises:
-        ConfigError: a value is not a number or not > 0.
-    """
-    values = []
-    for item in text.split(","):
-        try:
-            value = float(item)
-        except ValueError:
-            raise ConfigError(f"--temperatures: {item!r} is not a number (expected e.g. 0.5,0.7,1.0)") from None
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"--temperatures: every temperature must be finite and > 0, got {item!r}")
-        values.append(value)
-    return values
-
-
 def plot_sweep(records: Sequence[dict[str, Any]], path: str | Path, order: int = 4) -> Path:
     """Quality against diversity, one curve per label, points annotated with their temperature.
 
@@ -315,38 +296,3 @@ def plot_sweep(records: Sequence[dict[str, Any]], path: str | Path, order: int =
     return path
 
 
-COLUMNS = ("label", "temperature", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3", "self_bleu4",
-           "self_bleu5", "distinct1", "distinct2", "avg_length", "nll_test", "nll_oracle")
-
-
-def format_table(records: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of the records (columns that no record has are left out)."""
-    columns = [c for c in COLUMNS if any(c in r for r in records)]
-
-    def cell(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
-        return str(value)
-
-    rows = [[cell(r.get(c)) for c in columns] for r in records]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
-
-
-def labelled(items: Sequence[str]) -> list[tuple[str, Path]]:
-    """``LABEL=PATH`` or ``PATH`` items -> (label, path); a bare path is labelled by its run directory's name."""
-    out = []
-    for item in items:
-        label, sep, path = item.partition("=")
-        if not sep:
-            path = item
-            resolved = Path(item)
-            label = (resolved if resolved.is_dir() else resolved.parent).name or resolved.name
-            if resolved.is_file() and resolved.parent.name in ("mle", "checkpoints"):
-                label = f"{resolved.parent.parent.name}/{resolved.parent.name}"
-        out.append((label, Path(path)))
-    return out

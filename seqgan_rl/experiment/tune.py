@@ -16,30 +16,32 @@ reservation is computed from the base configuration).
 
 from __future__ import annotations
 
-import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.errors import ConfigError
+from seqgan_rl.options import parse_option_value
+
+SWEEPABLE = frozenset({f.name for f in fields(TrainConfig)} - {
+    "mle", "discriminator", "num_mc_workers", "mc_worker_num_cpus", "mc_worker_num_gpus", "discriminator_num_cpus",
+    "discriminator_num_gpus"})
+"""``TrainConfig`` fields a grid may vary: not the nested settings, nor the actors' resources (the trial's
+reservation comes from the base configuration)."""
 
 
 def parse_grid(entries: list[str]) -> dict[str, list[Any]]:
     """``["rollout_beta=0.6,0.8", "algo=seqgan,ppo"]`` → typed value lists per ``TrainConfig`` field."""
-    types = typing.get_type_hints(TrainConfig)
-    # not sweepable: nested settings, and the actors' resources (the trial's reservation comes from the base)
-    known = {f.name for f in fields(TrainConfig)} - {"mle", "discriminator", "num_mc_workers", "mc_worker_num_cpus",
-                                                     "mc_worker_num_gpus", "discriminator_num_gpus"}
     grid: dict[str, list[Any]] = {}
     for entry in entries:
         name, _, values = entry.partition("=")
-        if name not in known or not values:
-            raise ConfigError(f"--grid {entry!r}: expected FIELD=V1,V2,... with FIELD one of {', '.join(sorted(known))}")
-        cast = types[name]
+        if name not in SWEEPABLE or not values:
+            raise ConfigError(f"--grid {entry!r}: expected FIELD=V1,V2,... with FIELD one of "
+                              f"{', '.join(sorted(SWEEPABLE))}")
         try:
-            grid[name] = [cast(v) for v in values.split(",")]
-        except ValueError as error:
+            grid[name] = [parse_option_value(TrainConfig, name, value) for value in values.split(",")]
+        except ConfigError as error:
             raise ConfigError(f"--grid {entry!r}: {error}") from None
     if not grid:
         raise ConfigError("give at least one --grid FIELD=V1,V2,...")
@@ -77,7 +79,7 @@ def tune_seqgan(
     """Run the grid (× ``num_samples`` seeds) with ``ray.tune.Tuner``; returns its ``ResultGrid``."""
     from ray import tune
 
-    from seqgan_rl.train import run_training
+    from seqgan_rl.experiment.run import run_training
 
     checkpoint = str(Path(generator_checkpoint).resolve())
     oracle = None if oracle_params is None else str(Path(oracle_params).resolve())

@@ -37,12 +37,18 @@ def resolve_generator_file(checkpoint: str | Path) -> Path:
     return path
 
 
+def read_generator_checkpoint(path: str | Path) -> tuple[GeneratorConfig, dict[str, torch.Tensor]]:
+    """The sizes and the parameters held by a generator checkpoint file (MLE or adversarial; see
+    ``seqgan_rl.checkpoint.GENERATOR_KINDS``), checked as ``load_checkpoint`` checks every checkpoint."""
+    record = load_checkpoint(path, GENERATOR_KINDS)
+    return GeneratorConfig(**record["generator_config"]), record["generator"]
+
+
 def load_generator(checkpoint: str | Path, device: str = "cpu") -> Generator:
     """A generator from any generator checkpoint (see module docstring), in eval mode on ``device``."""
-    path = resolve_generator_file(checkpoint)
-    record = load_checkpoint(path, GENERATOR_KINDS)
-    generator = Generator(GeneratorConfig(**record["generator_config"]), init_std=None)
-    generator.load_state_dict(record["generator"])
+    config, state = read_generator_checkpoint(resolve_generator_file(checkpoint))
+    generator = Generator(config, init_std=None)
+    generator.load_state_dict(state)
     return generator.to(device).eval()
 
 

@@ -36,14 +36,14 @@ class Dataset:
 
     Attributes:
         train: [n_train, T] int64 training sequences.
-        test: [n_test, T] held-out sequences for NLL-test (may be empty).
+        valid: [n_valid, T] held-out sequences (``valid.parquet``) for NLL-test (may be empty).
         vocab_size: id space of the data (the generator's vocabulary).
         oracle: the oracle for NLL-oracle, when the data is synthetic.
         description: where the data came from, for logs and checkpoints.
     """
 
     train: torch.Tensor
-    test: torch.Tensor
+    valid: torch.Tensor
     vocab_size: int
     oracle: Oracle | None
     description: str
@@ -72,13 +72,14 @@ def load_oracle(oracle_params: str | Path | None) -> tuple[Oracle, str]:
     return Oracle.random(seed=PAPER_ORACLE_SEED), f"fresh N(0,1) oracle, seed {PAPER_ORACLE_SEED}"
 
 
-def sample_oracle_data(oracle: Oracle, num_train: int, num_test: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_oracle_data(oracle: Oracle, num_train: int, num_valid: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw training and held-out sequences from the oracle with one seeded RNG."""
     rng = torch.Generator(device=oracle.device).manual_seed(seed)
-    return oracle.sample(num_train, generator=rng), oracle.sample(num_test, generator=rng)
+    return oracle.sample(num_train, generator=rng), oracle.sample(num_valid, generator=rng)
 
 
-def write_oracle_dataset(out_dir: str | Path, oracle: Oracle, source: str, num_train: int, num_test: int, seed: int) -> dict[str, Any]:
+def write_oracle_dataset(out_dir: str | Path, oracle: Oracle, source: str, num_train: int, num_valid: int,
+                         seed: int) -> dict[str, Any]:
     """``prepare-data --oracle``: write train/valid token tables and the oracle's parameters.
 
     The oracle is saved beside the data (``oracle.npz``) so that a run on this
@@ -86,12 +87,12 @@ def write_oracle_dataset(out_dir: str | Path, oracle: Oracle, source: str, num_t
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train, test = sample_oracle_data(oracle, num_train, num_test, seed)
+    train, valid = sample_oracle_data(oracle, num_train, num_valid, seed)
     meta = {"source": source, "oracle": "oracle.npz", "seed": str(seed)}
     write_token_table(out_dir / "train.parquet", train.numpy(), oracle.vocab_size, {**meta, "split": "train"})
-    write_token_table(out_dir / "valid.parquet", test.numpy(), oracle.vocab_size, {**meta, "split": "valid"})
+    write_token_table(out_dir / "valid.parquet", valid.numpy(), oracle.vocab_size, {**meta, "split": "valid"})
     oracle.save_npz(out_dir / "oracle.npz")
-    return {"out_dir": str(out_dir), "num_train": num_train, "num_valid": num_test,
+    return {"out_dir": str(out_dir), "num_train": num_train, "num_valid": num_valid,
             "vocab_size": oracle.vocab_size, "seq_len": oracle.seq_len, "source": source}
 
 
@@ -100,27 +101,27 @@ def load_dataset(config: PretrainConfig, data_dir: str | Path | None, oracle_par
 
     With ``data_dir``: ``train.parquet`` (required), ``valid.parquet`` (for
     NLL-test, optional) and ``oracle.npz`` (for NLL-oracle, optional) from it.
-    Without: ``config.num_train`` + ``config.num_test`` oracle samples, drawn
+    Without: ``config.num_train`` + ``config.num_valid`` oracle samples, drawn
     with ``config.data_seed`` from the oracle given by ``oracle_params`` (or
     the original file, or a fresh one, see ``load_oracle``).
     """
     if data_dir is None:
         oracle, source = load_oracle(oracle_params)
-        train, test = sample_oracle_data(oracle, config.num_train, config.num_test, config.data_seed)
-        return Dataset(train, test, oracle.vocab_size, oracle, source)
+        train, valid = sample_oracle_data(oracle, config.num_train, config.num_valid, config.data_seed)
+        return Dataset(train, valid, oracle.vocab_size, oracle, source)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: data directory not found (make one with `seqgan-rl prepare-data`)")
     train_table = read_token_table(data_dir / "train.parquet")
-    test = torch.zeros((0, train_table.seq_len), dtype=torch.long)
+    valid = torch.zeros((0, train_table.seq_len), dtype=torch.long)
     if (data_dir / "valid.parquet").exists():
-        test_table = read_token_table(data_dir / "valid.parquet", seq_len=train_table.seq_len)
-        if test_table.vocab_size != train_table.vocab_size:
+        valid_table = read_token_table(data_dir / "valid.parquet", seq_len=train_table.seq_len)
+        if valid_table.vocab_size != train_table.vocab_size:
             raise DataError(
-                f"{data_dir / 'valid.parquet'}: vocab_size {test_table.vocab_size} differs from "
+                f"{data_dir / 'valid.parquet'}: vocab_size {valid_table.vocab_size} differs from "
                 f"train.parquet's {train_table.vocab_size}"
             )
-        test = torch.tensor(test_table.tokens, dtype=torch.long)  # a copy: Arrow buffers are read-only
+        valid = torch.tensor(valid_table.tokens, dtype=torch.long)  # a copy: Arrow buffers are read-only
     oracle = None
     oracle_path = Path(oracle_params) if oracle_params is not None else data_dir / "oracle.npz"
     if oracle_path.exists():
@@ -131,17 +132,17 @@ def load_dataset(config: PretrainConfig, data_dir: str | Path | None, oracle_par
                 f"{data_dir / 'train.parquet'} ({train_table.vocab_size} / {train_table.seq_len})"
             )
     train = torch.tensor(train_table.tokens, dtype=torch.long)
-    return Dataset(train, test, train_table.vocab_size, oracle, str(data_dir))
+    return Dataset(train, valid, train_table.vocab_size, oracle, str(data_dir))
 
 
-def evaluate(generator: Generator, data: Dataset, num_samples: int, rng: torch.Generator) -> dict[str, float]:
+def nll_metrics(generator: Generator, data: Dataset, num_samples: int, rng: torch.Generator) -> dict[str, float]:
     """NLL-oracle (when an oracle exists) and NLL-test (when held-out data exists)."""
     metrics: dict[str, float] = {}
     generator.eval()
     if data.oracle is not None:
         metrics["eval/nll_oracle"] = nll_oracle(generator, data.oracle, num_samples, rng=rng)
-    if len(data.test):
-        metrics["eval/nll_test"] = nll_test(generator, data.test.to(generator.device))
+    if len(data.valid):
+        metrics["eval/nll_test"] = nll_test(generator, data.valid.to(generator.device))
     return metrics
 
 
@@ -177,7 +178,7 @@ def pretrain_mle(
 
     def record(epoch: int, extra: dict[str, float]) -> None:
         eval_start = time.perf_counter()
-        metrics = evaluate(generator, data, config.num_eval_samples, eval_rng)
+        metrics = nll_metrics(generator, data, config.num_eval_samples, eval_rng)
         entry = {"epoch": epoch, **extra, **metrics, "time/eval_s": time.perf_counter() - eval_start,
                  "time/elapsed_s": time.perf_counter() - started}
         records.append(entry)
@@ -238,7 +239,7 @@ def run_pretraining(
         vocab_size=data.vocab_size, seq_len=data.seq_len, emb_dim=config.emb_dim, hidden_dim=config.hidden_dim
     )
     generator = Generator(generator_config).to(device)
-    data.train, data.test = data.train.to(device), data.test.to(device)
+    data.train, data.valid = data.train.to(device), data.valid.to(device)
     if data.oracle is not None:
         data.oracle.to(device)
     optimizer = make_generator_optimizer(generator, config.lr)

@@ -36,14 +36,10 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from envs import RLLIB_ENV_NAME
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.rllib.adversarial import (
-    ENV_RUNNER_FAULT_TOLERANCE,
-    SEQGAN_SETTINGS_KEY,
-    AdversarialMixin,
-    SeqGANSettings,
-)
+from seqgan_rl.rllib.adversarial import ENV_RUNNER_FAULT_TOLERANCE, SEQGAN_SETTINGS_KEY, AdversarialMixin
 from seqgan_rl.rllib.generator_module import generator_module_spec
 from seqgan_rl.rllib.learner import MonteCarloLearnerMixin
+from seqgan_rl.rllib.settings import SeqGANSettings, apply_rllib_options
 
 
 class SeqGANPPOTorchLearner(MonteCarloLearnerMixin, PPOTorchLearner):
@@ -92,8 +88,10 @@ def with_seqgan(
 
     Args:
         config: any RLlib ``AlgorithmConfig`` (PPO, APPO, IMPALA known; others need the classes).
-        settings: the adversarial schedule and Monte Carlo settings; ``settings.reward`` is
-            "shaped" or "terminal" here (the "q" column is read only by SeqGAN's own loss).
+        settings: the run's options and facts (``SeqGANSettings``); ``settings.options.algo`` names an
+            RLlib algorithm here, so its reward is "shaped" or "terminal" (the "q" column is read only
+            by SeqGAN's own loss). Its RLlib-named options (``lr``, ``grad_clip``, ``seed``) are applied
+            to ``config``.
         generator_config, generator_checkpoint: the generator's sizes and MLE weights.
         algo_class, learner_class: for another algorithm, its Algorithm and Learner classes
             with ``AdversarialMixin`` / ``MonteCarloLearnerMixin`` in front.
@@ -113,13 +111,14 @@ def with_seqgan(
         else:
             raise ConfigError(f"with_seqgan does not know {type(config).__name__}: pass algo_class and "
                               "learner_class with AdversarialMixin / MonteCarloLearnerMixin in front")
-    if asdict(generator_config) != settings.adversarial.generator_config:
-        raise ConfigError("settings.adversarial.generator_config differs from generator_config")
+    if asdict(generator_config) != settings.generator_config:
+        raise ConfigError("settings.generator_config differs from generator_config")
+    apply_rllib_options(config, settings.options)
     config.algo_class = algo_class
     config.environment(RLLIB_ENV_NAME, env_config={
         "vocab_size": generator_config.vocab_size, "seq_len": generator_config.seq_len,
-        "scorer": settings.adversarial.discriminator_name,
-        "pad_token": settings.monte_carlo.pad_token})
+        "scorer": settings.discriminator_name,
+        "pad_token": settings.pad_token})
     config.rl_module(rl_module_spec=generator_module_spec(generator_config, generator_checkpoint, value_head=True))
     config.learners(learner_class=learner_class,
                     learner_config_dict={**(config.learner_config_dict or {}), SEQGAN_SETTINGS_KEY: settings})

@@ -1,0 +1,35 @@
+"""``seqgan-rl pretrain``: MLE pretraining of the generator (every ``PretrainConfig`` option a flag)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from seqgan_rl.commands.common import default_run_dir, resolve_device
+from seqgan_rl.config import PRESETS, PretrainConfig, get_preset
+from seqgan_rl.options import add_option_flags, option_overrides
+
+
+def pretrain(args: argparse.Namespace) -> dict[str, Any]:
+    from seqgan_rl.mle import run_pretraining
+
+    config = get_preset(args.preset).with_overrides(**option_overrides(args, PretrainConfig))
+    return run_pretraining(
+        config, args.run_dir or default_run_dir("pretrain", args.preset), data_dir=args.data,
+        oracle_params=args.oracle_params, device=resolve_device(args.device), progress=not args.no_progress,
+    )
+
+
+def add_parser(sub: Any) -> None:
+    pre = sub.add_parser("pretrain", help="MLE pretraining of the generator",
+                         description="MLE pretraining of the generator. Options default to the --preset's values, "
+                                     "shown in brackets.")
+    pre.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="named configuration")
+    pre.add_argument("--data", type=Path, help="directory from prepare-data (default: sample the oracle)")
+    pre.add_argument("--oracle-params", type=Path, help="oracle .npz (default: the original file if present)")
+    pre.add_argument("--run-dir", type=Path, help="where metrics, plot and checkpoint go (default: runs/...)")
+    pre.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    pre.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_option_flags(pre.add_argument_group("MLE options"), PretrainConfig, presets=PRESETS)
+    pre.set_defaults(handler=pretrain)

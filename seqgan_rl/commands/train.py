@@ -1,0 +1,78 @@
+"""``seqgan-rl train``: the whole SeqGAN experiment on Ray (every ``TrainConfig`` option a flag)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from seqgan_rl.commands.common import default_run_dir, resolve_device
+from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
+from seqgan_rl.errors import ConfigError
+from seqgan_rl.options import add_option_flags, option_overrides
+
+RESUME_OPTIONS = frozenset({"resume", "adversarial_batches", "address", "num_cpus", "device", "no_progress",
+                            "verbose"})
+"""``train`` options that may go with ``--resume``: a resumed run keeps its own configuration and data."""
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``train`` (also those of the cluster entry point ``train.py``)."""
+    parser.add_argument("--preset", choices=["auto", *sorted(TRAIN_PRESETS)], default="auto",
+                        help="named configuration; auto = paper with a GPU, cpu without")
+    parser.add_argument("--data", type=Path, help="directory from prepare-data (default: sample the oracle)")
+    parser.add_argument("--oracle-params", type=Path, help="oracle .npz (default: the original file if present)")
+    parser.add_argument("--generator-checkpoint", type=Path, help="start from this MLE checkpoint (skips MLE)")
+    parser.add_argument("--run-dir", type=Path, help="where everything goes (default: runs/seqgan-<preset>-<time>)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
+                        "latest checkpoint (with its own configuration; --batches may raise its length)")
+    parser.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (MLE phase, evaluation)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show Ray's and RLlib's known notices on the terminal (always in the run's log)")
+    add_option_flags(parser.add_argument_group("training options (default: the --preset's value, in brackets)"),
+                     TrainConfig, presets=TRAIN_PRESETS)
+
+
+def refuse_run_options_on_resume(args: argparse.Namespace) -> None:
+    """Raise if ``--resume`` comes with an option it would ignore (the run's config.json decides them)."""
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    given = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+             if name in defaults and name not in RESUME_OPTIONS and value != defaults[name]]
+    if given:
+        raise ConfigError(f"--resume continues {args.resume} with its own configuration and data; "
+                          f"{', '.join(given)} cannot change them (only --batches may be raised)")
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    from seqgan_rl.experiment.notices import run_notices
+    from seqgan_rl.experiment.run import run_training
+
+    if args.resume:
+        refuse_run_options_on_resume(args)
+    device = resolve_device(args.device)
+    preset = args.preset
+    if preset == "auto":
+        preset = "paper" if device.startswith("cuda") else "cpu"
+    config = get_train_preset(preset).with_overrides(**option_overrides(args, TrainConfig))
+    run_dir = args.resume or args.run_dir or default_run_dir("seqgan", preset)
+    with run_notices(Path(run_dir), verbose=args.verbose):
+        summary = run_training(
+            config, run_dir, data_dir=args.data, oracle_params=args.oracle_params,
+            generator_checkpoint=args.generator_checkpoint, address=args.address, num_cpus=args.num_cpus,
+            device=device, resume=args.resume is not None,
+            resume_batches=args.adversarial_batches if args.resume else None, progress=not args.no_progress,
+        )
+    return summary if args.resume else {"preset": preset, **summary}  # a resumed run's preset is not known
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("train", help="SeqGAN training on Ray: MLE, discriminator pretraining, adversarial",
+                            description="SeqGAN training on Ray: MLE pretraining, discriminator pretraining, "
+                                        "adversarial batches, into one resumable run directory.")
+    add_train_arguments(parser)
+    parser.set_defaults(handler=train)

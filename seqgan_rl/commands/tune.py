@@ -1,0 +1,53 @@
+"""``seqgan-rl tune``: a Ray Tune grid over training options, NLL-oracle as the metric."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
+from seqgan_rl.options import add_option_flags, option_overrides
+
+
+def tune(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+
+    from seqgan_rl.experiment.ray_session import check_reachable
+    from seqgan_rl.experiment.tune import parse_grid, tune_seqgan
+
+    base = get_train_preset(args.preset).with_overrides(**option_overrides(args, TrainConfig))
+    grid = parse_grid(args.grid)
+    if not ray.is_initialized():
+        if args.address:
+            check_reachable(args.address)  # ray.init would retry a dead address for many minutes
+        ray.init(address=args.address or "local", num_cpus=None if args.address else args.num_cpus,
+                 include_dashboard=False, log_to_driver=False)
+    results = tune_seqgan(base, grid, generator_checkpoint=args.generator_checkpoint,
+                          storage_path=args.storage_path, oracle_params=args.oracle_params,
+                          num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent_trials)
+    best = results.get_best_result()
+    return {"best_config": best.config, "best_nll_oracle": best.metrics.get("nll_oracle"),
+            "trials": [{"config": r.config, "nll_oracle": r.metrics.get("nll_oracle"),
+                        "nll_test": r.metrics.get("nll_test")} for r in results],
+            "storage_path": str(args.storage_path)}
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("tune", help="Ray Tune grid over training options (metric: NLL-oracle)",
+                            description="A Ray Tune grid over training options from one MLE checkpoint; every "
+                                        "trial is a `train` run, NLL-oracle the metric.")
+    parser.add_argument("--generator-checkpoint", type=Path, required=True,
+                        help="MLE checkpoint every trial starts from")
+    parser.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2",
+                        help="a training option and its values (repeatable), e.g. rollout_beta=0.6,0.8")
+    parser.add_argument("--preset", choices=sorted(TRAIN_PRESETS), default="cpu", help="the base configuration")
+    parser.add_argument("--num-samples", type=int, default=1, help="repeats of the grid")
+    parser.add_argument("--max-concurrent-trials", type=int, default=1)
+    parser.add_argument("--oracle-params", type=Path)
+    parser.add_argument("--storage-path", type=Path, default=Path("runs") / "tune")
+    parser.add_argument("--address", help="join this Ray cluster (default: a local Ray)")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    add_option_flags(parser.add_argument_group("base training options (default: the --preset's value)"),
+                     TrainConfig, presets=TRAIN_PRESETS)
+    parser.set_defaults(handler=tune)

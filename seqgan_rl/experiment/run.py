@@ -1,0 +1,412 @@
+"""``seqgan-rl train``: the whole SeqGAN experiment in one run directory, resumable.
+
+``run_training`` reads as its phases: resolve the run (fresh or resumed),
+the MLE phase (``seqgan_rl.mle``; skipped with a generator checkpoint),
+discriminator pretraining and the adversarial loop (both inside the RLlib
+algorithm on Ray: a local Ray is started unless an address is given or
+``RAY_ADDRESS`` is set), and the summary.
+
+Run directory layout::
+
+    config.json          the TrainConfig (``--resume`` reuses it)
+    data/                oracle samples as Parquet (+ oracle.npz) when no --data is given
+    mle/                 the MLE phase: metrics.jsonl, curves.png, checkpoint.pt
+    metrics.jsonl        one record per adversarial batch (eval/, train/, time/ keys)
+    tensorboard/         the same records as TensorBoard scalars
+    checkpoints/         algorithm checkpoints (``seqgan_rl.experiment.run_checkpoints``);
+                         ``latest.json``, written after the manifest, names the newest one
+    generator.pt         the newest generator alone (``seqgan-rl sample``, evaluation)
+    curves.png, summary.json
+
+Exact resume: a run stopped after k batches and resumed to 2k gives the same
+generator, bit for bit on CPU, as a run of 2k batches. Everything random is
+either saved in the checkpoint (RLlib's state, the discriminator actor's and
+the Monte Carlo pool's RNGs, and the driver's global RNGs, from which the
+local EnvRunner samples) or drawn from a seed that depends only on (seed,
+batch) (the evaluation samples), and evaluating or checkpointing draws nothing
+from the global RNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from seqgan_rl.config import TrainConfig
+from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.experiment.ray_session import check_local_resources, check_reachable, cluster_address, connect_ray
+from seqgan_rl.experiment.run_checkpoints import (
+    kept_records,
+    latest_checkpoint,
+    read_json,
+    restore_run_checkpoint,
+    save_run_checkpoint,
+)
+from seqgan_rl.fileio import atomic_path, write_json
+from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.metrics import MetricsLog, plot_curves
+from seqgan_rl.mle import Dataset, load_dataset, load_oracle, nll_metrics, run_pretraining, write_oracle_dataset
+from seqgan_rl.runs import read_generator_checkpoint
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+
+RESULT_METRICS: dict[str, tuple[str, ...]] = {
+    "train/mean_q": ("learners", "mean_q"),
+    "train/policy_loss": ("learners", "default_policy", "policy_loss"),
+    "train/sampled_token_nll": ("learners", "default_policy", "sampled_token_nll"),
+    "train/grad_norm": ("learners", "default_policy", "gradients_default_optimizer_global_norm"),
+    "train/d_fake_mean": ("env_runners", "episode_return_mean"),
+    "train/d_loss": ("discriminator", "loss"),
+    "train/d_accuracy": ("discriminator", "accuracy"),
+    "train/mc_worker_nodes": ("learners", "mc_worker_nodes"),
+    "train/mc_worker_restarts": ("learners", "mc_worker_restarts"),
+    "train/discriminator_restarts": ("discriminator", "restarts"),
+    "time/sample_s": ("timers", "env_runner_sampling_timer"),
+    "time/learner_s": ("timers", "learner_update_timer"),
+    "time/monte_carlo_q_s": ("learners", "monte_carlo_q_s"),
+    "time/d_steps_s": ("timers", "discriminator_steps"),
+    "time/d_step_sample_s": ("discriminator", "sample_s"),
+    "time/d_step_train_s": ("discriminator", "train_s"),
+}
+"""metrics.jsonl name → where ``Algorithm.train()``'s result holds it (the declarative table of what is logged)."""
+
+
+@dataclass
+class RunPlan:
+    """A run resolved before any work: its options, inputs and, when resumed, where it stopped."""
+
+    config: TrainConfig
+    run_dir: Path
+    data_dir: str | Path | None
+    oracle_params: str | Path | None
+    generator_checkpoint: str | Path | None
+    checkpoint: Path | None = None
+    """The latest checkpoint of a resumed run (``None``: a fresh run)."""
+    iteration: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+    phase_s: dict[str, float] = field(default_factory=dict)
+
+
+class RunLog:
+    """Every metrics record of a run to metrics.jsonl, TensorBoard and an optional callback."""
+
+    def __init__(self, run_dir: Path, on_record: Callable[[dict[str, Any]], None] | None) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.metrics = MetricsLog(run_dir)
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self.on_record = on_record
+
+    def restart_from(self, records: list[dict[str, Any]]) -> None:
+        """Keep exactly these records (those a checkpoint follows), dropping later lines."""
+        self.metrics.records = records
+        with atomic_path(self.metrics.path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    def log(self, entry: dict[str, Any], *, notify: bool = True) -> None:
+        """Write ``entry``; ``notify=False`` keeps it from the callback (record 0, the MLE starting point)."""
+        self.metrics.log(entry)
+        if notify and self.on_record is not None:
+            self.on_record(entry)
+        for key, value in entry.items():
+            if key != "iteration":
+                self.writer.add_scalar(key, value, entry["iteration"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def run_training(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    oracle_params: str | Path | None = None,
+    generator_checkpoint: str | Path | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    resume_batches: int | None = None,
+    progress: bool = True,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or, with ``resume``, continue) SeqGAN training into ``run_dir``; returns a summary.
+
+    ``on_record`` receives every metrics record as it is logged (``seqgan_rl.experiment.tune``
+    reports them to Ray Tune).
+
+    ``config`` is ignored on resume: the run's own ``config.json`` is used, so
+    a resumed run is the run that was started; only its number of adversarial
+    batches may be raised (``resume_batches``) to train further.
+
+    Every input is checked before any work (a missing generator checkpoint,
+    an unreachable cluster, a run directory without a complete checkpoint),
+    and ``config.json`` is written only once the data and the generator are
+    known to fit, so a failed start never leaves a run that ``--resume`` would
+    take up.
+    """
+    import ray
+
+    run_dir = Path(run_dir).resolve()  # RLlib checkpoints need absolute paths
+    if resume:
+        plan = resolve_resumed_run(run_dir, resume_batches)
+    else:
+        plan = resolve_fresh_run(config, run_dir, data_dir, oracle_params, generator_checkpoint)
+    check_run_inputs(plan, address, num_cpus)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(plan.config.seed)
+    if plan.checkpoint is None:
+        run_mle_phase(plan, device, progress)
+    data, generator_config = load_run_data(plan, device)
+    if plan.checkpoint is None:
+        write_run_config(plan)
+
+    started_ray = connect_ray(address, num_cpus)
+    log = RunLog(run_dir, on_record)
+    try:
+        algo = build_algorithm(plan, generator_config, started_ray)
+        try:
+            if plan.checkpoint is not None:
+                resume_algorithm(algo, plan, log)
+            else:
+                pretrain_discriminator_phase(algo, plan, data, generator_config, log, device, progress)
+            adversarial_phase(algo, plan, data, generator_config, log, device, progress)
+        finally:
+            algo.stop()
+    finally:
+        log.close()
+        if started_ray:
+            ray.shutdown()
+    return write_summary(plan, data, log.metrics.records)
+
+
+# ------------------------------------------------------------------ resolve the run
+
+
+def resolve_fresh_run(config: TrainConfig, run_dir: Path, data_dir: str | Path | None,
+                      oracle_params: str | Path | None, generator_checkpoint: str | Path | None) -> RunPlan:
+    """A new run into ``run_dir`` (refused if it already holds one)."""
+    config.validate()
+    if (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
+    return RunPlan(config, run_dir, data_dir, oracle_params, generator_checkpoint)
+
+
+def resolve_resumed_run(run_dir: Path, resume_batches: int | None) -> RunPlan:
+    """The run in ``run_dir`` with its own configuration and data, from its latest checkpoint."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise DataError(f"{run_dir}: not a training run directory ({CONFIG_FILE} missing)")
+    saved = read_json(run_dir / CONFIG_FILE, "run configuration")
+    try:
+        config = TrainConfig.from_dict(saved["config"])
+        plan = RunPlan(config, run_dir, saved["data_dir"], saved["oracle_params"], saved["mle_checkpoint"])
+    except (KeyError, TypeError, ConfigError) as error:
+        raise DataError(f"{run_dir / CONFIG_FILE}: not a run configuration this seqgan-rl can resume "
+                        f"({type(error).__name__}: {error})") from None
+    plan.checkpoint, state = latest_checkpoint(run_dir)
+    plan.iteration = int(state["iteration"])
+    plan.phase_s = dict(state["phase_s"])
+    plan.records = kept_records(run_dir / "metrics.jsonl", int(state["num_records"]), plan.iteration)
+    if resume_batches is not None:
+        plan.config = plan.config.with_overrides(adversarial_batches=resume_batches)
+    if plan.config.adversarial_batches < plan.iteration:
+        raise ConfigError(f"{run_dir}: --batches {plan.config.adversarial_batches} is fewer than the "
+                          f"{plan.iteration} adversarial batches the run has already done")
+    return plan
+
+
+def check_run_inputs(plan: RunPlan, address: str | None, num_cpus: int | None) -> None:
+    """What can be checked before any work: the CPU count, the generator checkpoint, the cluster."""
+    import ray
+
+    if num_cpus is not None and num_cpus <= 0:
+        raise ConfigError(f"--num-cpus must be > 0, got {num_cpus}")
+    if plan.generator_checkpoint is not None:
+        read_generator_checkpoint(plan.generator_checkpoint)
+    if plan.checkpoint is None and plan.data_dir is None and plan.oracle_params is not None:
+        load_oracle(plan.oracle_params)  # a missing or bad oracle file is refused before the run directory exists
+    cluster = cluster_address(address)
+    if cluster is not None and not ray.is_initialized():
+        check_reachable(cluster)  # now, not after an MLE phase of hours
+
+
+# ------------------------------------------------------------------ MLE phase and data
+
+
+def run_mle_phase(plan: RunPlan, device: str, progress: bool) -> None:
+    """A fresh run's data (oracle samples as Parquet, when no data directory is given) and MLE generator."""
+    config, run_dir = plan.config, plan.run_dir
+    if plan.data_dir is None:  # the synthetic oracle: its samples become this run's Parquet data
+        oracle, source = load_oracle(plan.oracle_params)
+        write_oracle_dataset(run_dir / "data", oracle, source, config.mle.num_train, config.mle.num_valid,
+                             config.mle.data_seed)
+        plan.data_dir, plan.oracle_params = run_dir / "data", None
+    if plan.generator_checkpoint is None:
+        started = time.perf_counter()
+        mle = run_pretraining(config.mle, run_dir / "mle", data_dir=plan.data_dir, oracle_params=plan.oracle_params,
+                              device=device, progress=progress)
+        plan.phase_s["mle_s"] = time.perf_counter() - started
+        plan.generator_checkpoint = mle["checkpoint"]
+
+
+def load_run_data(plan: RunPlan, device: str) -> tuple[Dataset, GeneratorConfig]:
+    """The run's data on ``device`` and its generator's sizes (refused if they do not fit each other)."""
+    data = load_dataset(plan.config.mle, plan.data_dir, plan.oracle_params)
+    data.valid = data.valid.to(device)
+    if data.oracle is not None:
+        data.oracle.to(device)
+    generator_config, _ = read_generator_checkpoint(plan.generator_checkpoint)
+    if generator_config.vocab_size != data.vocab_size or generator_config.seq_len != data.seq_len:
+        raise DataError(f"{plan.generator_checkpoint}: generator vocabulary/length {generator_config.vocab_size}/"
+                        f"{generator_config.seq_len} does not match the data's {data.vocab_size}/{data.seq_len}")
+    return data, generator_config
+
+
+def write_run_config(plan: RunPlan) -> None:
+    """``config.json``, with absolute paths: ``--resume``, sample and evaluate may run from elsewhere."""
+    write_json(plan.run_dir / CONFIG_FILE, {
+        "config": plan.config.to_dict(), "data_dir": str(Path(plan.data_dir).resolve()),
+        "oracle_params": None if plan.oracle_params is None else str(Path(plan.oracle_params).resolve()),
+        "mle_checkpoint": str(Path(plan.generator_checkpoint).resolve()), "phase_s": plan.phase_s})
+
+
+# ------------------------------------------------------------------ the algorithm on Ray
+
+
+def build_algorithm(plan: RunPlan, generator_config: GeneratorConfig, started_ray: bool) -> Any:
+    """The run's RLlib algorithm (``seqgan_rl.rllib.build``), refused up front if a local Ray cannot hold it."""
+    from seqgan_rl.rllib.build import build_algorithm_config
+
+    algo_config = build_algorithm_config(
+        plan.config, generator_config, str(plan.generator_checkpoint), str(Path(plan.data_dir) / "train.parquet"),
+        discriminator_threads=os.cpu_count() if started_ray else None)
+    if started_ray:
+        check_local_resources(algo_config)
+    return algo_config.build_algo()
+
+
+def resume_algorithm(algo: Any, plan: RunPlan, log: RunLog) -> None:
+    """Put the algorithm, the driver's RNGs and the metrics log back where the checkpoint left them."""
+    restore_run_checkpoint(algo, plan.checkpoint)
+    log.restart_from(plan.records)
+    logger.info("resuming %s at adversarial batch %d", plan.run_dir, plan.iteration)
+
+
+def generator_from_algorithm(algo: Any, config: GeneratorConfig, device: str) -> Generator:
+    """The Learner's current generator as a core ``Generator`` on ``device``.
+
+    Draws nothing from the global RNGs (the layers' default initialisation
+    would): the local EnvRunner samples from them, so an evaluation or a
+    checkpoint must not change what the next batch samples.
+    """
+    with torch.random.fork_rng(devices=[]):
+        generator = Generator(config, init_std=None)
+    generator.load_state_dict({name: torch.as_tensor(value) for name, value in algo.generator_weights().items()})
+    return generator.to(device).eval()
+
+
+def evaluation(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig, iteration: int,
+               device: str) -> dict[str, float]:
+    """NLL-oracle / NLL-test of the current generator, on samples drawn from a seed of (seed, iteration) alone.
+
+    So an evaluation gives the same numbers whichever evaluations came before
+    it: a run stopped at a batch that is not a multiple of ``eval_every``
+    evaluates there once more, and its resumed continuation must still match
+    the run that never stopped.
+    """
+    seed = int(np.random.SeedSequence([plan.config.seed, iteration]).generate_state(1)[0])
+    rng = torch.Generator(device=device).manual_seed(seed)
+    generator = generator_from_algorithm(algo, generator_config, device)
+    return nll_metrics(generator, data, plan.config.mle.num_eval_samples, rng)
+
+
+def pretrain_discriminator_phase(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig,
+                                 log: RunLog, device: str, progress: bool) -> None:
+    """Record 0: the MLE generator's evaluation and the discriminator pretrained against it."""
+    entry: dict[str, Any] = {"iteration": 0, **evaluation(algo, plan, data, generator_config, 0, device)}
+    bar = tqdm(total=plan.config.d_pretrain_rounds, desc="D pretrain", unit="d-step", disable=not progress)
+    started = time.perf_counter()
+    stats = algo.pretrain_discriminator(
+        progress=lambda step, s: (bar.update(1), bar.set_postfix(acc=round(s["accuracy"], 3))))
+    bar.close()
+    plan.phase_s["d_pretrain_s"] = time.perf_counter() - started
+    if stats:
+        entry.update({"train/d_accuracy": stats[-1]["accuracy"], "train/d_loss": stats[-1]["loss"],
+                      "time/d_round_s": plan.phase_s["d_pretrain_s"] / len(stats)})
+    log.log(entry, notify=False)
+
+
+def adversarial_phase(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig, log: RunLog,
+                      device: str, progress: bool) -> None:
+    """The adversarial batches from where the run stands to ``adversarial_batches``, evaluated and
+    checkpointed on their schedules (and after the last)."""
+    config = plan.config
+    before = plan.phase_s.get("adversarial_s", 0.0)
+    started = time.perf_counter()
+    bar = tqdm(range(plan.iteration + 1, config.adversarial_batches + 1), desc="SeqGAN", unit="batch",
+               disable=not progress, initial=plan.iteration, total=config.adversarial_batches)
+    for iteration in bar:
+        iteration_start = time.perf_counter()
+        result = algo.train()
+        entry = {"iteration": iteration, **flatten_result(result),
+                 "time/iteration_s": time.perf_counter() - iteration_start}
+        last = iteration == config.adversarial_batches
+        if iteration % config.eval_every == 0 or last:
+            eval_start = time.perf_counter()
+            entry.update(evaluation(algo, plan, data, generator_config, iteration, device))
+            entry["time/eval_s"] = time.perf_counter() - eval_start
+            bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in entry.items() if k.startswith("eval/")})
+        log.log(entry)
+        if iteration % config.checkpoint_every == 0 or last:
+            plan.phase_s["adversarial_s"] = before + time.perf_counter() - started
+            plan.checkpoint = save_run_checkpoint(algo, plan.run_dir, iteration,
+                                                  generator_from_algorithm(algo, generator_config, "cpu"),
+                                                  len(log.metrics.records), plan.phase_s)
+    plan.phase_s["adversarial_s"] = before + time.perf_counter() - started
+
+
+def flatten_result(result: dict[str, Any]) -> dict[str, float]:
+    """The numbers of one ``Algorithm.train()`` result that go to metrics.jsonl (``RESULT_METRICS``)."""
+    picked: dict[str, float] = {}
+    for name, path in RESULT_METRICS.items():
+        value: Any = result
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and value == value:
+            picked[name] = float(value)
+    timers = result.get("timers", {})
+    picked["time/sync_s"] = float((timers.get("synch_weights") or 0.0) + (timers.get("rollout_policy_sync") or 0.0))
+    return picked
+
+
+# ------------------------------------------------------------------ summary
+
+
+def write_summary(plan: RunPlan, data: Dataset, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``curves.png`` and ``summary.json``: NLL-oracle / NLL-test at the start and end, the phases' seconds."""
+    run_dir = plan.run_dir
+    plot_curves(records, run_dir / "curves.png", x_key="iteration")
+    evaluated = [r for r in records if "eval/nll_oracle" in r or "eval/nll_test" in r]
+    start, final = evaluated[0], evaluated[-1]
+    summary = {
+        "run_dir": str(run_dir), "data": data.description, "adversarial_batches": plan.config.adversarial_batches,
+        "nll_oracle_mle": start.get("eval/nll_oracle"), "nll_oracle_final": final.get("eval/nll_oracle"),
+        "nll_test_mle": start.get("eval/nll_test"), "nll_test_final": final.get("eval/nll_test"),
+        "checkpoint": str(plan.checkpoint), "generator": str(run_dir / "generator.pt"), **plan.phase_s,
+    }
+    write_json(run_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,93 @@
+"""What SeqGAN adds to an RLlib algorithm config, built from the one ``TrainConfig``.
+
+``SeqGANSettings`` carries the run's ``TrainConfig`` itself (every option, as
+declared in ``seqgan_rl.config``) plus what only the run knows (the real data,
+the generator's sizes, the discriminator actor's name). The algorithm's
+``AdversarialMixin``, the Learner and its ``MonteCarloQConnector`` all read
+their options from ``settings.options``: there is no second copy to keep in
+step. ``RLLIB_OPTIONS`` is the one table of options that RLlib itself reads
+under its own names (``lr``, ``grad_clip``, ``seed``), applied by
+``apply_rllib_options``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from seqgan_rl.config import TrainConfig
+from seqgan_rl.errors import ConfigError
+
+RLLIB_OPTIONS: dict[str, str] = {"adversarial_lr": "lr", "grad_clip": "grad_clip", "seed": "seed"}
+"""``TrainConfig`` field → the ``AlgorithmConfig`` attribute RLlib reads it as (every algorithm)."""
+
+
+def new_discriminator_name() -> str:
+    """A fresh name for a run's discriminator actor (two runs on one cluster never share one)."""
+    return f"seqgan_rl_discriminator_{uuid.uuid4().hex[:8]}"
+
+
+def apply_rllib_options(algo_config: Any, options: TrainConfig) -> None:
+    """Set the RLlib attributes that stand for SeqGAN options (``RLLIB_OPTIONS``), and the one derived
+    from them: gradients clipped by their global norm, as the original release."""
+    for name, attribute in RLLIB_OPTIONS.items():
+        setattr(algo_config, attribute, getattr(options, name))
+    algo_config.grad_clip_by = "global_norm"
+
+
+def check_rllib_options(algo_config: Any, options: TrainConfig) -> None:
+    """Refuse an RLlib attribute changed behind the options' back (e.g. ``.debugging(seed=...)``)."""
+    for name, attribute in RLLIB_OPTIONS.items():
+        if getattr(algo_config, attribute) != getattr(options, name):
+            raise ConfigError(f"{type(algo_config).__name__}: RLlib's {attribute}={getattr(algo_config, attribute)!r} "
+                              f"differs from the option {name}={getattr(options, name)!r}; set {name} through "
+                              ".training(...) / the TrainConfig (one source for every option)")
+
+
+@dataclass(frozen=True)
+class SeqGANSettings:
+    """Everything SeqGAN adds to an RLlib algorithm (picklable: it travels to remote Learners).
+
+    Attributes:
+        options: the run's options; d-steps, Monte Carlo rollouts, the actors' resources all come from here.
+        real_data: Parquet token table of real sequences (the discriminator's positives).
+        generator_config: the generator's ``GeneratorConfig`` as a dict (vocab_size, seq_len, sizes).
+        discriminator_name: the discriminator actor's Ray name (the token env's ``scorer``).
+        discriminator_num_threads: its torch CPU threads (``None``: as Ray gives it).
+        pad_token: fills sequences that ended early (end token) up to the sequence length.
+    """
+
+    options: TrainConfig
+    real_data: str
+    generator_config: dict[str, Any]
+    discriminator_name: str = "seqgan_rl_discriminator"
+    discriminator_num_threads: int | None = None
+    pad_token: int = 0
+
+    @property
+    def reward(self) -> str:
+        """How the Monte Carlo values enter the algorithm: ``"q"`` (``algo="seqgan"``: the ``MC_Q``
+        column its policy gradient reads), else the option ``reward``: ``"shaped"`` (rewards
+        Q_t − Q_{t−1}, which sum to the terminal reward, for algorithms that compute their own
+        advantages) or ``"terminal"`` (no rollouts: only the discriminator's terminal reward)."""
+        return "q" if self.options.algo == "seqgan" else self.options.reward
+
+    def validate(self) -> SeqGANSettings:
+        for key in ("vocab_size", "seq_len"):
+            if key not in self.generator_config:
+                raise ConfigError(f"SeqGANSettings.generator_config must give {key!r}")
+        self.options.validate()
+        return self
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.generator_config["vocab_size"])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.generator_config["seq_len"])
+
+    def discriminator_kwargs(self) -> dict[str, Any]:
+        """``Discriminator`` arguments: the generator's vocabulary and length, and the option's sizes."""
+        return {"vocab_size": self.vocab_size, "seq_len": self.seq_len, **self.options.discriminator}

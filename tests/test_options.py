@@ -1,0 +1,196 @@
+"""Every option is declared once and wired: a walk over every field of ``TrainConfig`` / ``PretrainConfig``.
+
+For each field the walk checks that it is reachable from the command line
+(``train``, ``pretrain``, ``tune``), that it round-trips through ``config.json``,
+that it arrives unchanged in the RLlib config and in the Learner's Monte Carlo
+piece (RLlib's own names included, ``RLLIB_OPTIONS``), and that some code of
+``seqgan_rl`` reads it. A field added to the dataclass alone fails the last
+check until the code where it acts reads it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SMALL
+
+from seqgan_rl.commands.cli import build_parser
+from seqgan_rl.config import PRESETS, TRAIN_PRESETS, PretrainConfig, TrainConfig
+from seqgan_rl.errors import ConfigError
+from seqgan_rl.options import option_overrides
+
+PACKAGE = Path(__file__).resolve().parent.parent / "seqgan_rl"
+DECLARATIONS = {PACKAGE / "config.py", PACKAGE / "options.py"}
+
+
+def leaf_fields(cls: type, prefix: str = "") -> list[tuple[str, type, dataclasses.Field]]:
+    """(override name, owning class, field) for every option, nested ones with their prefix (``mle_epochs``)."""
+    out = []
+    types = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(types[f.name]):
+            out += leaf_fields(types[f.name], f"{prefix}{f.name}_")
+        else:
+            out.append((f"{prefix}{f.name}", cls, f))
+    return out
+
+
+TRAIN_FIELDS = leaf_fields(TrainConfig)
+PRETRAIN_FIELDS = leaf_fields(PretrainConfig)
+
+
+def other_value(cls: type, f: dataclasses.Field) -> Any:
+    """A valid value of the field that differs from its default (and from every preset's)."""
+    kind = typing.get_type_hints(cls)[f.name]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    meta = f.metadata
+    if meta.get("choices"):
+        return next(c for c in reversed(meta["choices"]) if c != default)
+    if kind is bool:
+        return not default
+    if typing.get_origin(kind) is dict:
+        return {"emb_dim": 8, "filter_sizes": (1, 2), "num_filters": (4, 4)}
+    if kind is float:
+        return default / 2 + 0.1 if meta.get("le") is not None else default * 3 + 0.5
+    return default + 7
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def everything_changed() -> TrainConfig:
+    """A ``TrainConfig`` whose every field (nested ones too) differs from the default."""
+    return TrainConfig().with_overrides(**{name: other_value(cls, f) for name, cls, f in TRAIN_FIELDS})
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@pytest.mark.parametrize(("name", "cls", "f"), TRAIN_FIELDS, ids=[n for n, _, _ in TRAIN_FIELDS])
+def test_every_train_option_is_a_flag_of_train_and_tune(name: str, cls: type, f: dataclasses.Field) -> None:
+    value = other_value(cls, f)
+    for command in (["train", "--preset", "smoke"], ["tune", "--generator-checkpoint", "g.pt", "--grid", "seed=1,2"]):
+        args = build_parser().parse_args([*command, flag(name), as_text(value)])
+        config = TRAIN_PRESETS["smoke"].with_overrides(**option_overrides(args, TrainConfig))
+        owner = config.mle if name.startswith("mle_") else config
+        assert getattr(owner, f.name) == value, (command[0], name)
+
+
+@pytest.mark.parametrize(("name", "cls", "f"), PRETRAIN_FIELDS, ids=[n for n, _, _ in PRETRAIN_FIELDS])
+def test_every_pretrain_option_is_a_flag_of_pretrain(name: str, cls: type, f: dataclasses.Field) -> None:
+    value = other_value(cls, f)
+    args = build_parser().parse_args(["pretrain", flag(name), as_text(value)])
+    assert getattr(PRESETS["paper"].with_overrides(**option_overrides(args, PretrainConfig)), name) == value
+
+
+def test_help_shows_each_option_with_its_doc_and_the_presets_values(capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "2000")  # no wrapping inside hyphenated words
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, _, f in TRAIN_FIELDS:
+        assert flag(name) in text, name
+        assert " ".join(f.metadata["doc"].split()) in text, name
+    assert "--batches" in text and "--beta" in text  # the short spellings stay
+    assert "[paper 200, cpu 100, smoke 3]" in text  # what --adversarial-batches overrides, per preset
+    assert "{fp32,bf16}" in text  # choices come from the declaration
+
+
+def test_config_json_round_trip_keeps_every_field() -> None:
+    config = everything_changed()
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    for name, _, f in TRAIN_FIELDS:  # every field really differs from the default
+        owner, default_owner = (config.mle, TrainConfig().mle) if name.startswith("mle_") else (config, TrainConfig())
+        assert getattr(owner, f.name) != getattr(default_owner, f.name), name
+    with pytest.raises(ConfigError, match="unknown config field"):
+        TrainConfig.from_dict({**config.to_dict(), "no_such_option": 1})
+
+
+@pytest.fixture(scope="module")
+def run_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    from seqgan_rl.checkpoint import save_checkpoint
+    from seqgan_rl.data import write_token_table
+    from seqgan_rl.generator import Generator
+    from seqgan_rl.oracle import Oracle
+
+    root = tmp_path_factory.mktemp("options")
+    write_token_table(root / "real.parquet", Oracle.random(SMALL, seed=3).sample(50).numpy(), SMALL.vocab_size)
+    save_checkpoint(root / "mle.pt", "mle", {"generator": Generator(SMALL).state_dict(),
+                                              "generator_config": SMALL.__dict__})
+    return str(root / "real.parquet"), str(root / "mle.pt")
+
+
+@pytest.mark.parametrize("algo", ["seqgan", "ppo", "appo", "impala"])
+def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_inputs, algo: str) -> None:
+    from envs import TokenGenerationEnv
+    from seqgan_rl.rllib.adversarial import monte_carlo_pieces, seqgan_settings
+    from seqgan_rl.rllib.build import build_algorithm_config
+    from seqgan_rl.rllib.settings import RLLIB_OPTIONS
+
+    config = everything_changed().with_overrides(algo=algo, reward="shaped", discriminator={})
+    real, mle = run_inputs
+    algo_config = build_algorithm_config(config, SMALL, mle, real, discriminator_threads=1)
+    algo_config.validate()
+    assert seqgan_settings(algo_config).options == config  # what the AdversarialMixin reads
+    for name, attribute in RLLIB_OPTIONS.items():
+        assert getattr(algo_config, attribute) == getattr(config, name), name
+    env = TokenGenerationEnv(vocab_size=SMALL.vocab_size, seq_len=SMALL.seq_len, scorer=lambda tokens: 0.5)
+    spaces = (env.observation_space, env.action_space)
+    learner = algo_config.build_learner(env=None, spaces={"__env__": spaces, "default_policy": spaces})
+    learner.build()
+    [piece] = monte_carlo_pieces(learner)
+    assert piece.options == config  # what the Learner's Monte Carlo piece reads
+    assert learner.config.lr == config.adversarial_lr and learner.config.grad_clip == config.grad_clip
+
+
+def test_rllib_names_of_options_cannot_be_set_behind_their_back(run_inputs) -> None:
+    from seqgan_rl.rllib.seqgan import SeqGANConfig
+
+    real, mle = run_inputs
+    config = SeqGANConfig().generator(SMALL, checkpoint=mle).training(real_data=real, seed=3)
+    with pytest.raises(ConfigError, match="lr are the options adversarial_lr"):
+        config.training(lr=0.5)
+    config.debugging(seed=4)
+    with pytest.raises(ConfigError, match="seed=4 differs from the option seed=3"):
+        config.validate()
+
+
+def attributes_read(path: Path) -> set[str]:
+    return {node.attr for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Attribute)}
+
+
+def test_every_option_is_read_by_the_code_where_it_acts() -> None:
+    """A field declared in config.py that no code outside the declarations reads is not wired."""
+    from seqgan_rl.rllib.settings import RLLIB_OPTIONS
+
+    read: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        if path not in DECLARATIONS:
+            read |= attributes_read(path)
+    unread = [name for name, _, f in TRAIN_FIELDS + PRETRAIN_FIELDS
+              if f.name not in read and f.name not in RLLIB_OPTIONS]
+    assert not unread, f"options declared but read nowhere: {unread}"
+
+
+def test_checks_come_from_the_declarations() -> None:
+    for bad, message in [({"rollout_beta": 1.5}, r"rollout_beta must be in \[0, 1\], got 1.5"),
+                         ({"d_steps": -1}, "d_steps must be >= 0, got -1"),
+                         ({"mle_lr": 0.0}, "lr must be > 0, got 0.0"),
+                         ({"score_precision": "fp8"}, "score_precision must be one of 'fp32', 'int8', got 'fp8'"),
+                         ({"algo": "sac"}, "unknown algorithm 'sac'; known: seqgan, ppo, appo, impala"),
+                         ({"no_such": 1}, "unknown config field")]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig().with_overrides(**bad)
