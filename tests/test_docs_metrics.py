@@ -1,0 +1,67 @@
+"""Every metric the documentation names exists where it says: in a real run's metrics.jsonl and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from conftest import SMALL
+from test_cli import run_cli
+
+from seqgan_rl.oracle import Oracle
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+METRIC = re.compile(r"(?<![\w./-])((?:eval|train|time)/[a-z0-9_]+)\b")
+OLD_NAMES = re.compile(r"(?<![\w./-])((?:learners|discriminator|timers)/[a-z0-9_]+)\b")
+
+
+def documented_metrics() -> dict[str, list[str]]:
+    """metric name → the doc files that name it."""
+    found: dict[str, list[str]] = {}
+    for path in DOCS:
+        for name in METRIC.findall(path.read_text()):
+            found.setdefault(name, []).append(path.name)
+    return found
+
+
+def tensorboard_tags(directory: Path) -> set[str]:
+    """The scalar tags of every TensorBoard event file under ``directory`` (TFRecord framing, Event protos)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    tags: set[str] = set()
+    for path in directory.glob("events.out.tfevents.*"):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            event = Event.FromString(data[offset + 12: offset + 12 + length])  # 8 length + 4 CRC, then 4 CRC
+            tags |= {value.tag for value in event.summary.value}
+            offset += 12 + length + 4
+    return tags
+
+
+def test_the_docs_name_metrics_only_by_their_logged_names() -> None:
+    assert len(documented_metrics()) >= 10  # the docs do describe the metrics
+    stale = {name for path in DOCS for name in OLD_NAMES.findall(path.read_text())}
+    assert not stale, f"RLlib result keys instead of metrics.jsonl names: {sorted(stale)}"
+
+
+@pytest.mark.slow
+def test_every_documented_metric_is_logged_by_a_smoke_run(tmp_path: Path) -> None:
+    Oracle.random(SMALL, seed=3).save_npz(tmp_path / "small.npz")
+    result = run_cli("train", "--preset", "smoke", "--oracle-params", "small.npz", "--run-dir", "run", "--batches", 1,
+                     "--num-mc-workers", 1, "--mc-worker-num-cpus", 0.5, "--num-cpus", 2, "--no-progress",
+                     "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = {key for record in records for key in record} - {"iteration"}
+    tags = tensorboard_tags(tmp_path / "run" / "tensorboard")
+    assert tags == logged  # TensorBoard gets every metrics.jsonl key, and only those
+    documented = documented_metrics()
+    missing = {name: files for name, files in documented.items() if name not in logged}
+    assert not missing, f"documented but never logged: {missing}"
+    assert {"train/mc_worker_restarts", "train/discriminator_restarts"} <= logged
