@@ -10,6 +10,16 @@ import torch
 from seqgan_rl.generator import GeneratorConfig
 from seqgan_rl.oracle import Oracle, default_data_dir
 
+SLOW_TEST_TIMEOUT_S = 900
+"""Deadline of a test marked slow (a whole smoke run, a two-node cluster); others get setup.cfg's ``timeout``."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT_S))
+
+
 SMALL = GeneratorConfig(vocab_size=97, seq_len=8, emb_dim=16, hidden_dim=16)
 """A model small enough for exhaustive checks; vocab not a multiple of the sampling block."""
 

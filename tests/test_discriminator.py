@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seqgan_rl import torch_ops
 from seqgan_rl.discriminator import (
     PAPER_FILTER_SIZES,
     PAPER_NUM_FILTERS,
@@ -146,6 +147,8 @@ def test_bf16_training_tracks_fp32() -> None:
     (stats32, probs32), (stats16, probs16) = results["fp32"], results["bf16"]
     assert stats16["accuracy"] > 0.9 and abs(stats16["loss"] - stats32["loss"]) < 0.02
     assert (probs16 - probs32).abs().mean() < 0.01
+    # and bf16 really ran: its rounding moved the weights, so the scores are not fp32's
+    assert (probs16 - probs32).abs().max() > 0 and stats16["loss"] != stats32["loss"]
 
 
 def test_loss_l2_term_matches_tf_l2_loss() -> None:
@@ -210,9 +213,15 @@ def test_int8_precision_stays_close_to_fp32_at_paper_size() -> None:
     torch.manual_seed(5)
     disc = Discriminator(5000, 20)
     tokens = torch.randint(0, 5000, (2048, 20))
-    delta = (disc.score(tokens, precision="int8") - disc.score(tokens)).abs()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        int8 = disc.score(tokens, precision="int8")
+    delta = (int8 - disc.score(tokens)).abs()
     assert delta.max() <= 1.5e-2
     assert delta.mean() <= 2e-3
+    # and the int8 path really ran: an integer GEMM was executed and its rounding shows
+    ops = {event.key for event in profile.key_averages()}
+    assert ("aten::_int_mm" in ops) if torch_ops.PRIVATE_INT_MM else ("aten::matmul" in ops)
+    assert delta.max() > 0
 
 
 @pytest.mark.slow

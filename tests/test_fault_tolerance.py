@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -23,17 +24,26 @@ from seqgan_rl.generator import Generator
 DISC = {"vocab_size": SMALL.vocab_size, "seq_len": SMALL.seq_len, **SMALL_D}
 
 
+KILL_DEADLINE_S = 60.0
+
+
 def kill(actor) -> None:
-    """``ray.kill``, then wait until the actor's calls fail (the kill itself is asynchronous)."""
+    """``ray.kill``, then wait until the actor's calls fail (the kill itself is asynchronous), at most
+    ``KILL_DEADLINE_S``."""
     import ray
-    from ray.exceptions import RayActorError
+    from ray.exceptions import GetTimeoutError, RayActorError
 
     ray.kill(actor)
-    while True:
+    deadline = time.monotonic() + KILL_DEADLINE_S
+    while time.monotonic() < deadline:
         try:
-            ray.get(actor.__ray_call__.remote(lambda _: None))
+            ray.get(actor.__ray_call__.remote(lambda _: None), timeout=5.0)
         except RayActorError:
             return
+        except GetTimeoutError:
+            continue
+        time.sleep(0.05)
+    pytest.fail(f"the actor still answered {KILL_DEADLINE_S:g} s after ray.kill")
 
 
 def kill_process(actor) -> int:

@@ -70,18 +70,27 @@ def test_sampling_is_seeded_and_in_range(generator: Generator) -> None:
     assert a.shape == (50, SMALL.seq_len) and a.dtype == torch.long
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert int(a.min()) >= 0 and int(a.max()) < SMALL.vocab_size
-    # batching does not change the draws' distribution shape, only memory use
-    assert generator.sample(7, batch_size=3).shape == (7, SMALL.seq_len)
+    # batches of 3 rows: the same distribution (test_samples_follow_the_model), seeded, in range
+    batched = generator.sample(7, batch_size=3, generator=torch.Generator().manual_seed(1))
+    assert batched.shape == (7, SMALL.seq_len)
+    assert torch.equal(batched, generator.sample(7, batch_size=3, generator=torch.Generator().manual_seed(1)))
+    assert int(batched.min()) >= 0 and int(batched.max()) < SMALL.vocab_size
 
 
-def test_samples_follow_the_model() -> None:
-    """A model whose first-token distribution is known: empirical frequencies match it."""
+@pytest.mark.parametrize("batch_size", [16384, 999])
+def test_samples_follow_the_model(batch_size: int) -> None:
+    """A model whose distribution is known: empirical frequencies of the first token and of the second
+    token after a given first match it, in one batch and in batches of 999 rows."""
     model = Generator(GeneratorConfig(vocab_size=5, seq_len=2, emb_dim=4, hidden_dim=4))
-    samples = model.sample(40_000, generator=torch.Generator().manual_seed(0))
-    first_logits, _ = model.step(model.start_tokens(1), model.initial_state(1))
+    samples = model.sample(40_000, generator=torch.Generator().manual_seed(0), batch_size=batch_size)
+    first_logits, state = model.step(model.start_tokens(1), model.initial_state(1))
     probs = torch.softmax(first_logits[0], 0)
     freq = torch.bincount(samples[:, 0], minlength=5).double() / len(samples)
     assert torch.allclose(freq, probs.double(), atol=0.01)
+    second_logits, _ = model.step(torch.tensor([0]), state)  # after first token 0
+    after_zero = samples[samples[:, 0] == 0, 1]
+    freq = torch.bincount(after_zero, minlength=5).double() / len(after_zero)
+    assert torch.allclose(freq, torch.softmax(second_logits[0], 0).double(), atol=0.025)
 
 
 def test_continue_sequences_keeps_prefixes(generator: Generator) -> None:

@@ -13,7 +13,14 @@ from seqgan_rl.checkpoint import load_checkpoint, save_checkpoint
 from seqgan_rl.config import PRESETS, PretrainConfig, get_preset
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.generator import Generator, GeneratorConfig
-from seqgan_rl.mle import Dataset, pretrain_mle, run_pretraining, sample_oracle_data
+from seqgan_rl.mle import (
+    Dataset,
+    load_dataset,
+    make_generator_optimizer,
+    pretrain_mle,
+    run_pretraining,
+    sample_oracle_data,
+)
 from seqgan_rl.oracle import Oracle
 
 
@@ -40,9 +47,19 @@ def test_run_pretraining_writes_run_dir(tmp_path: Path, small_oracle: Oracle) ->
     assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = load_checkpoint(tmp_path / "run" / "checkpoint.pt", "mle")
     assert record["epoch"] == 2 and record["config"]["epochs"] == 2
-    restored = Generator(GeneratorConfig(**record["generator_config"]))
+
+    # the checkpoint holds the trained weights: the same training redone in memory, bit for bit
+    torch.manual_seed(config.seed)
+    data = load_dataset(config, None, tmp_path / "oracle.npz")
+    trained = Generator(GeneratorConfig(**record["generator_config"]))
+    initial = {k: v.clone() for k, v in trained.state_dict().items()}
+    pretrain_mle(trained, data, config, progress=False, optimizer=make_generator_optimizer(trained, config.lr))
+    for name, value in trained.state_dict().items():
+        assert torch.equal(record["generator"][name], value), name
+        assert not torch.equal(initial[name], value), f"{name} was not trained"
+    restored = Generator(GeneratorConfig(**record["generator_config"]), init_std=None)
     restored.load_state_dict(record["generator"])
-    assert restored.nll(torch.randint(0, SMALL.vocab_size, (4, SMALL.seq_len))) > 0
+    assert restored.nll(data.valid) == pytest.approx(summary["nll_test"], rel=1e-6)  # the logged NLL-test
 
 
 def test_same_seed_same_result(small_oracle: Oracle) -> None:

@@ -157,6 +157,14 @@ class AdversarialMixin:
                                reduce="mean", window=1)
         return stats
 
+    def set_discriminator_weights(self, weights: Weights) -> None:
+        """Give the discriminator actor these weights (``module_weights(Discriminator(...), version)``) and
+        send them to the Monte Carlo piece: a discriminator chosen by hand, e.g. a fixed reward whose
+        optimum is known (with ``d_steps=0`` and ``d_pretrain_rounds=0`` it stays as given)."""
+        self.discriminator_supervisor.run(lambda actor: ray.get(actor.set_weights.remote(weights)),
+                                          changes_state=True)
+        self._sync_discriminator(weights)
+
     def generator_weights(self) -> dict[str, np.ndarray]:
         """The Learner's current generator parameters (core ``Generator`` names) as NumPy arrays."""
         state = self.learner_group.get_weights(module_ids=[DEFAULT_MODULE_ID])[DEFAULT_MODULE_ID]

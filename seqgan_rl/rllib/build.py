@@ -44,6 +44,10 @@ def build_algorithm_config(options: TrainConfig, generator_config: GeneratorConf
     # undiscounted returns: a sequence's reward is its whole
     config.env_runners(num_env_runners=0, num_envs_per_env_runner=options.episodes_per_batch,
                        rollout_fragment_length=generator_config.seq_len)
+    # one train() = one training_step = one adversarial batch (IMPALA and APPO default to iterations of
+    # at least 10 s, i.e. as many batches and d-step rounds as fit in them)
+    config.reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0,
+                     min_train_timesteps_per_iteration=0)
     settings = SeqGANSettings(options=options, real_data=real_data, generator_config=asdict(generator_config),
                               discriminator_name=new_discriminator_name(),
                               discriminator_num_threads=discriminator_threads)
