@@ -3,10 +3,12 @@
 * ``cluster/*.yaml`` go through what ``ray up`` does before it contacts a cloud: Ray fills in
   its defaults (``prepare_config``) and validates the result against the cluster-config schema
   shipped in the wheel (``validate_config`` with ``ray-schema.json``).
-* ``cluster/kuberay/*.yaml`` are validated against the ``v1`` OpenAPI schema of KubeRay's
-  CustomResourceDefinitions (``../shared/data/kuberay/``), made as strict as ``kubectl apply``'s
-  default field validation: an object schema with ``properties`` accepts no other field. The
-  CEL rules (``x-kubernetes-validations``) are not evaluated.
+* ``cluster/kuberay/*.yaml`` are validated against the KubeRay v1 fields they use
+  (``tests/data/kuberay_v1_manifests.yaml``, written for this project, in every checkout) and,
+  where ``../shared/data/kuberay/`` holds them, against the ``v1`` OpenAPI schema of KubeRay's
+  CustomResourceDefinitions; both made as strict as ``kubectl apply``'s default field
+  validation: an object schema with ``properties`` accepts no other field. The CEL rules
+  (``x-kubernetes-validations``) are not evaluated.
 * ``docker/Dockerfile`` is parsed, not built: base image, COPY sources, pinned installs and
   ``.dockerignore``.
 
@@ -169,12 +171,22 @@ class CustomResource:
         jsonschema.Draft7Validator(self.schema).validate(manifest)
 
 
-@pytest.fixture(scope="session")
-def kuberay(shared_data_dir: Path) -> dict[str, CustomResource]:
-    """Our manifest's file name -> the kind its CRD defines."""
-    folder = shared_data_dir / "kuberay"
+SHIPPED_SCHEMA = ROOT / "tests" / "data" / "kuberay_v1_manifests.yaml"
+"""The KubeRay v1 fields our manifests use, as a JSON Schema written for this project (every checkout)."""
+
+
+@pytest.fixture(scope="session", params=["shipped", "crd"])
+def kuberay(request: pytest.FixtureRequest) -> dict[str, CustomResource]:
+    """Our manifest's file name -> the kind as the API server checks it: from the schema shipped in
+    tests/data (always), and from KubeRay's own CRDs where ../shared/data/kuberay holds them."""
+    if request.param == "shipped":
+        document = yaml.load(SHIPPED_SCHEMA.read_text(), Loader=FAST_YAML)
+        return {manifest: CustomResource("ray.io/v1", kind, strict(
+                    {**document["kinds"][kind], "definitions": document["definitions"]}))
+                for manifest, kind in (("raycluster.yaml", "RayCluster"), ("rayjob.yaml", "RayJob"))}
+    folder = request.getfixturevalue("shared_data_dir") / "kuberay"
     if not folder.is_dir():
-        pytest.skip(f"{folder} is absent: KubeRay's CRD schemas are not in this checkout")
+        pytest.skip(f"{folder} is absent: KubeRay's CRD schemas are not in this checkout (the shipped subset runs)")
     kinds = {}
     for manifest, crd_file in KUBERAY.items():
         crd = yaml.load((folder / crd_file).read_text(), Loader=FAST_YAML)
