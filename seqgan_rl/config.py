@@ -101,6 +101,9 @@ class TrainConfig(Options):
     num_mc_workers: int = option(0, "K Monte Carlo rollout actors; 0 computes Q in the Learner's process", ge=0)
     mc_worker_num_cpus: float = option(1.0, "CPUs of each rollout actor", ge=0)
     mc_worker_num_gpus: float = option(0.0, "GPUs of each rollout actor (0.25: four share a GPU)", ge=0)
+    learner_num_gpus: float = option(0.0, "GPUs of the RLlib Learner (the generator's update); it runs in the driver "
+                                          "process, so > 0 puts it on the GPU the driver sees (the CPU, with a "
+                                          "warning, where the driver sees none)", ge=0)
     mc_max_batch: int = option(1 << 16, "rollout rows advanced and scored together in a worker (bounds memory)",
                                gt=0)
     score_precision: str = option("fp32", "precision of the rollout workers' discriminator: fp32 or int8 (CPU)",
@@ -124,7 +127,7 @@ class TrainConfig(Options):
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "paper": TrainConfig(),
+    "paper": TrainConfig(discriminator_num_gpus=0.5),  # a GPU job: the discriminator actor shares the GPU
     "cpu": TrainConfig(
         mle=replace(PRESETS["paper"], eval_every=10),
         adversarial_batches=100, d_steps=1, d_epochs=1, d_num_negatives=5_000, d_pretrain_rounds=10,
@@ -136,7 +139,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         discriminator={"emb_dim": 16, "filter_sizes": (1, 2, 3, 5), "num_filters": (8, 8, 8, 8)},
     ),
 }
-"""``paper``: the original release's whole schedule (a GPU job); ``cpu``: the same MLE phase and
+"""``paper``: the original release's whole schedule (a GPU job: the discriminator actor asks for half a
+GPU; an actor without one computes on the CPU); ``cpu``: the same MLE phase and
 generator, a narrower discriminator and a lighter d-schedule, 100 adversarial batches (a 2-core
 CPU, ~21 min); ``smoke``: a minute, for tests and a first look."""
 

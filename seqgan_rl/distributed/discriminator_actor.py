@@ -30,6 +30,7 @@ from seqgan_rl.discriminator import (
     make_discriminator_optimizer,
     train_discriminator,
 )
+from seqgan_rl.distributed.devices import actor_description, resolve_device, score_precision_on
 from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
 from seqgan_rl.errors import ConfigError, DataError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
@@ -52,7 +53,8 @@ class DiscriminatorActor:
         discriminator_kwargs: other ``Discriminator`` arguments (sizes; paper's by default).
         lr: Adam learning rate (original: 1e-4).
         seed: seeds initialisation and the d-step shuffling.
-        device: "cpu", "cuda" or "auto" (a GPU when the actor was given one).
+        device: "cpu", "cuda" or "auto": a GPU when Ray gave the actor one and CUDA is there, else the CPU
+            (``seqgan_rl.distributed.devices``: one warning when it holds a GPU that torch cannot use).
         score_precision: "fp32" or "int8" (CPU) for ``score``.
         num_threads: torch CPU threads (Ray gives an actor as many as its ``num_cpus``; on a
             small machine where the driver waits during d-steps, more can be faster).
@@ -83,11 +85,11 @@ class DiscriminatorActor:
         self.train_precision = train_precision
         if num_threads:
             torch.set_num_threads(num_threads)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(device, "the discriminator actor", option="--discriminator-num-gpus")
         torch.manual_seed(seed)
         self.model = Discriminator(vocab_size, seq_len, **(discriminator_kwargs or {})).to(device)
-        self.model.score_precision = score_precision
+        self.model.score_precision = score_precision_on(self.model.device, score_precision,
+                                                        "the discriminator actor")
         self.optimizer = make_discriminator_optimizer(self.model, lr=lr)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.sampling = torch.Generator(device=device).manual_seed(seed + 1)
@@ -100,6 +102,10 @@ class DiscriminatorActor:
             self.set_real_data(real_data)
         if state is not None:
             self.set_state(state)
+
+    def __repr__(self) -> str:
+        """Its device and Ray GPUs (Ray keeps an actor's repr: ``ray list actors --detail`` shows where it ran)."""
+        return actor_description(type(self).__name__, self.model.device)
 
     def score(self, tokens: np.ndarray) -> np.ndarray:
         """P(real) of each sequence: int array [M, T] → float32 [M]."""
@@ -193,7 +199,8 @@ class DiscriminatorActor:
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.model.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.model.device)
-        self.model.score_precision = state["score_precision"]
+        self.model.score_precision = score_precision_on(self.model.device, state["score_precision"],
+                                                        "the discriminator actor")
 
     def ping(self) -> bool:
         """Liveness check used by callers before they depend on the actor."""

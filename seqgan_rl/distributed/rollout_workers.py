@@ -29,17 +29,28 @@ import torch
 from ray.exceptions import RayActorError
 
 from seqgan_rl.discriminator import Discriminator
+from seqgan_rl.distributed.devices import (
+    actor_description,
+    resolve_device,
+    sampling_chunk_rows,
+    score_precision_on,
+)
 from seqgan_rl.distributed.discriminator_actor import failure_cause
 from seqgan_rl.distributed.weights import Weights, load_module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ
+from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS
 
 logger = logging.getLogger(__name__)
 
 
 class MonteCarloWorker:
-    """Computes Q for shards of a batch with its copies of the rollout policy and the discriminator."""
+    """Computes Q for shards of a batch with its copies of the rollout policy and the discriminator.
+
+    ``device="auto"``: the GPU Ray gave this worker, else the CPU (``seqgan_rl.distributed.devices``; one
+    warning when it holds a GPU torch cannot use); its engine samples in chunks sized for that device.
+    """
 
     def __init__(
         self,
@@ -54,16 +65,20 @@ class MonteCarloWorker:
     ) -> None:
         if num_threads:
             torch.set_num_threads(num_threads)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device(device, "a Monte Carlo rollout worker", option="--mc-worker-num-gpus")
         # the weights come from set_weights: building must not draw from the global RNG, which in-process
         # (K = 0) is the driver's, restored from a checkpoint and shared with the local EnvRunner's sampling
         with torch.random.fork_rng(devices=[]):
             self.policy = Generator(GeneratorConfig(**generator_config), init_std=None).to(device).eval()
             self.discriminator = Discriminator(**discriminator_kwargs).to(device).eval()
-        self.discriminator.score_precision = score_precision
-        self.engine = MonteCarloQ(num_rollouts, max_batch=max_batch)
+        self.discriminator.score_precision = score_precision_on(device, score_precision, "a rollout worker")
+        self.engine = MonteCarloQ(num_rollouts, max_batch=max_batch,
+                                  chunk_rows=sampling_chunk_rows(device, DEFAULT_CHUNK_ROWS))
         self.versions = (-1, -1)
+
+    def __repr__(self) -> str:
+        """Its device and Ray GPUs (Ray keeps an actor's repr: ``ray list actors --detail`` shows where it ran)."""
+        return actor_description(type(self).__name__, self.policy.device)
 
     def set_weights(self, policy: Weights | None = None, discriminator: Weights | None = None) -> tuple[int, int]:
         """Load new rollout-policy and/or discriminator weights; returns the (policy, discriminator) versions."""

@@ -44,7 +44,13 @@ from tqdm import tqdm
 
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.experiment.ray_session import check_local_resources, check_reachable, cluster_address, connect_ray
+from seqgan_rl.experiment.ray_session import (
+    check_cluster_resources,
+    check_local_resources,
+    check_reachable,
+    cluster_address,
+    connect_ray,
+)
 from seqgan_rl.experiment.run_checkpoints import (
     kept_records,
     latest_checkpoint,
@@ -288,7 +294,8 @@ def write_run_config(plan: RunPlan) -> None:
 
 
 def build_algorithm(plan: RunPlan, generator_config: GeneratorConfig, started_ray: bool) -> Any:
-    """The run's RLlib algorithm (``seqgan_rl.rllib.build``), refused up front if a local Ray cannot hold it."""
+    """The run's RLlib algorithm (``seqgan_rl.rllib.build``), refused up front if the Ray it runs on (a local
+    one, or a joined cluster without an autoscaler) can never hold its actors."""
     from seqgan_rl.rllib.build import build_algorithm_config
 
     algo_config = build_algorithm_config(
@@ -296,6 +303,8 @@ def build_algorithm(plan: RunPlan, generator_config: GeneratorConfig, started_ra
         discriminator_threads=os.cpu_count() if started_ray else None)
     if started_ray:
         check_local_resources(algo_config)
+    else:
+        check_cluster_resources(algo_config)
     return algo_config.build_algo()
 
 

@@ -59,7 +59,8 @@ def trial_resources(config: TrainConfig, trial_cpus: float) -> Any:
     def bundle(cpus: float, gpus: float) -> dict[str, float]:
         return {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
 
-    bundles = [bundle(trial_cpus, 0.0), bundle(1.0, config.discriminator_num_gpus)]
+    bundles = [bundle(trial_cpus, config.learner_num_gpus),
+               bundle(config.discriminator_num_cpus, config.discriminator_num_gpus)]
     bundles += [bundle(config.mc_worker_num_cpus, config.mc_worker_num_gpus)] * config.num_mc_workers
     return tune.PlacementGroupFactory(bundles)
 

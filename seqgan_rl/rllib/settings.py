@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqgan_rl.config import TrainConfig
+from seqgan_rl.distributed.devices import learner_gpus
 from seqgan_rl.errors import ConfigError
 
 RLLIB_OPTIONS: dict[str, str] = {"adversarial_lr": "lr", "grad_clip": "grad_clip", "seed": "seed"}
@@ -29,11 +30,17 @@ def new_discriminator_name() -> str:
 
 
 def apply_rllib_options(algo_config: Any, options: TrainConfig) -> None:
-    """Set the RLlib attributes that stand for SeqGAN options (``RLLIB_OPTIONS``), and the one derived
-    from them: gradients clipped by their global norm, as the original release."""
+    """Set the RLlib attributes that stand for SeqGAN options (``RLLIB_OPTIONS``), and those derived
+    from them: gradients clipped by their global norm, as the original release; the Learner's GPUs.
+
+    ``num_gpus_per_learner`` is ``learner_num_gpus`` where this process (the driver, in which the
+    Learner runs: ``num_learners=0``) sees CUDA, else 0 with one warning (``learner_gpus``): RLlib
+    would otherwise stop at its first GPU lookup.
+    """
     for name, attribute in RLLIB_OPTIONS.items():
         setattr(algo_config, attribute, getattr(options, name))
     algo_config.grad_clip_by = "global_norm"
+    algo_config.num_gpus_per_learner = learner_gpus(options.learner_num_gpus)
 
 
 def check_rllib_options(algo_config: Any, options: TrainConfig) -> None:
