@@ -8,10 +8,7 @@ two Monte Carlo rollout workers, which the SPREAD strategy places on both nodes.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,28 +16,11 @@ from pathlib import Path
 
 import pytest
 from conftest import SMALL
+from ray_nodes import free_port, start_node, stop_nodes
 
 from seqgan_rl.oracle import Oracle
 
 ROOT = Path(__file__).resolve().parents[1]
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_node(args: list[str], tmp: Path, name: str) -> subprocess.Popen:
-    """``ray start --block`` as a child process (terminating it stops exactly that node, unlike ``ray stop``)."""
-    log = (tmp / f"{name}.log").open("w")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}  # RAY_AUTH_* come from the fixture
-    return subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=2",
-                             "--object-store-memory=150000000",
-                             *args], stdout=log, stderr=subprocess.STDOUT, env=env)
-
-
 @pytest.fixture()
 def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, str]]]:
     """A head and a worker node as separate processes; yields the job server's address and auth headers.
@@ -55,11 +35,10 @@ def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("RAY_AUTH_TOKEN", token)
     headers = {"Authorization": f"Bearer {token}"}
     gcs, dashboard = free_port(), free_port()
-    nodes = [start_node(["--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--include-dashboard=true",
+    nodes = [start_node(["--head", "--num-cpus=2", f"--port={gcs}", "--include-dashboard=true",
                          f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
-                         f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-                         f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"],
-                        tmp_path, "head")]
+                         f"--ray-client-server-port={free_port()}"], tmp_path / "head.log",
+                        object_store_bytes=150_000_000)]
     try:
         address = f"http://127.0.0.1:{dashboard}"
         from ray.job_submission import JobSubmissionClient
@@ -73,19 +52,11 @@ def two_node_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
                 if time.monotonic() > deadline or nodes[0].poll() is not None:
                     pytest.fail(f"the head node did not come up:\n{(tmp_path / 'head.log').read_text()[-3000:]}")
                 time.sleep(1)
-        nodes.append(start_node(["--address", f"127.0.0.1:{gcs}", "--node-ip-address=127.0.0.1",
-                                 f"--dashboard-agent-listen-port={free_port()}",
-                                 f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}"],
-                                tmp_path, "worker"))
+        nodes.append(start_node(["--address", f"127.0.0.1:{gcs}", "--num-cpus=2"], tmp_path / "worker.log",
+                                object_store_bytes=150_000_000))
         yield address, headers
     finally:
-        for node in reversed(nodes):
-            node.terminate()
-        for node in nodes:
-            try:
-                node.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                node.kill()
+        stop_nodes(nodes)
 
 
 @pytest.mark.slow

@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import SMALL
+from ray_nodes import free_port, start_node, stop_nodes
 
 from seqgan_rl.commands.cli import build_parser
 from seqgan_rl.config import TrainConfig, get_train_preset
@@ -44,25 +44,9 @@ from seqgan_rl.options import option_overrides
 from seqgan_rl.oracle import Oracle
 
 ROOT = Path(__file__).resolve().parents[1]
-RAY = str(Path(sys.executable).with_name("ray"))
 GPUS_PER_NODE = 3
 FALLBACK = "holds Ray GPU(s)"
 """Start of the warning of an actor that holds a GPU torch cannot use (``seqgan_rl.distributed.devices``)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_node(args: list[str], log: Path) -> subprocess.Popen:
-    """``ray start --block`` as a child process (terminating it stops exactly that node)."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}  # RAY_AUTH_* come from the fixture
-    return subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", "--object-store-memory=100000000",
-                             "--node-ip-address=127.0.0.1", f"--dashboard-agent-listen-port={free_port()}",
-                             f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}", *args],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
 
 
 @dataclass(frozen=True)
@@ -174,13 +158,7 @@ def gpu_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpuCluster
             cluster.worker_ids = {n.node_id for n in alive} - {head.node_id}
             yield cluster
         finally:
-            for node in reversed(nodes):
-                node.terminate()
-            for node in nodes:
-                try:
-                    node.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    node.kill()
+            stop_nodes(nodes)
 
 
 def placement(actor: Any) -> tuple[str, list[str]]:
