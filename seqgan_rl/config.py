@@ -108,10 +108,27 @@ class TrainConfig(Options):
                                gt=0)
     score_precision: str = option("fp32", "precision of the rollout workers' discriminator: fp32 or int8 (CPU)",
                                   choices=("fp32", "int8"))
-    adversarial_lr: float = option(0.01, "generator Adam learning rate in the adversarial phase (the original "
-                                         "release: 0.01)", gt=0)
+    adversarial_lr: float | None = option(None, "generator Adam learning rate in the adversarial phase", gt=0)
     grad_clip: float = option(5.0, "generator gradient-norm clip in the adversarial phase (the original "
                                    "release: 5.0)", gt=0)
+    num_epochs: int | None = option(None, "ppo/appo: passes over each batch of episodes", gt=0)
+    minibatches: int | None = option(None, "ppo/appo/impala: minibatches per pass over a batch of episodes (whole "
+                                           "sequences each)", gt=0)
+    clip_param: float | None = option(None, "ppo/appo: clip of the surrogate objective's probability ratio", gt=0)
+    gae_lambda: float | None = option(None, "ppo: GAE's lambda", ge=0.0, le=1.0)
+    vf_coef: float | None = option(None, "ppo/appo/impala: weight of the value loss", ge=0)
+    entropy_coef: float | None = option(None, "ppo/appo/impala: weight of the entropy bonus", ge=0)
+    vtrace_rho_clip: float | None = option(None, "appo/impala: V-trace's clip of the importance weights (rho-bar, "
+                                                 "also for the policy gradient)", gt=0)
+    target_update_freq: int | None = option(None, "appo: batches between copies of the generator to its target "
+                                                  "network", gt=0)
+    value_warmup_steps: int | None = option(None, "ppo/appo/impala: value-head updates on Monte Carlo returns of "
+                                                  "samples of the starting generator, before the first policy update "
+                                                  "(the policy unchanged)", ge=0)
+    kl_coef: float = option(0.0, "c: every token's reward loses c * (log G(y_t|y_<t) - log G_MLE(y_t|y_<t)), a KL "
+                                 "penalty toward the starting (MLE) generator; 0 = the paper", ge=0)
+    kl_target: float = option(0.0, "> 0: adapt kl_coef after every batch toward this KL per token (nats); "
+                                   "0 = kl_coef fixed", ge=0)
     algo: str = option("seqgan", "the generator's optimiser: seqgan (the paper's policy gradient) or an RLlib "
                                  "algorithm with the same env, module, rewards and discriminator",
                        choices=ALGORITHMS, noun="algorithm")
@@ -123,6 +140,21 @@ class TrainConfig(Options):
     checkpoint_every: int = option(10, "write a checkpoint every this many adversarial batches (and after the "
                                        "last)", gt=0)
     seed: int = option(0, "seeds RLlib, the discriminator, the rollouts and the evaluation samples")
+
+    def resolved(self) -> TrainConfig:
+        """A copy whose per-algorithm options left at ``None`` hold ``ALGORITHM_DEFAULTS[algo]``'s values.
+
+        Options that ``algo`` does not use stay ``None``. A run writes the resolved options to its
+        ``config.json``, so a resumed run uses the values it started with.
+        """
+        defaults = ALGORITHM_DEFAULTS[self.algo] if self.algo in ALGORITHM_DEFAULTS else {}
+        filled = {name: value for name, (value, _) in defaults.items() if getattr(self, name) is None}
+        return replace(self, **filled) if filled else self
+
+    @staticmethod
+    def default_note(name: str) -> str:
+        """How ``--help`` shows a per-algorithm default: ``"seqgan 0.01, ppo 0.001, ..."``."""
+        return ", ".join(f"{algo} {table[name][0]}" for algo, table in ALGORITHM_DEFAULTS.items() if name in table)
 
 
 
@@ -143,6 +175,46 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 GPU; an actor without one computes on the CPU); ``cpu``: the same MLE phase and
 generator, a narrower discriminator and a lighter d-schedule, 100 adversarial batches (a 2-core
 CPU, ~21 min); ``smoke``: a minute, for tests and a first look."""
+
+
+ALGORITHM_DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
+    "seqgan": {
+        "adversarial_lr": (0.01, "the original release's Adam step on the summed loss -sum_t log G * Q_t"),
+    },
+    "ppo": {
+        "adversarial_lr": (1e-3, "4 epochs x 4 minibatches = 16 Adam steps per batch: a tenth of SeqGAN's step"),
+        "num_epochs": (4, "reuses each batch of 64 sequences as PPO does (Schulman et al., 2017: 3-10)"),
+        "minibatches": (4, "16 sequences per minibatch, 16 updates per batch with the clip keeping them close"),
+        "clip_param": (0.2, "the PPO paper's value"),
+        "gae_lambda": (0.0, "with shaped rewards a token's advantage is its own Monte Carlo increment Q_t - Q_(t-1) "
+                             "(plus V(s_(t+1)) - V(s_t)); a larger lambda adds the later tokens' noise"),
+        "vf_coef": (0.5, "the value head has its own parameters (it reads the LSTM's state without moving it)"),
+        "entropy_coef": (0.0, "SeqGAN has none; NLL-oracle rewards a sharper generator"),
+        "value_warmup_steps": (10, "the first advantages use a fitted value head (10 x 64 sequences), not a "
+                                   "zero one"),
+    },
+    "appo": {
+        "adversarial_lr": (1e-3, "as PPO: several Adam steps per batch with a clipped ratio"),
+        "num_epochs": (2, "two passes over each batch (APPO is asynchronous: fewer reuses than PPO)"),
+        "minibatches": (2, "two minibatches of 32 sequences per pass"),
+        "clip_param": (0.2, "the PPO paper's value"),
+        "vf_coef": (0.5, "as PPO"),
+        "entropy_coef": (0.0, "as SeqGAN"),
+        "vtrace_rho_clip": (1.0, "IMPALA's rho-bar"),
+        "target_update_freq": (1, "the target network follows the generator after every batch"),
+        "value_warmup_steps": (10, "as PPO"),
+    },
+    "impala": {
+        "adversarial_lr": (1e-3, "V-trace's advantages are not normalised: a small step per update"),
+        "minibatches": (2, "two updates of 32 sequences per batch"),
+        "vf_coef": (0.5, "as PPO"),
+        "entropy_coef": (0.0, "as SeqGAN"),
+        "vtrace_rho_clip": (1.0, "IMPALA's rho-bar"),
+        "value_warmup_steps": (10, "as PPO"),
+    },
+}
+"""Each algorithm's values of the options it uses, with the reason for each (``TrainConfig.resolved``;
+any of them can be set on the command line or in a Tune grid)."""
 
 
 def get_train_preset(name: str) -> TrainConfig:

@@ -101,6 +101,11 @@ class Generator(nn.Module):
         start = self.start_tokens(tokens.shape[0]).unsqueeze(1)
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
+    def hidden_states(self, tokens: Tensor) -> Tensor:
+        """The LSTM's outputs [B, T, H] reading sequences [B, T] by teacher forcing: position t has read
+        the start token and y_1..y_(t−1), so it is the state from which y_t is drawn."""
+        return self.lstm(self.embedding(self._shifted_inputs(tokens)))[0]
+
     def check_tokens(self, tokens: Tensor) -> Tensor:
         """Validate a [B, T] batch of token ids and move it to the model's device as int64."""
         if tokens.dim() != 2:
@@ -129,7 +134,7 @@ class Generator(nn.Module):
             logits [B, T, V] and the loss (or None).
         """
         tokens = self.check_tokens(tokens)
-        hidden, _ = self.lstm(self.embedding(self._shifted_inputs(tokens)))  # (B, T, H)
+        hidden = self.hidden_states(tokens)  # (B, T, H)
         logits = self.output(hidden)  # (B, T, V)
         loss = None
         if targets is not None:
@@ -163,7 +168,7 @@ class Generator(nn.Module):
         pieces = []
         for start in range(0, tokens.shape[0], chunk_size):
             chunk = tokens[start : start + chunk_size]
-            hidden, _ = self.lstm(self.embedding(self._shifted_inputs(chunk)))  # (b, T, H)
+            hidden = self.hidden_states(chunk)  # (b, T, H)
             chosen = linear_log_prob(hidden.flatten(0, 1), weight, bias, chunk.flatten())
             pieces.append(chosen.view(chunk.shape))  # (b, T)
         return torch.cat(pieces) if pieces else tokens.new_zeros((0, self.seq_len), dtype=torch.float32)
@@ -177,7 +182,7 @@ class Generator(nn.Module):
         probabilities: an MLE step is ~15 % faster.
         """
         tokens = self.check_tokens(tokens)
-        hidden, _ = self.lstm(self.embedding(self._shifted_inputs(tokens)))  # (B, T, H)
+        hidden = self.hidden_states(tokens)  # (B, T, H)
         targets = tokens.flatten()  # (B·T,)
         row_weights = hidden.new_full(targets.shape, -1.0 / max(targets.numel(), 1))
         return linear_log_prob_sum(hidden.flatten(0, 1), self.output.weight, self.output.bias, targets, row_weights)

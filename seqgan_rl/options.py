@@ -81,12 +81,28 @@ def is_options_class(kind: Any) -> bool:
     return isinstance(kind, type) and dataclasses.is_dataclass(kind)
 
 
+def optional_type(kind: Any) -> Any:
+    """``T`` for an annotation ``T | None`` (an option whose ``None`` means "a default chosen elsewhere"),
+    else ``None``."""
+    args = typing.get_args(kind)
+    if type(None) in args and len(args) == 2:
+        return next(a for a in args if a is not type(None))
+    return None
+
+
 def check_options(instance: Any) -> None:
-    """Raise ``ConfigError`` naming the first field whose value breaks its declared checks."""
+    """Raise ``ConfigError`` naming the first field whose value breaks its declared checks.
+
+    ``None`` is accepted for a field declared ``T | None`` (its default is chosen elsewhere, e.g. per
+    algorithm).
+    """
     for f in option_fields(type(instance)):
         value = getattr(instance, f.name)
-        if is_options_class(field_types(type(instance))[f.name]):
+        kind = field_types(type(instance))[f.name]
+        if is_options_class(kind):
             check_options(value)
+            continue
+        if value is None and optional_type(kind) is not None:
             continue
         meta = f.metadata
         choices = meta.get("choices")
@@ -208,6 +224,7 @@ def _parse_json_object(text: str) -> dict[str, Any]:
 
 
 def _parser(kind: Any) -> Callable[[str], Any]:
+    kind = optional_type(kind) or kind
     if kind is bool:
         return _parse_bool
     if kind in (int, float, str):
@@ -241,14 +258,18 @@ def add_option_flags(
         dest = f"{prefix}{f.name}"
         spellings = [f"--{dest.replace('_', '-')}", *(f.metadata["flags"] if not prefix else ())]
         help_text = f.metadata["doc"]
-        if presets:
+        default_note = getattr(cls, "default_note", None)
+        if presets and all(getattr(p, f.name) is None for p in presets.values()) and default_note:
+            help_text += f" [{default_note(f.name)}]"
+        elif presets:
             values = {name: getattr(p, f.name) for name, p in presets.items()}
             shown = ", ".join(f"{name} {_shown(v)}" for name, v in values.items())
             same = len({repr(v) for v in values.values()}) == 1
             help_text += f" [{_shown(next(iter(values.values())))}]" if same else f" [{shown}]"
         help_text = help_text.replace("%", "%%")
         choices = f.metadata.get("choices")
-        metavar = None if choices else ("JSON" if typing.get_origin(kind) is dict else kind.__name__.upper())
+        shown_kind = optional_type(kind) or kind
+        metavar = None if choices else ("JSON" if typing.get_origin(kind) is dict else shown_kind.__name__.upper())
         parser.add_argument(*spellings, dest=dest, type=_parser(kind), choices=choices, default=None, help=help_text,
                            metavar=metavar)
 

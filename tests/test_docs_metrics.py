@@ -57,10 +57,17 @@ def test_every_documented_metric_is_logged_by_a_smoke_run(tmp_path: Path) -> Non
                      "--num-mc-workers", 1, "--mc-worker-num-cpus", 0.5, "--num-cpus", 2, "--no-progress",
                      "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    logged = {key for record in records for key in record} - {"iteration"}
-    tags = tensorboard_tags(tmp_path / "run" / "tensorboard")
-    assert tags == logged  # TensorBoard gets every metrics.jsonl key, and only those
+    # an actor-critic algorithm with the KL penalty logs its own metrics (value warm-up, explained variance)
+    result = run_cli("train", "--preset", "smoke", "--oracle-params", "small.npz", "--run-dir", "ppo", "--batches", 1,
+                     "--generator-checkpoint", "run/mle/checkpoint.pt", "--algo", "ppo", "--kl-coef", 0.05,
+                     "--value-warmup-steps", 2, "--num-cpus", 2, "--no-progress", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = set()
+    for run in ("run", "ppo"):
+        records = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        keys = {key for record in records for key in record} - {"iteration"}
+        assert tensorboard_tags(tmp_path / run / "tensorboard") == keys  # TensorBoard gets every key, only those
+        logged |= keys
     documented = documented_metrics()
     missing = {name: files for name, files in documented.items() if name not in logged}
     assert not missing, f"documented but never logged: {missing}"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,20 +91,27 @@ def learner_batch(tokens: torch.Tensor, q: torch.Tensor, mask: torch.Tensor) -> 
             Columns.LOSS_MASK: mask}
 
 
-def test_seqgan_learner_gradient_equals_the_reference(tiny_run) -> None:
+def tiny_learner(options: TrainConfig, tiny_run: tuple[str, str]) -> tuple[Any, Any]:
+    """The run's Learner for ``options`` built in this process (no Ray), and its generator module."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     from envs import TokenGenerationEnv
     from seqgan_rl.rllib.build import build_algorithm_config
 
     real, mle = tiny_run
-    options = TrainConfig(discriminator=FIXED_D, grad_clip=1e9)  # no clipping: the raw gradient
     config = build_algorithm_config(options, TINY, mle, real, discriminator_threads=1)
     env = TokenGenerationEnv(vocab_size=TINY.vocab_size, seq_len=TINY.seq_len, scorer=lambda tokens: 0.5)
     spaces = (env.observation_space, env.action_space)
     learner = config.build_learner(env=None, spaces={"__env__": spaces, DEFAULT_MODULE_ID: spaces})
     learner.build()
-    module = learner.module[DEFAULT_MODULE_ID]
+    return learner, learner.module[DEFAULT_MODULE_ID]
+
+
+def test_seqgan_learner_gradient_equals_the_reference(tiny_run) -> None:
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    options = TrainConfig(discriminator=FIXED_D, grad_clip=1e9)  # no clipping: the raw gradient
+    learner, module = tiny_learner(options, tiny_run)
 
     rng = torch.Generator().manual_seed(3)
     tokens = torch.randint(0, TINY.vocab_size, (5, TINY.seq_len), generator=rng)  # (B, T)
@@ -135,7 +144,7 @@ def mean_reward(algo, samples: int = 2000, seed: int = 7) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("algo_name", "iterations"), [("seqgan", 24), ("ppo", 16), ("appo", 16), ("impala", 16)])
+@pytest.mark.parametrize(("algo_name", "iterations"), [("seqgan", 24), ("ppo", 16), ("appo", 48), ("impala", 48)])
 def test_every_algorithm_learns_a_reward_with_a_known_optimum(ray_local, tiny_run, algo_name: str,
                                                               iterations: int) -> None:
     from seqgan_rl.rllib.build import build_algorithm_config
@@ -154,3 +163,121 @@ def test_every_algorithm_learns_a_reward_with_a_known_optimum(ray_local, tiny_ru
         algo.stop()
     assert before < 0.3  # the start is far from the optimum (≈ 0.95)
     assert after - before >= LEARNING_MARGIN, f"{algo_name}: mean reward {before:.3f} -> {after:.3f}"
+
+
+# ------------------------------------------------------------------ the KL penalty toward the MLE generator
+
+
+def episodes_of(tokens: torch.Tensor, rewards: torch.Tensor) -> list:
+    """Whole episodes [B] of ``tokens`` [B, T] with per-step ``rewards`` [B, T] (observations unused here)."""
+    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+    episodes = []
+    for row in range(tokens.shape[0]):
+        steps = tokens.shape[1]
+        episodes.append(SingleAgentEpisode(observations=[0] * (steps + 1), actions=tokens[row].tolist(),
+                                           rewards=rewards[row].tolist(), terminated=True, len_lookback_buffer=0))
+    return episodes
+
+
+def moved_away(module: Any, seed: int = 5) -> None:
+    """Perturb the module's generator so it differs from the MLE reference (a non-zero log-ratio)."""
+    rng = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.generator.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=rng))
+
+
+def direct_log_probs(generator: Generator, tokens: torch.Tensor) -> torch.Tensor:
+    """log G(y_t | y_<t) [B, T] from the full logits, the textbook way (float64)."""
+    model = Generator(TINY, init_std=None).double()
+    model.load_state_dict({k: v.double() for k, v in generator.state_dict().items()})
+    logits, _ = model(tokens)  # (B, T, V)
+    return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def test_kl_penalty_is_the_log_ratio_of_the_two_models(tiny_run) -> None:
+    """reward="terminal": each token's reward loses c·(log G − log G_MLE), computed directly from both models."""
+    from seqgan_rl.runs import load_generator
+
+    coef = 0.3
+    options = TrainConfig(algo="ppo", reward="terminal", discriminator=FIXED_D, kl_coef=coef, value_warmup_steps=0)
+    learner, module = tiny_learner(options, tiny_run)
+    moved_away(module)
+    piece = learner.monte_carlo_connector()
+    rng = torch.Generator().manual_seed(4)
+    tokens = torch.randint(0, TINY.vocab_size, (6, TINY.seq_len), generator=rng)  # (B, T)
+    rewards = torch.zeros(6, TINY.seq_len)
+    rewards[:, -1] = torch.rand(6, generator=rng)  # the discriminator's terminal reward
+    episodes = episodes_of(tokens, rewards)
+    piece(rl_module=learner.module, batch={}, episodes=episodes)
+    reference = load_generator(tiny_run[1], "cpu")
+    ratio = direct_log_probs(module.generator, tokens) - direct_log_probs(reference, tokens)  # (B, T)
+    assert float(ratio.abs().min()) > 1e-3
+    got = torch.tensor([episode.get_rewards() for episode in episodes], dtype=torch.float64)
+    torch.testing.assert_close(got, rewards.double() - coef * ratio, rtol=1e-5, atol=1e-6)
+
+
+def q_column(batch: dict) -> np.ndarray:
+    """The ``MC_Q`` column a piece added, as [B, T] (one list of T values per episode)."""
+    from seqgan_rl.rllib.monte_carlo import MC_Q
+
+    return np.stack([np.concatenate(values) for values in batch[MC_Q].values()])
+
+
+def test_seqgan_q_loses_the_penalty_return_and_c0_is_exactly_the_monte_carlo_q(ray_local, tiny_run) -> None:
+    """reward="q": MC_Q = Q − c·Σ_{s≥t} k_s; with c = 0 it is the Monte Carlo Q itself, bit for bit."""
+    from seqgan_rl.rllib.monte_carlo import kl_log_ratio, return_to_go
+    from seqgan_rl.runs import load_generator
+
+    tokens = torch.randint(0, TINY.vocab_size, (5, TINY.seq_len), generator=torch.Generator().manual_seed(6))
+    columns, pieces = {}, {}
+    for coef in (0.0, 0.4):
+        options = TrainConfig(discriminator=FIXED_D, kl_coef=coef, num_rollouts=4, seed=3)
+        learner, module = tiny_learner(options, tiny_run)
+        moved_away(module)
+        piece = pieces[coef] = learner.monte_carlo_connector()
+        piece.update_rollout_policy(learner.module)
+        piece.set_discriminator_weights(module_weights(fixed_reward_discriminator(), version=1))
+        batch: dict = {}
+        piece(rl_module=learner.module, batch=batch, episodes=episodes_of(tokens, torch.zeros(5, TINY.seq_len)))
+        columns[coef] = q_column(batch)
+    # c = 0: exactly the Monte Carlo Q of a pool with the same seed, policy and discriminator
+    learner, module = tiny_learner(TrainConfig(discriminator=FIXED_D, num_rollouts=4, seed=3), tiny_run)
+    moved_away(module)
+    plain = learner.monte_carlo_connector()
+    plain.update_rollout_policy(learner.module)
+    plain.set_discriminator_weights(module_weights(fixed_reward_discriminator(), version=1))
+    q = plain._ensure_pool(module.generator).compute_q(tokens.numpy())  # (B, T)
+    assert np.array_equal(columns[0.0], q)
+    ratio = kl_log_ratio(module.generator, load_generator(tiny_run[1], "cpu"), tokens).double().numpy()
+    assert float(np.abs(ratio).min()) > 1e-3
+    np.testing.assert_allclose(columns[0.4], q - 0.4 * return_to_go(ratio), rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_kl_coefficient_moves_toward_the_target(tiny_run) -> None:
+    """kl_target: a KL above the target raises the coefficient, one below lowers it (Ziegler et al.'s rule)."""
+    tokens = torch.randint(0, TINY.vocab_size, (8, TINY.seq_len), generator=torch.Generator().manual_seed(8))
+    for target, direction in ((1e-4, 1), (1e3, -1)):
+        options = TrainConfig(algo="ppo", reward="terminal", discriminator=FIXED_D, kl_coef=0.2, kl_target=target,
+                              value_warmup_steps=0)
+        learner, module = tiny_learner(options, tiny_run)
+        moved_away(module)
+        piece = learner.monte_carlo_connector()
+        piece(rl_module=learner.module, batch={}, episodes=episodes_of(tokens, torch.zeros(8, TINY.seq_len)))
+        assert (piece.kl_coef - 0.2) * direction == pytest.approx(0.2 * 0.1 * 0.2)  # the clipped 20 % step
+
+
+def test_value_warmup_lowers_the_value_loss(ray_local, tiny_run) -> None:
+    """The warm-up fits the value head to the returns of the generator's samples; the generator stays as it was."""
+    # terminal rewards: G_t = D(y), which a prefix holding a token outside GOOD_TOKENS already decides
+    options = TrainConfig(algo="ppo", reward="terminal", discriminator=FIXED_D, num_rollouts=4, seed=1)
+    learner, module = tiny_learner(options, tiny_run)
+    piece = learner.monte_carlo_connector()
+    piece.update_rollout_policy(learner.module)
+    piece.set_discriminator_weights(module_weights(fixed_reward_discriminator(), version=1))
+    before = {k: v.clone() for k, v in module.generator.state_dict().items()}
+    report = learner.warm_up_value_head(100, 64, seed=0)
+    assert report["loss_last"] < 0.7 * report["loss_first"], report
+    for name, value in module.generator.state_dict().items():
+        assert torch.equal(value, before[name]), name

@@ -23,7 +23,7 @@ from conftest import SMALL
 from seqgan_rl.commands.cli import build_parser
 from seqgan_rl.config import PRESETS, TRAIN_PRESETS, PretrainConfig, TrainConfig
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.options import option_overrides
+from seqgan_rl.options import option_overrides, optional_type
 
 PACKAGE = Path(__file__).resolve().parent.parent / "seqgan_rl"
 DECLARATIONS = {PACKAGE / "config.py", PACKAGE / "options.py"}
@@ -50,6 +50,10 @@ def other_value(cls: type, f: dataclasses.Field) -> Any:
     kind = typing.get_type_hints(cls)[f.name]
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     meta = f.metadata
+    if default is None:  # a per-algorithm option (T | None): a value within its bounds
+        kind = optional_type(kind)
+        default = 0.25 if kind is float else 3
+        return default if meta.get("le") is not None else default * 3 + (0.5 if kind is float else 0)
     if meta.get("choices"):
         return next(c for c in reversed(meta["choices"]) if c != default)
     if kind is bool:
@@ -140,7 +144,8 @@ def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_
     from seqgan_rl.rllib.build import build_algorithm_config
     from seqgan_rl.rllib.settings import RLLIB_OPTIONS
 
-    config = everything_changed().with_overrides(algo=algo, reward="shaped", discriminator={})
+    # 72 sequences: the changed minibatches (9) must divide them
+    config = everything_changed().with_overrides(algo=algo, reward="shaped", discriminator={}, episodes_per_batch=72)
     real, mle = run_inputs
     algo_config = build_algorithm_config(config, SMALL, mle, real, discriminator_threads=1)
     algo_config.validate()
@@ -154,6 +159,19 @@ def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_
     [piece] = monte_carlo_pieces(learner)
     assert piece.options == config  # what the Learner's Monte Carlo piece reads
     assert learner.config.lr == config.adversarial_lr and learner.config.grad_clip == config.grad_clip
+    rllib_names = {  # each algorithm's own options, under RLlib's names
+        "ppo": {"num_epochs": "num_epochs", "clip_param": "clip_param", "gae_lambda": "lambda_",
+                "vf_coef": "vf_loss_coeff", "entropy_coef": "entropy_coeff"},
+        "appo": {"num_epochs": "num_epochs", "clip_param": "clip_param", "vf_coef": "vf_loss_coeff",
+                 "entropy_coef": "entropy_coeff", "vtrace_rho_clip": "vtrace_clip_rho_threshold",
+                 "target_update_freq": "target_network_update_freq"},
+        "impala": {"vf_coef": "vf_loss_coeff", "entropy_coef": "entropy_coeff",
+                   "vtrace_rho_clip": "vtrace_clip_pg_rho_threshold"},
+    }.get(algo, {})
+    for name, attribute in rllib_names.items():
+        assert getattr(algo_config, attribute) == getattr(config, name), name
+    if algo != "seqgan":
+        assert algo_config.minibatch_size == 72 // config.minibatches * SMALL.seq_len
 
 
 def test_rllib_names_of_options_cannot_be_set_behind_their_back(run_inputs) -> None:
@@ -194,3 +212,15 @@ def test_checks_come_from_the_declarations() -> None:
                          ({"no_such": 1}, "unknown config field")]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig().with_overrides(**bad)
+
+
+def test_the_docs_table_of_per_algorithm_defaults_is_the_code_s() -> None:
+    """docs/algorithms.md lists ALGORITHM_DEFAULTS row by row (value and reason), nothing more, nothing less."""
+    from seqgan_rl.config import ALGORITHM_DEFAULTS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "algorithms.md").read_text()
+    rows = {tuple(cell.strip() for cell in line.strip("|").split("|"))
+            for line in text.splitlines() if line.startswith("| `") and line.count("|") == 5}
+    expected = {(f"`{algo}`", f"`{name}`", f"{value}", reason)
+                for algo, table in ALGORITHM_DEFAULTS.items() for name, (value, reason) in table.items()}
+    assert rows == expected

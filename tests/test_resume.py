@@ -4,7 +4,10 @@ Three smoke runs drive ``seqgan_rl.commands.cli.main`` in this process (one shar
 4 adversarial batches in one go, and 2 batches then ``--resume`` to 4. The
 schedule is chosen so the two differ in everything that must not matter:
 ``eval_every=3`` and ``checkpoint_every=3`` make the interrupted run evaluate
-and checkpoint at batch 2, where the uninterrupted one does neither.
+and checkpoint at batch 2, where the uninterrupted one does neither. The KL
+penalty toward the MLE generator is on, with its coefficient adapting after
+every batch: the reference generator and the coefficient must come back from
+the checkpoint as they were.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from seqgan_rl.commands.cli import main
 from seqgan_rl.generator import Generator
 from seqgan_rl.oracle import Oracle
 
-SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7")
+SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7", "--kl-coef", "0.05",
+            "--kl-target", "0.02")
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -64,6 +68,8 @@ def test_resumed_run_is_bit_identical_to_the_uninterrupted_one(runs: dict[str, P
     assert full["iteration"] == resumed["iteration"] == 4
     for name, weights in full["generator"].items():
         assert torch.equal(weights, resumed["generator"][name]), name
+    coefficients = [r["train/kl_coef"] for r in records(runs["full"]) if "train/kl_coef" in r]
+    assert len(set(coefficients)) == len(coefficients) == 4  # the adaptive KL coefficient moved every batch
     # every batch trained and evaluated the same (the evaluation samples depend on (seed, batch) only)
     by_iteration = {r["iteration"]: without_timings(r) for r in records(runs["resumed"])}
     for record in records(runs["full"]):

@@ -76,6 +76,10 @@ RESULT_METRICS: dict[str, tuple[str, ...]] = {
     "train/d_fake_mean": ("env_runners", "episode_return_mean"),
     "train/d_loss": ("discriminator", "loss"),
     "train/d_accuracy": ("discriminator", "accuracy"),
+    "train/kl_to_mle": ("learners", "kl_to_mle"),
+    "train/kl_coef": ("learners", "kl_coef"),
+    "train/value_warmup_explained_var_first": ("value_warmup", "explained_var_first"),
+    "train/value_warmup_explained_var_last": ("value_warmup", "explained_var_last"),
     "train/mc_worker_nodes": ("learners", "mc_worker_nodes"),
     "train/mc_worker_restarts": ("learners", "mc_worker_restarts"),
     "train/discriminator_restarts": ("discriminator", "restarts"),
@@ -206,7 +210,7 @@ def run_training(
 def resolve_fresh_run(config: TrainConfig, run_dir: Path, data_dir: str | Path | None,
                       oracle_params: str | Path | None, generator_checkpoint: str | Path | None) -> RunPlan:
     """A new run into ``run_dir`` (refused if it already holds one)."""
-    config.validate()
+    config = config.resolved().validate()
     if (run_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
     return RunPlan(config, run_dir, data_dir, oracle_params, generator_checkpoint)

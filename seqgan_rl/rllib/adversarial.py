@@ -9,7 +9,8 @@ every algorithm,
 * the Learner's Monte Carlo piece gets its first rollout policy (a copy of G)
   and the discriminator's weights;
 * before the first iteration, the discriminator is pretrained
-  (``d_pretrain_rounds`` d-steps against the MLE generator);
+  (``d_pretrain_rounds`` d-steps against the MLE generator), then an
+  actor-critic algorithm's value head is fitted (``value_warmup_steps``);
 * after every iteration of the wrapped algorithm (its generator updates), the
   rollout policy moves towards G (β) and ``d_steps`` d-steps run, each on
   ``d_num_negatives`` fresh samples of the current G vs the real data; then the
@@ -55,6 +56,9 @@ DISCRIMINATOR_PRETRAIN_TIMER = "discriminator_pretrain"
 DISCRIMINATOR_TIMER = "discriminator_steps"
 ROLLOUT_SYNC_TIMER = "rollout_policy_sync"
 DISCRIMINATOR_RESULTS = "discriminator"
+VALUE_WARMUP_RESULTS = "value_warmup"
+VALUE_WARMUP_STREAM = 1
+"""Spawn key of the warm-up's sample seed: ``SeedSequence(seed, spawn_key=(1,))``, apart from every other stream."""
 ENV_RUNNER_FAULT_TOLERANCE: dict[str, Any] = {
     "restart_failed_env_runners": True,
     "max_num_env_runner_restarts": 1000,
@@ -113,6 +117,7 @@ class AdversarialMixin:
             num_threads=settings.discriminator_num_threads, train_precision=options.d_precision,
         )
         self.discriminator_pretrained = options.d_pretrain_rounds == 0
+        self.value_warmed_up = not options.value_warmup_steps
         try:
             super().setup(config)
             self.learner_group.foreach_learner(lambda learner: [
@@ -132,6 +137,8 @@ class AdversarialMixin:
         """The wrapped algorithm's iteration (its generator updates), then the adversarial schedule."""
         if not self.discriminator_pretrained:
             self.pretrain_discriminator()
+        if not self.value_warmed_up:
+            self.warm_up_value_head()
         result = super().training_step()
         with timed(self.metrics, ROLLOUT_SYNC_TIMER):
             self.learner_group.foreach_learner(
@@ -156,6 +163,21 @@ class AdversarialMixin:
         self.metrics.log_value((TIMERS, DISCRIMINATOR_PRETRAIN_TIMER), time.perf_counter() - started,
                                reduce="mean", window=1)
         return stats
+
+    def warm_up_value_head(self) -> dict[str, float]:
+        """Before the first policy update: ``value_warmup_steps`` fits of the value head to Monte Carlo
+        returns of the starting generator's samples (``MonteCarloLearnerMixin.warm_up_value_head``), so the
+        first advantages come from a fitted baseline. Logged under ``value_warmup/``."""
+        options = self._seqgan.options
+        seed = int(np.random.SeedSequence(options.seed, spawn_key=(VALUE_WARMUP_STREAM,)).generate_state(1)[0])
+        started = time.perf_counter()
+        results = self.learner_group.foreach_learner(lambda learner: learner.warm_up_value_head(
+            options.value_warmup_steps, options.episodes_per_batch, seed))
+        report = next(iter(results)).get()  # the first Learner's (all Learners fit the same head)
+        self.value_warmed_up = True
+        self.metrics.log_dict({**report, "seconds": time.perf_counter() - started}, key=VALUE_WARMUP_RESULTS,
+                              window=1)
+        return report
 
     def set_discriminator_weights(self, weights: Weights) -> None:
         """Give the discriminator actor these weights (``module_weights(Discriminator(...), version)``) and
@@ -209,7 +231,8 @@ class AdversarialMixin:
         if self._check_component(SEQGAN_STATE, components, not_components):
             discriminator = self.discriminator_supervisor.run(lambda actor: ray.get(actor.get_state.remote()))
             state[SEQGAN_STATE] = {"discriminator": discriminator,
-                                   "discriminator_pretrained": self.discriminator_pretrained}
+                                   "discriminator_pretrained": self.discriminator_pretrained,
+                                   "value_warmed_up": self.value_warmed_up}
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -219,6 +242,7 @@ class AdversarialMixin:
                 lambda actor: ray.get(actor.set_state.remote(state[SEQGAN_STATE]["discriminator"])),
                 changes_state=True)
             self.discriminator_pretrained = bool(state[SEQGAN_STATE]["discriminator_pretrained"])
+            self.value_warmed_up = bool(state[SEQGAN_STATE].get("value_warmed_up", True))
             self._sync_discriminator(state[SEQGAN_STATE]["discriminator"]["weights"])
 
     def cleanup(self) -> None:

@@ -111,7 +111,11 @@ class GeneratorActorCriticRLModule(GeneratorRLModule, ValueFunctionAPI, TargetNe
     """The generator plus what other algorithms ask of a module: a value head and a target copy.
 
     PPO and IMPALA call ``compute_values`` (a linear head on the LSTM output,
-    the only new parameters: H + 1); APPO also keeps a target copy of the
+    the only new parameters: H + 1). The head reads the LSTM's output detached:
+    the value loss trains the head alone and never moves the generator, whose
+    parameters change only by the policy gradient (a shared trunk let the
+    untrained head's large value gradients pull the MLE generator away from
+    its start). APPO also keeps a target copy of the
     generator (``make_target_networks`` / ``forward_target``). The policy is
     exactly the wrapped ``Generator``, so MLE weights load the same way and
     ``generator.*`` parameters mean the same as in ``GeneratorRLModule``.
@@ -121,13 +125,17 @@ class GeneratorActorCriticRLModule(GeneratorRLModule, ValueFunctionAPI, TargetNe
     def build_module(self) -> None:
         super().build_module()
         self.value_head = torch.nn.Linear(self.generator.config.hidden_dim, 1)
+        with torch.no_grad():  # V = 0 until fitted: with shaped rewards (Q_t − Q_{t−1}) that is already the
+            self.value_head.weight.zero_()  # right baseline, and a random head would only add noise
+            self.value_head.bias.zero_()
 
     @override(ValueFunctionAPI)
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
-        """V(s_t) [B, L] from the LSTM outputs (given, or recomputed from the batch's observations and state)."""
+        """V(s_t) [B, L] from the LSTM outputs [B, L, H] (given, or recomputed from the batch's observations and
+        state), detached: the value loss moves only the head."""
         if embeddings is None:
             embeddings, _ = self._hidden(batch)
-        return self.value_head(embeddings).squeeze(-1)
+        return self.value_head(embeddings.detach()).squeeze(-1)
 
     @override(TargetNetworkAPI)
     def make_target_networks(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.annotations import override
@@ -24,6 +25,8 @@ from ray.rllib.utils.annotations import override
 from seqgan_rl.rllib.adversarial import monte_carlo_pieces, seqgan_settings
 from seqgan_rl.rllib.monte_carlo import MC_Q, MonteCarloQConnector
 
+VALUE_WARMUP_LR = 0.01
+"""Adam learning rate of the value-head warm-up (a linear head: H + 1 parameters)."""
 MONTE_CARLO_STATE = "monte_carlo_q"
 """Key of the Monte Carlo piece's state inside the Learner's state."""
 
@@ -40,8 +43,41 @@ class MonteCarloLearnerMixin:
     def build(self) -> None:
         super().build()
         settings = seqgan_settings(self.config)
-        if settings.reward != "terminal" and self._learner_connector is not None and not monte_carlo_pieces(self):
+        options = settings.options
+        needed = settings.reward != "terminal" or options.kl_coef > 0 or (options.value_warmup_steps or 0) > 0
+        if needed and self._learner_connector is not None and not monte_carlo_pieces(self):
             self._learner_connector.prepend(MonteCarloQConnector(settings=settings))
+
+    def warm_up_value_head(self, steps: int, num_sequences: int, seed: int) -> dict[str, float]:
+        """Fit the module's value head to the returns of the current generator's samples; the policy unchanged.
+
+        Each of ``steps`` Adam steps (lr ``VALUE_WARMUP_LR``) samples ``num_sequences`` fresh sequences
+        [B, T] from the generator (a torch RNG seeded by ``seed``), takes their returns G_t [B, T] from the
+        Monte Carlo piece (``value_targets``) and minimises ½·mean (V(s_t) − G_t)². Returns the value loss
+        and the explained variance 1 − Var(G − V) / Var(G) on the first and the last step's sequences.
+        """
+        module = self.module[DEFAULT_MODULE_ID]
+        generator, head = module.generator, module.value_head
+        piece = self.monte_carlo_connector()
+        optimizer = torch.optim.Adam(head.parameters(), lr=VALUE_WARMUP_LR)
+        rng = torch.Generator(device=generator.device).manual_seed(seed)
+        report: dict[str, float] = {}
+        for step in range(steps):
+            with torch.no_grad():
+                sequences = generator.sample(num_sequences, generator=rng)  # (B, T)
+                hidden = generator.hidden_states(sequences)  # (B, T, H)
+            targets = torch.as_tensor(piece.value_targets(generator, sequences.cpu().numpy()),
+                                      dtype=hidden.dtype, device=hidden.device)  # (B, T)
+            values = head(hidden).squeeze(-1)  # (B, T)
+            loss = 0.5 * (values - targets).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            explained = 1.0 - float((targets - values.detach()).var() / targets.var().clamp(min=1e-12))
+            tag = "first" if step == 0 else "last"
+            if step in (0, steps - 1):
+                report[f"loss_{tag}"], report[f"explained_var_{tag}"] = float(loss.detach()), explained
+        return report
 
     def monte_carlo_connector(self) -> MonteCarloQConnector:
         pieces = monte_carlo_pieces(self)

@@ -32,6 +32,24 @@ Each is sent to the pool's workers once per change (one object-store put),
 never per call. Episodes shorter than the sequence length (an end token) are
 padded with ``pad_token`` before the rollouts; only their own steps get a Q.
 
+The same piece applies the KL penalty toward the starting generator
+(``kl_coef`` = c > 0, every algorithm): with the frozen reference G_ref (the
+checkpoint the adversarial phase starts from, ``SeqGANSettings.reference_checkpoint``)
+and k_t = log G(y_t | y_<t) − log G_ref(y_t | y_<t) from one batched forward
+pass of each model over the batch's sequences,
+
+* ``reward="shaped"`` / ``"terminal"``: every token's reward loses c·k_t;
+* ``reward="q"`` (SeqGAN's loss): Q_t loses c·Σ_{s≥t} k_s, the return of those
+  rewards from t on, so −Σ_t log G·Q_t is the policy gradient of
+  E[D] − c·KL(G ‖ G_ref) over whole sequences.
+
+With ``kl_target`` > 0 the coefficient adapts after every batch toward that
+KL per token (Ziegler et al., 2019: c ← c·(1 + 0.1·clip(KL/target − 1, ±0.2))).
+The reference weights and the coefficient are part of the piece's state, so a
+resumed run continues with the same ones. With ``reward="terminal"`` no
+rollouts run; the piece only applies the penalty (and fits value targets for
+the value-head warm-up).
+
 Discriminator weights that hold NaN or inf (a diverged d-step) are refused
 with a ``TrainingError`` when they arrive, before any Q is computed with them
 (the engine also rejects any non-finite score). Rollout workers that died and
@@ -57,9 +75,26 @@ from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc.rollout_policy import RolloutPolicy
 from seqgan_rl.rllib.settings import SeqGANSettings
+from seqgan_rl.runs import read_generator_checkpoint
 
 MC_Q = "mc_q"
 """Train-batch column holding each timestep's Monte Carlo action value Q_t (float32)."""
+KL_GAIN = 0.1
+"""Adaptive KL: the coefficient's relative change per batch at a 20 % (clipped) miss of the target."""
+
+
+def kl_log_ratio(policy: Generator, reference: Generator, sequences: torch.Tensor) -> torch.Tensor:
+    """k_t = log G(y_t | y_<t) − log G_ref(y_t | y_<t) [B, T] of sequences [B, T] (no gradient).
+
+    Its mean over tokens sampled from G estimates KL(G ‖ G_ref) per token.
+    """
+    with torch.no_grad():
+        return policy.log_prob(sequences) - reference.log_prob(sequences)
+
+
+def return_to_go(rewards: np.ndarray) -> np.ndarray:
+    """Σ_{s≥t} r_s along the last axis of [..., L] rewards."""
+    return np.flip(np.cumsum(np.flip(rewards, -1), -1), -1)
 
 
 class MonteCarloQConnector(ConnectorV2):
@@ -77,9 +112,16 @@ class MonteCarloQConnector(ConnectorV2):
         self.settings = settings.validate()
         self.options = settings.options
         self.reward = settings.reward
-        if self.reward not in ("q", "shaped"):
-            raise ConfigError(f"MonteCarloQConnector: reward must be 'q' or 'shaped', got {self.reward!r} (with "
-                              "'terminal' the Learner has no Monte Carlo piece)")
+        if self.reward not in ("q", "shaped", "terminal"):
+            raise ConfigError(f"MonteCarloQConnector: reward must be 'q', 'shaped' or 'terminal', got "
+                              f"{self.reward!r}")
+        if self.options.kl_coef > 0 and not settings.reference_checkpoint:
+            raise ConfigError("kl_coef > 0 needs the reference generator: SeqGANSettings.reference_checkpoint "
+                              "(the checkpoint the adversarial phase starts from)")
+        if self.options.kl_target > 0 and not self.options.kl_coef > 0:
+            raise ConfigError("kl_target > 0 adapts kl_coef from its starting value: give kl_coef > 0 as well")
+        self.kl_coef = float(self.options.kl_coef)
+        self._reference: Generator | None = None
         self._pool: RolloutPool | None = None
         self._rollout: RolloutPolicy | None = None
         self._policy_version = 0
@@ -117,25 +159,69 @@ class MonteCarloQConnector(ConnectorV2):
             if len(actions) > seq_len:
                 raise ValueError(f"episode of {len(actions)} steps is longer than the sequence length {seq_len}")
             sequences[row, : len(actions)] = actions
-        pool = self._ensure_pool(self._generator(rl_module))
-        q = pool.compute_q(sequences)  # (B, T)
+        generator = self._generator(rl_module)
+        pool = self._ensure_pool(generator) if self.reward != "terminal" else None
+        q = pool.compute_q(sequences) if pool is not None else None  # (B, T)
+        # measured whenever the reference is known (the metric kl_to_mle), applied when kl_coef > 0
+        kl = self._kl(generator, sequences) if self.settings.reference_checkpoint else None  # (B, T)
+        kl_means = []
         for row, episode in enumerate(sa_episodes):
-            values = q[row, : len(episode)]  # (L,)
+            length = len(episode)
+            penalty = self.kl_coef * kl[row, :length] if kl is not None and self.kl_coef > 0 else np.zeros(length)
+            if kl is not None:
+                kl_means.append(kl[row, :length])
             if self.reward == "q":
-                self.add_n_batch_items(batch=batch, column=MC_Q, items_to_add=values, num_items=len(episode),
+                values = (q[row, :length] - return_to_go(penalty)).astype(np.float32)
+                self.add_n_batch_items(batch=batch, column=MC_Q, items_to_add=values, num_items=length,
                                        single_agent_episode=episode)
+                continue
+            if q is not None:
+                rewards = np.diff(q[row, :length], prepend=0.0) - penalty
+            elif self.kl_coef > 0:
+                rewards = np.asarray(episode.get_rewards(), dtype=np.float64) - penalty
             else:
-                if isinstance(episode.rewards.data, np.ndarray) and not episode.rewards.data.flags.writeable:
-                    # episodes that came through the object store (IMPALA, APPO) hold read-only buffers
-                    episode.rewards.data = episode.rewards.data.copy()
-                episode.set_rewards(new_data=np.diff(values, prepend=0.0).astype(np.float32))
-        if metrics is not None:
+                continue
+            if isinstance(episode.rewards.data, np.ndarray) and not episode.rewards.data.flags.writeable:
+                # episodes that came through the object store (IMPALA, APPO) hold read-only buffers
+                episode.rewards.data = episode.rewards.data.copy()
+            episode.set_rewards(new_data=rewards.astype(np.float32))
+        kl_per_token = float(np.concatenate(kl_means).mean()) if kl_means else float("nan")
+        if metrics is not None and kl_means:
+            metrics.log_value("kl_to_mle", kl_per_token, window=1)
+            metrics.log_value("kl_coef", self.kl_coef, window=1)
+        if self.options.kl_target > 0 and kl_means:
+            error = float(np.clip(kl_per_token / self.options.kl_target - 1.0, -0.2, 0.2))
+            self.kl_coef *= 1.0 + KL_GAIN * error
+        if metrics is not None and q is not None:
             metrics.log_value("monte_carlo_q_s", time.perf_counter() - started, window=1)
             valid = np.concatenate([q[row, : len(episode)] for row, episode in enumerate(sa_episodes)])
             metrics.log_value("mean_q", float(valid.mean()), window=1)
             metrics.log_value("mc_worker_nodes", self._num_nodes, window=1)
             metrics.log_value("mc_worker_restarts", pool.num_restarts, window=1)
         return batch
+
+    def value_targets(self, generator: Generator, sequences: np.ndarray) -> np.ndarray:
+        """Each step's return G_t [B, T] of whole sequences [B, T] sampled from ``generator`` under this
+        piece's rewards, without a KL term (the value-head warm-up: ``generator`` is the reference there).
+
+        ``shaped``: G_t = D(y) − Q_{t−1} (Q_0 = 0); ``terminal``: G_t = D(y), scored by the discriminator
+        (the last column of the Monte Carlo values, which needs no rollout for it).
+        """
+        q = self._ensure_pool(generator).compute_q(sequences)  # (B, T)
+        final = q[:, -1:]
+        if self.reward == "terminal":
+            return np.repeat(final, q.shape[1], axis=1)
+        return final - np.concatenate([np.zeros_like(final), q[:, :-1]], axis=1)
+
+    def _kl(self, generator: Generator, sequences: np.ndarray) -> np.ndarray:
+        """k_t [B, T] of the batch's sequences against the reference (loaded on first use)."""
+        if self._reference is None:
+            config, state = read_generator_checkpoint(self.settings.reference_checkpoint)
+            reference = Generator(config, init_std=None)
+            reference.load_state_dict(state)
+            self._reference = reference.eval()
+        tokens = torch.as_tensor(sequences, device=generator.device)
+        return kl_log_ratio(generator, self._reference.to(generator.device), tokens).double().cpu().numpy()
 
     # ------------------------------------------------------------------ keeping the models current
 
@@ -188,6 +274,8 @@ class MonteCarloQConnector(ConnectorV2):
             "generator_config": None if self._rollout is None else asdict(self._rollout.model.config),
             "policy_version": self._policy_version,
             "rng_state": None if rng is None else rng.clone(),
+            "kl_coef": self.kl_coef,
+            "reference": None if self._reference is None else copy.deepcopy(self._reference.state_dict()),
         }
 
     @override(ConnectorV2)
@@ -198,6 +286,11 @@ class MonteCarloQConnector(ConnectorV2):
                                           mix_embedding=self.options.rollout_mix_embedding)
             self._rollout.load_state_dict(state["rollout_policy"])
         self._policy_version = int(state.get("policy_version", 0))
+        self.kl_coef = float(state.get("kl_coef", self.options.kl_coef))
+        if state.get("reference") is not None:
+            reference = Generator(GeneratorConfig(**state["generator_config"]), init_std=None)
+            reference.load_state_dict(state["reference"])
+            self._reference = reference.eval()
         self._rng_state = state.get("rng_state")
         if self._pool is not None:
             if self._rng_state is not None:

@@ -173,7 +173,7 @@ class SeqGANConfig(AlgorithmConfig):
         return SeqGANSettings(
             options=self.options, real_data=self.real_data, generator_config=dict(self.generator_config or {}),
             discriminator_name=self.discriminator_name, discriminator_num_threads=self.discriminator_num_threads,
-            pad_token=self.pad_token)
+            pad_token=self.pad_token, reference_checkpoint=self.generator_checkpoint)
 
     @override(AlgorithmConfig)
     def get_default_rl_module_spec(self) -> Any:

@@ -37,6 +37,7 @@ def apply_rllib_options(algo_config: Any, options: TrainConfig) -> None:
     Learner runs: ``num_learners=0``) sees CUDA, else 0 with one warning (``learner_gpus``): RLlib
     would otherwise stop at its first GPU lookup.
     """
+    options = options.resolved()
     for name, attribute in RLLIB_OPTIONS.items():
         setattr(algo_config, attribute, getattr(options, name))
     algo_config.grad_clip_by = "global_norm"
@@ -45,6 +46,7 @@ def apply_rllib_options(algo_config: Any, options: TrainConfig) -> None:
 
 def check_rllib_options(algo_config: Any, options: TrainConfig) -> None:
     """Refuse an RLlib attribute changed behind the options' back (e.g. ``.debugging(seed=...)``)."""
+    options = options.resolved()
     for name, attribute in RLLIB_OPTIONS.items():
         if getattr(algo_config, attribute) != getattr(options, name):
             raise ConfigError(f"{type(algo_config).__name__}: RLlib's {attribute}={getattr(algo_config, attribute)!r} "
@@ -63,6 +65,7 @@ class SeqGANSettings:
         discriminator_name: the discriminator actor's Ray name (the token env's ``scorer``).
         discriminator_num_threads: its torch CPU threads (``None``: as Ray gives it).
         pad_token: fills sequences that ended early (end token) up to the sequence length.
+        reference_checkpoint: the generator the KL penalty measures against (``kl_coef > 0``).
     """
 
     options: TrainConfig
@@ -71,6 +74,12 @@ class SeqGANSettings:
     discriminator_name: str = "seqgan_rl_discriminator"
     discriminator_num_threads: int | None = None
     pad_token: int = 0
+    reference_checkpoint: str | None = None
+    """The frozen generator of the KL penalty (``kl_coef``): the checkpoint the adversarial phase starts from."""
+
+    def __post_init__(self) -> None:
+        # every reader sees the algorithm's values of the options left to it (TrainConfig.resolved)
+        object.__setattr__(self, "options", self.options.resolved())
 
     @property
     def reward(self) -> str:
