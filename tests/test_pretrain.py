@@ -107,3 +107,22 @@ def test_checkpoint_versioning(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_checkpoint(tmp_path / "none.pt", "mle")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "cut.pt", "foreign.pt", "old.pt"]
+
+
+def test_curves_put_each_quantity_on_an_axis_of_its_own(tmp_path: Path) -> None:
+    """A training run's loss (~4,000) never shares an axis with NLL (~9): one panel per unit."""
+    from seqgan_rl.metrics import curve_panels, plot_curves
+
+    records = [{"iteration": 0, "eval/nll_oracle": 9.06, "eval/nll_test": 9.05, "train/d_accuracy": 0.53}]
+    records += [{"iteration": i, "train/policy_loss": 4000.0 - i, "train/d_accuracy": 0.5 + i / 100,
+                 "train/mean_q": 0.45, "train/kl_to_mle": 0.01 * i, "time/iteration_s": 8.0,
+                 **({"eval/nll_oracle": 9.0 - i / 100, "eval/nll_test": 9.1} if i % 2 == 0 else {})}
+                for i in range(1, 5)]
+    panels = {title: (unit, keys) for title, unit, keys in curve_panels(records, "iteration")}
+    assert panels["Likelihood"] == ("nats per token", ["eval/nll_oracle", "eval/nll_test"])
+    assert panels["Discriminator"] == ("probability", ["train/d_accuracy", "train/mean_q"])
+    assert set(panels) == {"Likelihood", "Discriminator", "Distance from the MLE generator", "Time"}
+    assert all("train/policy_loss" not in keys for _, keys in panels.values())
+    mle = [{"epoch": 0, "eval/nll_oracle": 11.4}, {"epoch": 5, "train/nll": 6.1, "time/epoch_s": 2.5}]
+    assert [title for title, _, _ in curve_panels(mle, "epoch")] == ["Likelihood", "Time"]
+    assert plot_curves(records, tmp_path / "curves.png", x_key="iteration").read_bytes()[:4] == b"\x89PNG"
