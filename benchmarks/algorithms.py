@@ -1,60 +1,200 @@
-"""SeqGAN's policy gradient vs PPO, APPO and IMPALA with the same budget, from the same MLE checkpoint.
+"""Generator optimisers compared over seeds: every configuration from one MLE checkpoint, same budget.
 
-Each algorithm trains the same generator (same MLE weights) on the synthetic
-oracle for the same number of adversarial batches of 64 sequences with one
-gradient step each (lr, clip, discriminator, its schedule and the Monte Carlo
-rollouts as in the chosen preset; PPO/APPO/IMPALA get the Monte Carlo values as
-shaped rewards, see ``seqgan_rl.rllib.with_seqgan``). Prints a JSON object as its
-last line with, per algorithm, NLL-oracle and NLL-test before and after, the
-best NLL-oracle seen, and the wall time of the adversarial phase.
+Each configuration (``NAME`` or ``NAME:FIELD=VALUE,FIELD=VALUE``, fields of
+``TrainConfig``: ``ppo:algo=ppo``, ``seqgan+kl:kl_coef=0.05``) trains the same
+generator (the MLE checkpoint's weights) on the synthetic oracle for the same
+number of adversarial batches of the preset: the same number of generated
+sequences per batch and the same discriminator schedule; each algorithm with its
+own settings (``seqgan_rl.config.ALGORITHM_DEFAULTS``) unless the configuration
+overrides them. Every (configuration, seed) is one run directory under
+``--out-dir``; a finished one is read back, an interrupted one is resumed from
+its latest checkpoint, so the benchmark can be stopped and started again.
+
+Prints one JSON line per finished run, then a JSON object as its last line: per
+configuration, NLL-oracle and NLL-test at the end (mean ± standard deviation over
+the seeds), the best NLL-oracle along the run, seconds per adversarial batch,
+and the MLE start. ``--plot`` writes NLL-oracle against NLL-test, one point per
+run and one colour per configuration, the MLE start marked, with the MLE
+generator's temperature curve (``--temperatures``: what lowering the sampling
+temperature alone buys, the line an adversarial run has to beat).
+
+Example (the table of docs/results.md)::
+
+    python benchmarks/algorithms.py --generator-checkpoint MLE/checkpoint.pt --batches 40 --seeds 0,1,2 \\
+        --out-dir runs/algorithms --plot runs/algorithms/frontier.png \\
+        --configs seqgan "seqgan+kl:kl_coef=0.05" ppo:algo=ppo "ppo+kl:algo=ppo,kl_coef=0.05" appo:algo=appo \\
+        impala:algo=impala
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
-import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
-from seqgan_rl.config import ALGORITHMS, TRAIN_PRESETS, get_train_preset  # noqa: E402
-from seqgan_rl.experiment.run import run_training  # noqa: E402
+from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset  # noqa: E402
+from seqgan_rl.errors import ConfigError  # noqa: E402
+from seqgan_rl.experiment.run import CONFIG_FILE, run_training  # noqa: E402
+from seqgan_rl.options import parse_option_value  # noqa: E402
+
+DEFAULT_CONFIGS = ("seqgan", "ppo:algo=ppo", "appo:algo=appo", "impala:algo=impala")
+
+
+def parse_configuration(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME[:FIELD=VALUE,...]`` → (name, typed ``TrainConfig`` overrides); ``NAME`` alone = the preset."""
+    name, _, rest = text.partition(":")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"configuration {text!r}: {item!r} is not FIELD=VALUE")
+        try:
+            overrides[field] = parse_option_value(TrainConfig, field, value)
+        except KeyError:
+            raise ConfigError(f"configuration {text!r}: unknown option {field!r}") from None
+    if not name:
+        raise ConfigError(f"configuration {text!r} has no name")
+    return name, overrides
+
+
+def run_one(config: TrainConfig, run_dir: Path, checkpoint: Path) -> dict[str, Any]:
+    """Train (or finish, or read back) one run; its figures from summary.json and metrics.jsonl."""
+    summary_file = run_dir / "summary.json"
+    done = summary_file.is_file() and json.loads(summary_file.read_text())["adversarial_batches"] >= \
+        config.adversarial_batches
+    if not done:
+        resume = (run_dir / CONFIG_FILE).is_file() and (run_dir / "checkpoints").is_dir()
+        run_training(config, run_dir, generator_checkpoint=checkpoint, device="cpu", progress=False, resume=resume,
+                     resume_batches=config.adversarial_batches if resume else None)
+    summary = json.loads(summary_file.read_text())
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    iterations = [r for r in records if r.get("iteration", 0) > 0]
+    return {
+        "nll_oracle_start": summary["nll_oracle_mle"], "nll_oracle_final": summary["nll_oracle_final"],
+        "nll_oracle_best": min(r["eval/nll_oracle"] for r in records if "eval/nll_oracle" in r),
+        "nll_test_start": summary["nll_test_mle"], "nll_test_final": summary["nll_test_final"],
+        "seconds_per_batch": statistics.fmean(r["time/iteration_s"] for r in iterations),
+        "curve": [[r["iteration"], r["eval/nll_oracle"], r["eval/nll_test"]] for r in records
+                  if "eval/nll_oracle" in r],
+    }
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± standard deviation over seeds of the end-of-run figures."""
+    keys = ("nll_oracle_final", "nll_test_final", "nll_oracle_best", "seconds_per_batch")
+    table = {key: mean_std([run[key] for run in runs]) for key in keys}
+    table["nll_oracle_gain"] = mean_std([run["nll_oracle_start"] - run["nll_oracle_final"] for run in runs])
+    table["nll_test_rise"] = mean_std([run["nll_test_final"] - run["nll_test_start"] for run in runs])
+    table["seeds"] = len(runs)
+    return table
+
+
+def temperature_curve(checkpoint: Path, data_dir: Path, temperatures: list[float]) -> list[dict[str, float]]:
+    """The MLE generator sampled at each temperature: NLL-oracle and NLL-test (scored at that temperature).
+
+    Lowering the temperature trades NLL-test for NLL-oracle without any training: an adversarial run
+    is worth its cost where its point lies below this curve. 10,000 samples from a fixed seed.
+    """
+    import torch
+
+    from seqgan_rl.config import PRESETS
+    from seqgan_rl.metrics import nll_oracle, nll_test
+    from seqgan_rl.mle import load_dataset
+    from seqgan_rl.runs import load_generator
+
+    generator = load_generator(checkpoint, "cpu")
+    data = load_dataset(PRESETS["paper"], data_dir, None)
+    curve = []
+    for temperature in temperatures:
+        rng = torch.Generator().manual_seed(0)
+        curve.append({"temperature": temperature,
+                      "nll_oracle": nll_oracle(generator, data.oracle, 10_000, rng=rng, temperature=temperature),
+                      "nll_test": nll_test(generator, data.valid, temperature=temperature)})
+    return curve
+
+
+def plot(results: dict[str, dict[str, Any]], start: tuple[float, float], curve: list[dict[str, float]],
+         path: Path) -> None:
+    """NLL-oracle (x) against NLL-test (y) at the end of every run, and the MLE temperature curve; lower-left
+    is better on both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 5))
+    for name, entry in results.items():
+        xs = [run["nll_oracle_final"] for run in entry["runs"]]
+        ys = [run["nll_test_final"] for run in entry["runs"]]
+        axis.scatter(xs, ys, label=name, s=36)
+    axis.scatter([start[0]], [start[1]], marker="*", s=160, color="black", label="MLE start")
+    if curve:
+        axis.plot([p["nll_oracle"] for p in curve], [p["nll_test"] for p in curve], color="grey", linestyle="--",
+                  marker=".", label="MLE at temperature " + ", ".join(f"{p['temperature']:g}" for p in curve))
+    axis.set_xlabel("NLL-oracle after the adversarial phase (nats per token; lower = better samples)")
+    axis.set_ylabel("NLL-test (nats per token; lower = better coverage)")
+    axis.set_title("End of each run: one point per seed")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator-checkpoint", type=Path, required=True, help="the MLE checkpoint all start from")
     parser.add_argument("--preset", choices=sorted(TRAIN_PRESETS), default="cpu")
-    parser.add_argument("--batches", type=int, default=30, help="adversarial batches per algorithm")
-    parser.add_argument("--algos", default=",".join(ALGORITHMS))
-    parser.add_argument("--reward", choices=("shaped", "terminal"), default="shaped")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, help="default: a temporary directory")
+    parser.add_argument("--batches", type=int, default=40, help="adversarial batches per run")
+    parser.add_argument("--eval-every", type=int, default=10, help="evaluate every this many batches")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
+                        help="NAME or NAME:FIELD=VALUE,... (TrainConfig fields)")
+    parser.add_argument("--out-dir", type=Path, required=True, help="one run directory per configuration and seed")
+    parser.add_argument("--plot", type=Path, help="write the NLL-oracle / NLL-test scatter here (PNG)")
+    parser.add_argument("--temperatures", default="1.0,0.95,0.9,0.85,0.8",
+                        help="the MLE generator's temperature curve to compare with ('' for none)")
     args = parser.parse_args()
-    out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix="seqgan-algorithms-"))
-    results = {}
-    for algo in args.algos.split(","):
-        config = get_train_preset(args.preset).with_overrides(
-            algo=algo, reward=args.reward, adversarial_batches=args.batches, seed=args.seed,
-            eval_every=max(1, args.batches // 3), checkpoint_every=args.batches)
-        summary = run_training(config, out_dir / algo, generator_checkpoint=args.generator_checkpoint,
-                               device="cpu", progress=False)
-        records = [json.loads(line) for line in (out_dir / algo / "metrics.jsonl").read_text().splitlines()]
-        results[algo] = {
-            "nll_oracle_start": summary["nll_oracle_mle"], "nll_oracle_final": summary["nll_oracle_final"],
-            "nll_oracle_best": min(r["eval/nll_oracle"] for r in records if "eval/nll_oracle" in r),
-            "nll_test_start": summary["nll_test_mle"], "nll_test_final": summary["nll_test_final"],
-            "adversarial_s": summary["adversarial_s"],
-        }
-        print(json.dumps({algo: results[algo]}), flush=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    configurations = [parse_configuration(text) for text in args.configs]
+    results: dict[str, dict[str, Any]] = {}
+    for name, overrides in configurations:
+        runs = []
+        for seed in seeds:
+            config = get_train_preset(args.preset).with_overrides(
+                **overrides, adversarial_batches=args.batches, seed=seed, eval_every=args.eval_every,
+                checkpoint_every=args.eval_every)
+            run = run_one(config, args.out_dir / name / f"seed{seed}", args.generator_checkpoint.resolve())
+            runs.append(run)
+            print(json.dumps({"config": name, "seed": seed, **{k: v for k, v in run.items() if k != "curve"}}),
+                  flush=True)
+        resolved = get_train_preset(args.preset).with_overrides(**overrides).resolved()
+        results[name] = {"overrides": overrides, "algo": resolved.algo, **aggregate(runs), "runs": runs}
+    first = next(iter(results.values()))["runs"][0]
+    name, _ = configurations[0]
+    temperatures = [float(t) for t in args.temperatures.split(",") if t]
+    curve = temperature_curve(args.generator_checkpoint, args.out_dir / name / f"seed{seeds[0]}" / "data",
+                              temperatures)
+    if args.plot:
+        plot(results, (first["nll_oracle_start"], first["nll_test_start"]), curve, args.plot)
     print(json.dumps({
         "benchmark": "algorithms",
-        "setting": {"preset": args.preset, "batches": args.batches, "reward": args.reward, "seed": args.seed,
+        "setting": {"preset": args.preset, "batches": args.batches, "seeds": seeds, "eval_every": args.eval_every,
                     "generator_checkpoint": str(args.generator_checkpoint),
-                    "budget": "one gradient step per batch of 64 sequences, lr 0.01, clip 5"},
+                    "budget": "the preset's sequences per batch and discriminator schedule for every configuration"},
+        "mle_start": {"nll_oracle": first["nll_oracle_start"], "nll_test": first["nll_test_start"]},
+        "mle_temperature_curve": curve,
         "results": results,
         "machine": machine("cpu"),
     }))
