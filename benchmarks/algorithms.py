@@ -63,12 +63,17 @@ def parse_configuration(text: str) -> tuple[str, dict[str, Any]]:
     return name, overrides
 
 
+def finished(run_dir: Path, config: TrainConfig) -> bool:
+    """Whether ``run_dir`` holds a run of at least ``config``'s adversarial batches, summary written."""
+    summary_file = run_dir / "summary.json"
+    return summary_file.is_file() and json.loads(summary_file.read_text())["adversarial_batches"] >= \
+        config.adversarial_batches
+
+
 def run_one(config: TrainConfig, run_dir: Path, checkpoint: Path) -> dict[str, Any]:
     """Train (or finish, or read back) one run; its figures from summary.json and metrics.jsonl."""
     summary_file = run_dir / "summary.json"
-    done = summary_file.is_file() and json.loads(summary_file.read_text())["adversarial_batches"] >= \
-        config.adversarial_batches
-    if not done:
+    if not finished(run_dir, config):
         resume = (run_dir / CONFIG_FILE).is_file() and (run_dir / "checkpoints").is_dir()
         run_training(config, run_dir, generator_checkpoint=checkpoint, device="cpu", progress=False, resume=resume,
                      resume_batches=config.adversarial_batches if resume else None)
@@ -76,6 +81,7 @@ def run_one(config: TrainConfig, run_dir: Path, checkpoint: Path) -> dict[str, A
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     iterations = [r for r in records if r.get("iteration", 0) > 0]
     return {
+        "seed": config.seed,
         "nll_oracle_start": summary["nll_oracle_mle"], "nll_oracle_final": summary["nll_oracle_final"],
         "nll_oracle_best": min(r["eval/nll_oracle"] for r in records if "eval/nll_oracle" in r),
         "nll_test_start": summary["nll_test_mle"], "nll_test_final": summary["nll_test_final"],
@@ -163,6 +169,8 @@ def main() -> None:
                         help="NAME or NAME:FIELD=VALUE,... (TrainConfig fields)")
     parser.add_argument("--out-dir", type=Path, required=True, help="one run directory per configuration and seed")
     parser.add_argument("--plot", type=Path, help="write the NLL-oracle / NLL-test scatter here (PNG)")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="train nothing: report the (configuration, seed) runs already finished in --out-dir")
     parser.add_argument("--temperatures", default="1.0,0.95,0.9,0.85,0.8",
                         help="the MLE generator's temperature curve to compare with ('' for none)")
     args = parser.parse_args()
@@ -175,16 +183,21 @@ def main() -> None:
             config = get_train_preset(args.preset).with_overrides(
                 **overrides, adversarial_batches=args.batches, seed=seed, eval_every=args.eval_every,
                 checkpoint_every=args.eval_every)
-            run = run_one(config, args.out_dir / name / f"seed{seed}", args.generator_checkpoint.resolve())
+            run_dir = args.out_dir / name / f"seed{seed}"
+            if args.finished_only and not finished(run_dir, config):
+                continue
+            run = run_one(config, run_dir, args.generator_checkpoint.resolve())
             runs.append(run)
-            print(json.dumps({"config": name, "seed": seed, **{k: v for k, v in run.items() if k != "curve"}}),
+            print(json.dumps({"config": name, **{k: v for k, v in run.items() if k != "curve"}}),
                   flush=True)
+        if not runs:
+            continue
         resolved = get_train_preset(args.preset).with_overrides(**overrides).resolved()
         results[name] = {"overrides": overrides, "algo": resolved.algo, **aggregate(runs), "runs": runs}
     first = next(iter(results.values()))["runs"][0]
-    name, _ = configurations[0]
+    name = next(iter(results))
     temperatures = [float(t) for t in args.temperatures.split(",") if t]
-    curve = temperature_curve(args.generator_checkpoint, args.out_dir / name / f"seed{seeds[0]}" / "data",
+    curve = temperature_curve(args.generator_checkpoint, args.out_dir / name / f"seed{first['seed']}" / "data",
                               temperatures)
     if args.plot:
         plot(results, (first["nll_oracle_start"], first["nll_test_start"]), curve, args.plot)
