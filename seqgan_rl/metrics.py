@@ -8,8 +8,8 @@
   sequences (how much of the real distribution G covers).
 
 Metrics of a run go to ``metrics.jsonl`` in the run directory (one JSON object
-per evaluation, keys named by prefix: ``train/``, ``eval/``, ``time/``) and a
-PNG of the curves at the end.
+per evaluation, keys named by prefix: ``train/``, ``eval/``, ``time/``), the
+same records to TensorBoard, and a PNG of the curves at the end.
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from seqgan_rl.generator import Generator
+
+if TYPE_CHECKING:
+    from seqgan_rl.samples import SampleLog
 
 
 @torch.no_grad()
@@ -53,17 +56,43 @@ def nll_test(generator: Generator, tokens: Tensor, *, temperature: float = 1.0) 
 
 
 class MetricsLog:
-    """Appends one JSON object per record to ``<run_dir>/metrics.jsonl`` (flushed each time)."""
+    """A run's records, one JSON object each appended to ``<run_dir>/metrics.jsonl`` (flushed each time).
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+    With ``step_key`` (the key that numbers the records: ``epoch`` for MLE, ``iteration`` for the
+    adversarial batches) every other key of a record also goes to TensorBoard, as a scalar at that
+    step, in ``<run_dir>/tensorboard/``. ``samples``, when given, is where the run shows the
+    generator's text at each evaluation (``seqgan_rl.samples``); whoever evaluates writes to it.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str], *, step_key: str | None = None,
+                 samples: SampleLog | None = None) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: list[dict[str, Any]] = []
+        self.step_key = step_key
+        self.samples = samples
+        self.writer = None
+        if step_key is not None:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
     def log(self, record: dict[str, Any]) -> None:
         self.records.append(record)
         with self.path.open("a") as stream:
             stream.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != self.step_key:
+                    self.writer.add_scalar(key, value, record[self.step_key])
+            self.writer.flush()
+
+    def close(self) -> None:
+        """Close the TensorBoard files (of the scalars and of the samples)."""
+        if self.writer is not None:
+            self.writer.close()
+        if self.samples is not None:
+            self.samples.close()
 
 
 CURVE_PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

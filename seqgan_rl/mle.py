@@ -184,6 +184,8 @@ def pretrain_mle(
         records.append(entry)
         if log is not None:
             log.log(entry)
+            if log.samples is not None:
+                log.samples.write(generator, epoch)
 
     record(0, {})
     train_s, epochs_timed = 0.0, 0  # since the previous evaluation
@@ -224,9 +226,13 @@ def run_pretraining(
 
     Writes ``config.json`` (the configuration and where the data came from, so
     that ``sample`` and ``evaluate`` find the vocabulary, held-out split and
-    oracle of the run), ``metrics.jsonl``, ``curves.png`` and ``checkpoint.pt``
-    (model, optimiser, config, epoch, data description) and returns a summary.
+    oracle of the run), ``metrics.jsonl`` and the same records in ``tensorboard/``,
+    ``samples.txt`` (the generator's text at each evaluation, also TensorBoard
+    text; ``seqgan_rl.samples``), ``curves.png`` and ``checkpoint.pt`` (model,
+    optimiser, config, epoch, data description) and returns a summary.
     """
+    from seqgan_rl.samples import SampleLog
+
     config.validate()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -243,9 +249,13 @@ def run_pretraining(
     if data.oracle is not None:
         data.oracle.to(device)
     optimizer = make_generator_optimizer(generator, config.lr)
-    log = MetricsLog(run_dir)
+    samples = SampleLog.for_run(run_dir, "mle", "epoch", run_dir / "checkpoint.pt", data.vocab_size, config.seed)
+    log = MetricsLog(run_dir, step_key="epoch", samples=samples)
     started = time.perf_counter()
-    records = pretrain_mle(generator, data, config, log=log, progress=progress, optimizer=optimizer)
+    try:
+        records = pretrain_mle(generator, data, config, log=log, progress=progress, optimizer=optimizer)
+    finally:
+        log.close()
     wall_s = time.perf_counter() - started
     plot_curves(records, run_dir / "curves.png")
     checkpoint = save_checkpoint(

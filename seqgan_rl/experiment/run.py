@@ -10,9 +10,10 @@ Run directory layout::
 
     config.json          the TrainConfig (``--resume`` reuses it)
     data/                oracle samples as Parquet (+ oracle.npz) when no --data is given
-    mle/                 the MLE phase: metrics.jsonl, curves.png, checkpoint.pt
+    mle/                 the MLE phase: metrics.jsonl, samples.txt, tensorboard/, curves.png, checkpoint.pt
     metrics.jsonl        one record per adversarial batch (eval/, train/, time/ keys)
-    tensorboard/         the same records as TensorBoard scalars
+    samples.txt          a few decoded samples of the generator per evaluation (``seqgan_rl.samples``)
+    tensorboard/         the same records as TensorBoard scalars; samples/: the samples as TensorBoard text
     checkpoints/         algorithm checkpoints (``seqgan_rl.experiment.run_checkpoints``);
                          ``latest.json``, written after the manifest, names the newest one
     generator.pt         the newest generator alone (``seqgan-rl sample``, evaluation)
@@ -23,8 +24,8 @@ generator, bit for bit on CPU, as a run of 2k batches. Everything random is
 either saved in the checkpoint (RLlib's state, the discriminator actor's and
 the Monte Carlo pool's RNGs, and the driver's global RNGs, from which the
 local EnvRunner samples) or drawn from a seed that depends only on (seed,
-batch) (the evaluation samples), and evaluating or checkpointing draws nothing
-from the global RNGs.
+batch) (the evaluation samples, and the samples shown in samples.txt), and
+evaluating or checkpointing draws nothing from the global RNGs.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.metrics import MetricsLog, plot_curves
 from seqgan_rl.mle import Dataset, load_dataset, load_oracle, nll_metrics, run_pretraining, write_oracle_dataset
 from seqgan_rl.runs import read_generator_checkpoint
+from seqgan_rl.samples import SampleLog
 
 logger = logging.getLogger(__name__)
 
@@ -110,33 +112,30 @@ class RunPlan:
 
 
 class RunLog:
-    """Every metrics record of a run to metrics.jsonl, TensorBoard and an optional callback."""
+    """Every metrics record of a run to metrics.jsonl, TensorBoard and an optional callback; the
+    generator's samples at each evaluation to samples.txt and TensorBoard text (``samples``)."""
 
-    def __init__(self, run_dir: Path, on_record: Callable[[dict[str, Any]], None] | None) -> None:
-        from tensorboardX import SummaryWriter
-
-        self.metrics = MetricsLog(run_dir)
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+    def __init__(self, run_dir: Path, on_record: Callable[[dict[str, Any]], None] | None, samples: SampleLog) -> None:
+        self.metrics = MetricsLog(run_dir, step_key="iteration", samples=samples)
+        self.samples = samples
         self.on_record = on_record
 
-    def restart_from(self, records: list[dict[str, Any]]) -> None:
-        """Keep exactly these records (those a checkpoint follows), dropping later lines."""
+    def restart_from(self, records: list[dict[str, Any]], iteration: int) -> None:
+        """Keep exactly these records and the samples up to ``iteration`` (what a checkpoint follows),
+        dropping later lines."""
         self.metrics.records = records
         with atomic_path(self.metrics.path) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        self.samples.restart_from(iteration)
 
     def log(self, entry: dict[str, Any], *, notify: bool = True) -> None:
         """Write ``entry``; ``notify=False`` keeps it from the callback (record 0, the MLE starting point)."""
         self.metrics.log(entry)
         if notify and self.on_record is not None:
             self.on_record(entry)
-        for key, value in entry.items():
-            if key != "iteration":
-                self.writer.add_scalar(key, value, entry["iteration"])
-        self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        self.metrics.close()
 
 
 def run_training(
@@ -185,8 +184,10 @@ def run_training(
     if plan.checkpoint is None:
         write_run_config(plan)
 
+    samples = SampleLog.for_run(run_dir, "adversarial", "iteration", run_dir / "generator.pt",
+                                generator_config.vocab_size, plan.config.seed)
     started_ray = connect_ray(address, num_cpus)
-    log = RunLog(run_dir, on_record)
+    log = RunLog(run_dir, on_record, samples)
     try:
         algo = build_algorithm(plan, generator_config, started_ray)
         try:
@@ -315,7 +316,7 @@ def build_algorithm(plan: RunPlan, generator_config: GeneratorConfig, started_ra
 def resume_algorithm(algo: Any, plan: RunPlan, log: RunLog) -> None:
     """Put the algorithm, the driver's RNGs and the metrics log back where the checkpoint left them."""
     restore_run_checkpoint(algo, plan.checkpoint)
-    log.restart_from(plan.records)
+    log.restart_from(plan.records, plan.iteration)
     logger.info("resuming %s at adversarial batch %d", plan.run_dir, plan.iteration)
 
 
@@ -333,8 +334,9 @@ def generator_from_algorithm(algo: Any, config: GeneratorConfig, device: str) ->
 
 
 def evaluation(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig, iteration: int,
-               device: str) -> dict[str, float]:
-    """NLL-oracle / NLL-test of the current generator, on samples drawn from a seed of (seed, iteration) alone.
+               device: str, samples: SampleLog) -> dict[str, float]:
+    """NLL-oracle / NLL-test of the current generator, on samples drawn from a seed of (seed, iteration) alone;
+    its text shown in ``samples`` (drawn from a seed of their own, ``seqgan_rl.samples``).
 
     So an evaluation gives the same numbers whichever evaluations came before
     it: a run stopped at a batch that is not a multiple of ``eval_every``
@@ -344,13 +346,15 @@ def evaluation(algo: Any, plan: RunPlan, data: Dataset, generator_config: Genera
     seed = int(np.random.SeedSequence([plan.config.seed, iteration]).generate_state(1)[0])
     rng = torch.Generator(device=device).manual_seed(seed)
     generator = generator_from_algorithm(algo, generator_config, device)
-    return nll_metrics(generator, data, plan.config.mle.num_eval_samples, rng)
+    metrics = nll_metrics(generator, data, plan.config.mle.num_eval_samples, rng)
+    samples.write(generator, iteration)
+    return metrics
 
 
 def pretrain_discriminator_phase(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig,
                                  log: RunLog, device: str, progress: bool) -> None:
     """Record 0: the MLE generator's evaluation and the discriminator pretrained against it."""
-    entry: dict[str, Any] = {"iteration": 0, **evaluation(algo, plan, data, generator_config, 0, device)}
+    entry: dict[str, Any] = {"iteration": 0, **evaluation(algo, plan, data, generator_config, 0, device, log.samples)}
     bar = tqdm(total=plan.config.d_pretrain_rounds, desc="D pretrain", unit="d-step", disable=not progress)
     started = time.perf_counter()
     stats = algo.pretrain_discriminator(
@@ -380,7 +384,7 @@ def adversarial_phase(algo: Any, plan: RunPlan, data: Dataset, generator_config:
         last = iteration == config.adversarial_batches
         if iteration % config.eval_every == 0 or last:
             eval_start = time.perf_counter()
-            entry.update(evaluation(algo, plan, data, generator_config, iteration, device))
+            entry.update(evaluation(algo, plan, data, generator_config, iteration, device, log.samples))
             entry["time/eval_s"] = time.perf_counter() - eval_start
             bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in entry.items() if k.startswith("eval/")})
         log.log(entry)
