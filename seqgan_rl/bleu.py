@@ -35,8 +35,9 @@ but a zero count of a *higher* order does not give 0; NLTK substitutes
 hypothesis; this module does not. Averages over hypotheses use ``math.fsum``.
 
 Smoothing (``smoothing=``) takes the names of NLTK's ``SmoothingFunction``
-methods with their default parameters: ``"method1"`` (add epsilon = 0.1 to
-zero counts, Texygen's choice), ``"method2"`` (add 1 to numerator and
+methods with their default parameters: ``"method1"`` (an order whose clipped
+match count is 0 gets the numerator epsilon = 0.1 instead, over the same
+denominator; Texygen's choice), ``"method2"`` (add 1 to numerator and
 denominator from bigrams on), ``"method3"`` (NIST geometric) and ``"method4"``
 (geometric scaled by the hypothesis length, k = 5). ``None`` is no smoothing
 (NLTK's ``method0``). Methods 5 to 7 mix precisions across orders in ways tied
@@ -57,10 +58,15 @@ from collections.abc import Iterator, Sequence
 
 from seqgan_rl.errors import ConfigError, DataError
 
-__all__ = ["SMOOTHING_METHODS", "BleuReferences", "SelfBleuCorpus", "bleu", "self_bleu"]
+__all__ = ["SELF_BLEU_SUBSETS", "SMOOTHING_METHODS", "BleuReferences", "SelfBleuCorpus", "bleu", "self_bleu"]
 
 SMOOTHING_METHODS: tuple[str, ...] = ("method1", "method2", "method3", "method4")
 """Accepted values of ``smoothing`` besides ``None`` (names of NLTK's ``SmoothingFunction`` methods)."""
+
+SELF_BLEU_SUBSETS: tuple[str, ...] = ("sample", "truncate")
+"""How :func:`self_bleu` picks ``sample_size`` sentences: ``"sample"`` scores that many sentences drawn at
+random, each against *all* the others (an estimate of the full-corpus value); ``"truncate"`` keeps only the
+first ``sample_size`` sentences, each scored against the rest of those (Texygen's ``SelfBleu``)."""
 
 _EPSILON = 0.1  # NLTK SmoothingFunction() default, method1
 _K = 5  # NLTK SmoothingFunction() default, method4
@@ -368,27 +374,36 @@ def self_bleu(
     smoothing: str | None = None,
     sample_size: int | None = None,
     seed: int = 0,
+    subset: str = "sample",
 ) -> dict[int, float]:
     """Self-BLEU-``min_n``..``max_n``: each sentence against all the other sentences, averaged.
 
-    ``sample_size``: score only that many sentences drawn without replacement
-    (``random.Random(seed)``), each still against *all* the others, so the
-    result estimates the full-corpus value. (Texygen instead truncates the
-    corpus to its first ``sample_size`` sentences, which also shrinks the
-    reference set and raises diversity; ``self_bleu(sentences[:500])``
-    reproduces that.) Since a sentence costs O(its length), sampling is
-    rarely needed.
+    ``sample_size``: score only that many sentences, picked as ``subset`` says:
+
+    * ``"sample"``: drawn without replacement (``random.Random(seed)``), each
+      still against *all* the others, so the result estimates the full-corpus
+      value. Since a sentence costs O(its length), sampling is rarely needed.
+    * ``"truncate"``: the first ``sample_size`` sentences, each against the
+      rest of them, as Texygen's ``SelfBleu.get_score()`` does by default
+      (``is_fast=True``, ``sample_size = 500``) to be fast with NLTK. The
+      smaller reference set finds fewer matches, so the score is lower (more
+      "diverse") than the full corpus's; it reproduces Texygen's in-training
+      logs, not its published tables (those score all sentences).
 
     Raises:
-        DataError: fewer than two sentences or a sentence given as a plain string.
-        ConfigError: ``min_n < 1``, ``max_n < min_n``, unknown ``smoothing`` or ``sample_size < 1``.
+        DataError: fewer than two sentences (after truncation) or a sentence given as a plain string.
+        ConfigError: ``min_n < 1``, ``max_n < min_n``, unknown ``smoothing`` or ``subset``, or ``sample_size < 1``.
     """
     _check_orders(min_n, max_n)  # before the pass over the sentences, not after it
     _check_smoothing(smoothing)
     if sample_size is not None and sample_size < 1:
         raise ConfigError(f"sample_size must be at least 1 (or None for all sentences), got {sample_size}")
+    if subset not in SELF_BLEU_SUBSETS:
+        raise ConfigError(f"unknown Self-BLEU subset {subset!r}; use one of {', '.join(SELF_BLEU_SUBSETS)}")
+    if subset == "truncate" and sample_size is not None:
+        sentences = sentences[:sample_size]
     corpus = SelfBleuCorpus(sentences)
     indices = None
-    if sample_size is not None and sample_size < len(corpus):
+    if subset == "sample" and sample_size is not None and sample_size < len(corpus):
         indices = sorted(random.Random(seed).sample(range(len(corpus)), sample_size))
     return corpus.score(max_n, min_n, smoothing, indices)

@@ -14,6 +14,10 @@ here, or from a text file):
 * for checkpoints, **NLL-test** (the model's NLL per token of the held-out
   split, at the sampling temperature) and, on oracle data, **NLL-oracle**.
 
+How BLEU and Self-BLEU are scored (smoothing, which samples Self-BLEU scores)
+is a named :class:`ScoringProtocol` (``none``, ``paper``, ``texygen``), stated
+with the figures, because published tables differ in exactly these choices.
+
 A single temperature hides the trade-off between quality and diversity:
 lowering the temperature raises BLEU and Self-BLEU together, so "GAN beats MLE"
 at temperature 1 can be a temperature effect (Caccia et al., "Language GANs
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +57,105 @@ TOKENIZATIONS: tuple[str, ...] = ("whitespace", "word", "char")
 
 BLEU_ORDERS = range(2, 6)
 DISTINCT_ORDERS = range(1, 5)
+
+
+@dataclass(frozen=True)
+class ScoringProtocol:
+    """A named set of BLEU and Self-BLEU scoring choices, stated with every figure scored under it.
+
+    Published BLEU tables of text generators differ in choices that move the
+    numbers more than the models differ: NLTK's ``method1`` smoothing lifts the
+    BLEU-4 of a sentence without a matching 4-gram from almost 0 to tenths (on
+    Image COCO captions, BLEU-5 from 0.131 to 0.248), and Self-BLEU of the first
+    500 of 10,000 captions among themselves (Texygen's code default) is 0.311
+    at order 4 where all 10,000 give 0.575. A figure is comparable only to one
+    scored the same way, so the choices travel with the name.
+
+    Common to every protocol: BLEU-2..5 with uniform weights 1/n, each sample
+    against *all* the references (the held-out split unless ``--references``
+    names a file), sentence scores averaged over the samples; Self-BLEU-2..5 the
+    same with the other samples as references. The protocols differ in the
+    fields below. See :data:`PROTOCOLS`.
+    """
+
+    name: str
+    smoothing: str | None
+    """``None`` or an NLTK ``SmoothingFunction`` method name, for BLEU and Self-BLEU alike."""
+    self_bleu_sample_size: int | None
+    """Self-BLEU of this many samples; ``None``: all."""
+    self_bleu_subset: str
+    """How those samples are picked: one of :data:`seqgan_rl.bleu.SELF_BLEU_SUBSETS` (checked when scoring)."""
+    source: str
+    """Where the choices come from (a paper, a file of a repository)."""
+    overridden: tuple[str, ...] = ()
+    """The choices set explicitly in place of the protocol's (an option wins over the protocol)."""
+
+    def with_overrides(self, **choices: Any) -> ScoringProtocol:
+        """The protocol with the given choices in place of its own, each named in ``overridden``.
+
+        Args:
+            choices: any of ``smoothing``, ``self_bleu_sample_size``, ``self_bleu_subset``.
+
+        Raises:
+            ConfigError: not one of those choices (the values are checked when scoring).
+        """
+        unknown = sorted(set(choices) - set(OVERRIDABLE_CHOICES))
+        if unknown:
+            raise ConfigError(f"not a scoring choice: {', '.join(unknown)}; use {', '.join(OVERRIDABLE_CHOICES)}")
+        overridden = tuple(name for name in OVERRIDABLE_CHOICES if name in choices or name in self.overridden)
+        return replace(self, **choices, overridden=overridden)
+
+    def describe(self) -> dict[str, Any]:
+        """Every resolved choice (not the name), for the JSON output: how the figures beside it were scored."""
+        return {
+            "smoothing": self.smoothing or "none",
+            "bleu_orders": list(BLEU_ORDERS),
+            "bleu_weights": "uniform 1/n",
+            "bleu_references": "all",
+            "self_bleu_sample_size": self.self_bleu_sample_size or "all",
+            "self_bleu_subset": self.self_bleu_subset,
+            "overridden": list(self.overridden),
+            "source": self.source,
+        }
+
+
+OVERRIDABLE_CHOICES: tuple[str, ...] = ("smoothing", "self_bleu_sample_size", "self_bleu_subset")
+"""The fields of :class:`ScoringProtocol` an explicit option may set."""
+
+PROTOCOLS: dict[str, ScoringProtocol] = {
+    protocol.name: protocol
+    for protocol in (
+        ScoringProtocol(
+            "none", smoothing=None, self_bleu_sample_size=None, self_bleu_subset="sample",
+            source="no published protocol: this project's defaults, each choice from its option"),
+        ScoringProtocol(
+            "paper", smoothing=None, self_bleu_sample_size=None, self_bleu_subset="sample",
+            source="Yu et al., SeqGAN (AAAI 2017): BLEU against the held-out data, no smoothing named (the "
+                   "authors' release has no BLEU code); Self-BLEU postdates the paper and is scored over all "
+                   "samples"),
+        ScoringProtocol(
+            "texygen", smoothing="method1", self_bleu_sample_size=None, self_bleu_subset="truncate",
+            source="Zhu et al., Texygen (SIGIR 2018), github.com/geek-ai/Texygen utils/metrics/Bleu.py, "
+                   "SelfBleu.py, bleu_eval.py, docs/evaluation.md: NLTK sentence_bleu with "
+                   "SmoothingFunction().method1, against the whole reference file and Self-BLEU over all "
+                   "samples (get_score(is_fast=False), which reproduces its published tables; a sample size "
+                   "truncates to the first N samples, as its is_fast=True default does with N = 500)"),
+    )
+}
+"""The named protocols of ``seqgan-rl evaluate --protocol`` (docs/evaluation.md tabulates them)."""
+
+DEFAULT_PROTOCOL = "none"
+
+
+def scoring_protocol(name: str) -> ScoringProtocol:
+    """The protocol called ``name`` (``--protocol``).
+
+    Raises:
+        ConfigError: no protocol has that name.
+    """
+    if name not in PROTOCOLS:
+        raise ConfigError(f"--protocol: unknown scoring protocol {name!r}; use one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
 
 
 def read_sentences(
@@ -129,8 +232,7 @@ def text_metrics(
     samples: Sequence[Sequence[str]],
     references: BleuReferences | None = None,
     *,
-    smoothing: str | None = None,
-    self_bleu_sample_size: int | None = None,
+    protocol: ScoringProtocol = PROTOCOLS[DEFAULT_PROTOCOL],
     seed: int = 0,
 ) -> dict[str, float]:
     """BLEU-2..5 (with references), Self-BLEU-2..5, distinct-1..4 and average length of ``samples``.
@@ -138,10 +240,8 @@ def text_metrics(
     Args:
         samples: generated sentences, each a list of tokens.
         references: the reference corpus, prepared once (``BleuReferences``).
-        smoothing: ``None`` or an NLTK ``SmoothingFunction`` method name
-            (``"method1"`` .. ``"method4"``), for BLEU and Self-BLEU alike.
-        self_bleu_sample_size: score only this many sentences for Self-BLEU
-            (each still against all the others); ``None``: all.
+        protocol: how BLEU and Self-BLEU are scored (smoothing, Self-BLEU's subset).
+        seed: seeds the random Self-BLEU subset (``self_bleu_subset="sample"``).
 
     Returns:
         ``bleu2``..``bleu5`` (when references are given), ``self_bleu2``..``self_bleu5``,
@@ -151,11 +251,12 @@ def text_metrics(
         raise DataError("no samples to evaluate")
     metrics: dict[str, float] = {}
     if references is not None:
-        scores = references.score(samples, max_n=max(BLEU_ORDERS), min_n=min(BLEU_ORDERS), smoothing=smoothing)
+        scores = references.score(samples, max_n=max(BLEU_ORDERS), min_n=min(BLEU_ORDERS),
+                                  smoothing=protocol.smoothing)
         metrics.update({f"bleu{n}": scores[n] for n in BLEU_ORDERS})
     if len(samples) >= 2:
-        scores = self_bleu(samples, max_n=max(BLEU_ORDERS), min_n=min(BLEU_ORDERS), smoothing=smoothing,
-                           sample_size=self_bleu_sample_size, seed=seed)
+        scores = self_bleu(samples, max_n=max(BLEU_ORDERS), min_n=min(BLEU_ORDERS), smoothing=protocol.smoothing,
+                           sample_size=protocol.self_bleu_sample_size, seed=seed, subset=protocol.self_bleu_subset)
         metrics.update({f"self_bleu{n}": scores[n] for n in BLEU_ORDERS})
     metrics.update({f"distinct{n}": distinct_n(samples, n) for n in DISTINCT_ORDERS})
     metrics["avg_length"] = float(np.mean([len(sentence) for sentence in samples]))
@@ -220,8 +321,7 @@ def evaluate_checkpoint(
     references: BleuReferences | None,
     num_samples: int = 1000,
     seed: int = 0,
-    smoothing: str | None = None,
-    self_bleu_sample_size: int | None = None,
+    protocol: ScoringProtocol = PROTOCOLS[DEFAULT_PROTOCOL],
     vocab_path: str | Path | None = None,
     test_data: str | Path | None = None,
     oracle_params: str | Path | None = None,
@@ -247,8 +347,7 @@ def evaluate_checkpoint(
         with torch.no_grad():
             tokens = generator.sample(num_samples, temperature=temperature, generator=rng)  # (n, T)
         record: dict[str, Any] = {"checkpoint": str(generator_file), "temperature": temperature}
-        record.update(text_metrics(decoder.tokens(tokens.cpu().numpy()), references, smoothing=smoothing,
-                                   self_bleu_sample_size=self_bleu_sample_size, seed=seed))
+        record.update(text_metrics(decoder.tokens(tokens.cpu().numpy()), references, protocol=protocol, seed=seed))
         if data.test_tokens is not None:
             record["nll_test"] = generator.nll(data.test_tokens.to(device), temperature=temperature)
         if data.oracle is not None:

@@ -105,6 +105,18 @@ def test_sample_size_scores_a_seeded_subset_against_all_others() -> None:
     assert self_bleu(sentences, sample_size=30) == self_bleu(sentences) == corpus.score()
 
 
+def test_truncated_subset_scores_the_first_sentences_among_themselves() -> None:
+    # Texygen's SelfBleu: the first sample_size sentences, each against the rest of them, as NLTK would score it
+    rng = random.Random(8)
+    sentences = random_corpus(rng, 30)
+    first = sentences[:10]
+    truncated = self_bleu(sentences, max_n=MAX_N, sample_size=10, subset="truncate", smoothing="method1")
+    for n, value in truncated.items():
+        expected = [nltk_scores(first[:i] + first[i + 1 :], first[i], "method1")[n - 1] for i in range(10)]
+        assert value == pytest.approx(sum(expected) / 10, abs=1e-9, rel=0)
+    assert self_bleu(sentences, subset="truncate") == self_bleu(sentences)  # no sample_size: all sentences
+
+
 def test_references_are_reused_across_hypothesis_sets_and_orders() -> None:
     rng = random.Random(11)
     references = random_corpus(rng, 15)
@@ -130,6 +142,8 @@ def test_references_are_reused_across_hypothesis_sets_and_orders() -> None:
         (lambda: bleu([["a"]], [["a"]], smoothing="method7"), ConfigError, "unknown BLEU smoothing 'method7'"),
         (lambda: self_bleu([["a"], ["b"]], smoothing="add-one"), ConfigError, "unknown BLEU smoothing"),
         (lambda: self_bleu([["a"], ["b"]], sample_size=0), ConfigError, "sample_size must be at least 1"),
+        (lambda: self_bleu([["a"], ["b"]], subset="first"), ConfigError, "unknown Self-BLEU subset 'first'"),
+        (lambda: self_bleu([["a"], ["b"]], sample_size=1, subset="truncate"), DataError, "at least two sentences"),
         (lambda: SelfBleuCorpus([["a"], ["b"]]).score(indices=[2]), ConfigError, "index 2 is out of range"),
     ],
 )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from seqgan_rl.data import prepare_text_dataset, read_token_table
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.mle import run_pretraining
 from seqgan_rl.runs import load_generator
-from seqgan_rl.text_metrics import distinct_n, read_sentences
+from seqgan_rl.text_metrics import PROTOCOLS, distinct_n, read_sentences
 
 NOUNS = ["man", "dog", "cat", "horse", "woman", "bike", "table", "plate", "street", "kitchen"]
 VERBS = ["sits", "stands", "runs", "rides", "waits", "sleeps"]
@@ -72,6 +74,89 @@ def test_evaluate_samples_file_equals_the_bleu_library(tmp_path: Path, capsys: p
                     "--json", "--limit", 50)["results"][0]
     assert all(same[f"bleu{n}"] == pytest.approx(1.0) for n in range(2, 6))
     assert same["num_samples"] == 50
+
+
+# One hypothesis against one reference of the same length (no brevity penalty): clipped matches 3 of 4 unigrams,
+# 2 of 3 bigrams, 1 of 2 trigrams, 0 of 1 4-gram and 0 of 0 5-grams (NLTK's denominator is then max(1, 0) = 1).
+HYPOTHESIS, REFERENCE = "a b c e".split(), "a b c d".split()
+HYPOTHESIS_PRECISIONS = (3 / 4, 2 / 3, 1 / 2, 0.0, 0.0)
+COPY_PRECISIONS = (1.0, 1.0, 1.0, 1.0, 0.0)  # REFERENCE against itself: a 4-token sentence has no 5-gram
+EPSILON = 0.1  # NLTK's SmoothingFunction().method1: a zero count's numerator becomes epsilon, the denominator stays
+NO_SMOOTHING = sys.float_info.min  # what unsmoothed NLTK puts in place of a zero precision (above unigrams)
+
+
+def by_hand(precisions: tuple[float, ...], n: int, zero: float) -> float:
+    """BLEU-n from its precisions p_1..p_n (denominator 1 where p is 0): their geometric mean, each 0 -> ``zero``."""
+    return math.exp(math.fsum(math.log(p or zero) / n for p in precisions[:n]))
+
+
+def test_method1_smoothing_follows_nltks_definition_by_hand() -> None:
+    smoothed = bleu([HYPOTHESIS], [REFERENCE], smoothing="method1")
+    plain = bleu([HYPOTHESIS], [REFERENCE])
+    for n in (2, 3):  # every order up to n matches: smoothing changes nothing
+        assert smoothed[n] == plain[n] == pytest.approx(by_hand(HYPOTHESIS_PRECISIONS, n, EPSILON), rel=1e-12)
+    assert smoothed[4] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2 * 0.1) ** (1 / 4), rel=1e-12)  # 0.398
+    assert smoothed[5] == pytest.approx((3 / 4 * 2 / 3 * 1 / 2 * 0.1 * 0.1) ** (1 / 5), rel=1e-12)  # 0.302
+    # unsmoothed, the zero precision becomes the smallest float: tiny, not 0
+    for n in (4, 5):
+        assert plain[n] == pytest.approx(by_hand(HYPOTHESIS_PRECISIONS, n, NO_SMOOTHING), rel=1e-9)
+        assert 0 < plain[n] < 1e-70
+    # no unigram matches at all: 0 with or without smoothing (NLTK returns before smoothing)
+    assert bleu([["x", "y"]], [REFERENCE], smoothing="method1") == {2: 0.0, 3: 0.0, 4: 0.0, 5: 0.0}
+
+
+def test_texygen_protocol_differs_from_none_exactly_where_smoothing_matters(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "samples.txt").write_text(" ".join(HYPOTHESIS) + "\n" + " ".join(REFERENCE) + "\n")
+    (tmp_path / "refs.txt").write_text(" ".join(REFERENCE) + "\n")
+    args = ["evaluate", "--samples", tmp_path / "samples.txt", "--references", tmp_path / "refs.txt", "--json"]
+    none, texygen = (run_json(capsys, *args, "--protocol", name) for name in ("none", "texygen"))
+    assert none == run_json(capsys, *args)  # none is the default
+    assert (none["protocol"], texygen["protocol"]) == ("none", "texygen")
+    assert none["scoring"] == {**texygen["scoring"], "smoothing": "none", "self_bleu_subset": "sample",
+                               "source": PROTOCOLS["none"].source}
+    assert texygen["scoring"]["smoothing"] == "method1" and texygen["scoring"]["self_bleu_sample_size"] == "all"
+    assert texygen["scoring"]["bleu_orders"] == [2, 3, 4, 5] and texygen["scoring"]["overridden"] == []
+    for result, zero in ((none["results"][0], NO_SMOOTHING), (texygen["results"][0], EPSILON)):
+        for n in range(2, 6):
+            # BLEU: the samples are HYPOTHESIS and REFERENCE itself; Self-BLEU: each against the other is
+            # HYPOTHESIS against REFERENCE or its mirror image, with the same matches
+            pair = (by_hand(HYPOTHESIS_PRECISIONS, n, zero), by_hand(COPY_PRECISIONS, n, zero))
+            assert result[f"bleu{n}"] == pytest.approx(sum(pair) / 2, rel=1e-12)
+            assert result[f"self_bleu{n}"] == pytest.approx(pair[0], rel=1e-12)
+    plain, smoothed = none["results"][0], texygen["results"][0]
+    differ = {key for key in plain if plain[key] != smoothed[key]}
+    assert differ == {"bleu4", "bleu5", "self_bleu4", "self_bleu5"}  # the orders with a zero count
+    assert smoothed["bleu4"] > 0.69 and plain["bleu4"] == pytest.approx(0.5)
+
+
+def test_an_explicit_option_overrides_the_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    samples, references = captions(12, seed=3), captions(40, seed=4)
+    (tmp_path / "samples.txt").write_text("\n".join(samples) + "\n")
+    (tmp_path / "refs.txt").write_text("\n".join(references) + "\n")
+    hypotheses, refs = [s.split() for s in samples], [r.split() for r in references]
+    args = ["evaluate", "--samples", tmp_path / "samples.txt", "--references", tmp_path / "refs.txt", "--json",
+            "--protocol", "texygen"]
+
+    unsmoothed = run_json(capsys, *args, "--smoothing", "none")
+    assert unsmoothed["protocol"] == "texygen" and unsmoothed["scoring"]["overridden"] == ["smoothing"]
+    assert unsmoothed["scoring"]["smoothing"] == "none" and unsmoothed["scoring"]["self_bleu_subset"] == "truncate"
+    expected = bleu(hypotheses, refs)
+    assert all(unsmoothed["results"][0][f"bleu{n}"] == expected[n] for n in range(2, 6))
+
+    # a sample size under Texygen's protocol takes its first samples, as Texygen's code does with 500
+    first_five = run_json(capsys, *args, "--self-bleu-sample-size", "5")
+    assert first_five["scoring"]["self_bleu_sample_size"] == 5
+    assert first_five["scoring"]["overridden"] == ["self_bleu_sample_size"]
+    expected = self_bleu(hypotheses[:5], smoothing="method1")
+    assert all(first_five["results"][0][f"self_bleu{n}"] == expected[n] for n in range(2, 6))
+
+    # ... or, with --self-bleu-subset sample, 5 random samples, each against all the others
+    sampled = run_json(capsys, *args, "--self-bleu-sample-size", "5", "--self-bleu-subset", "sample", "--seed", 2)
+    assert sampled["scoring"]["overridden"] == ["self_bleu_sample_size", "self_bleu_subset"]
+    expected = self_bleu(hypotheses, smoothing="method1", sample_size=5, seed=2)
+    assert all(sampled["results"][0][f"self_bleu{n}"] == expected[n] for n in range(2, 6))
+    assert expected != self_bleu(hypotheses[:5], smoothing="method1")
 
 
 def test_tokenisations_of_text_files(tmp_path: Path) -> None:
@@ -133,6 +218,10 @@ def test_checkpoint_evaluation_and_temperature_sweep(text_run: Path, capsys: pyt
         (["evaluate", "--samples", "s.txt", "--references", "blank.txt"], "blank.txt: no sentence"),
         (["evaluate", "--samples", "s.txt", "--references", "t.parquet"], "needs its vocabulary"),
         (["evaluate", "--samples", "s.txt", "--limit", "1"], "--limit must be >= 2"),
+        (["evaluate", "--samples", "s.txt", "--protocol", "texygn"],
+         "--protocol: unknown scoring protocol 'texygn'; use one of none, paper, texygen"),
+        (["evaluate", "--samples", "s.txt", "--self-bleu-sample-size", "0"], "--self-bleu-sample-size must be"),
+        (["evaluate", "--samples", "s.txt", "--self-bleu-sample-size", "some"], "--self-bleu-sample-size must be"),
         (["evaluate", "--checkpoint", "nope.pt"], "nope.pt"),
     ],
 )

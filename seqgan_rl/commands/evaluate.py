@@ -12,10 +12,14 @@ import argparse
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from seqgan_rl.bleu import SELF_BLEU_SUBSETS, SMOOTHING_METHODS
 from seqgan_rl.commands.common import resolve_device
 from seqgan_rl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from seqgan_rl.text_metrics import ScoringProtocol
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -31,29 +35,80 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
         raise ConfigError("--temperatures samples a generator at each temperature: give --checkpoint")
     if args.limit is not None and args.limit < 2:
         raise ConfigError(f"--limit must be >= 2 (Self-BLEU needs two sentences), got {args.limit}")
+    protocol = resolve_protocol(args)
     references_path, references = read_references(args, checkpoints)
     records = []
     for label, path in sample_files:
         sentences = read_sentences(path, tokenization=args.tokenize, lowercase=args.lowercase,
                                    vocab_path=args.vocab)[: args.limit]
-        records.append({"label": label, "samples": str(path), **text_metrics(
-            sentences, references, smoothing=args.smoothing, self_bleu_sample_size=args.self_bleu_sample_size,
-            seed=args.seed)})
+        records.append({"label": label, "samples": str(path),
+                        **text_metrics(sentences, references, protocol=protocol, seed=args.seed)})
     for label, path in checkpoints:
         for record in evaluate_checkpoint(
-                path, temperatures, references=references, num_samples=args.n, seed=args.seed,
-                smoothing=args.smoothing, self_bleu_sample_size=args.self_bleu_sample_size, vocab_path=args.vocab,
-                test_data=args.test_data, oracle_params=args.oracle_params, device=resolve_device(args.device)):
+                path, temperatures, references=references, num_samples=args.n, seed=args.seed, protocol=protocol,
+                vocab_path=args.vocab, test_data=args.test_data, oracle_params=args.oracle_params,
+                device=resolve_device(args.device)):
             records.append({"label": label, **record})
     summary: dict[str, Any] = {
         "references": None if references_path is None else str(references_path),
-        "num_references": None if references is None else len(references), "smoothing": args.smoothing,
-        "results": records}
+        "num_references": None if references is None else len(references), "protocol": protocol.name,
+        "scoring": protocol.describe(), "results": records}
+    print(describe_scoring(protocol))
     print(format_table(records))
     if args.temperatures:
         summary["plot"] = str(plot_sweep(records, args.plot or Path("temperature_sweep.png"), order=args.plot_order))
         print(f"plot: {summary['plot']}")
     return summary if args.json else None
+
+
+def resolve_protocol(args: argparse.Namespace) -> ScoringProtocol:
+    """``--protocol``'s scoring choices, with those given explicitly (``--smoothing``, ...) in their place.
+
+    Raises:
+        ConfigError: an unknown protocol or a bad ``--self-bleu-sample-size``, naming the option.
+    """
+    from seqgan_rl.text_metrics import scoring_protocol
+
+    protocol = scoring_protocol(args.protocol)
+    overrides: dict[str, Any] = {}
+    if args.smoothing is not None:
+        overrides["smoothing"] = None if args.smoothing == "none" else args.smoothing
+    if args.self_bleu_sample_size is not None:
+        overrides["self_bleu_sample_size"] = parse_sample_size(args.self_bleu_sample_size)
+    if args.self_bleu_subset is not None:
+        overrides["self_bleu_subset"] = args.self_bleu_subset
+    return protocol.with_overrides(**overrides)
+
+
+def parse_sample_size(text: str) -> int | None:
+    """``--self-bleu-sample-size``: a whole number >= 1, or ``all`` (None).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"--self-bleu-sample-size must be a whole number >= 1 or 'all', got {text!r}")
+    return value
+
+
+def describe_scoring(protocol: ScoringProtocol) -> str:
+    """One line above the table: the protocol and what it resolved to, so a pasted table says how it was scored."""
+    size = protocol.self_bleu_sample_size
+    if size is None:
+        self_bleu = "all samples"
+    elif protocol.self_bleu_subset == "truncate":
+        self_bleu = f"the first {size} samples among themselves"
+    else:
+        self_bleu = f"{size} random samples, each against all"
+    overridden = f" (set by option: {', '.join(protocol.overridden)})" if protocol.overridden else ""
+    return (f"protocol {protocol.name}: smoothing {protocol.smoothing or 'none'}, BLEU-2..5 with uniform weights "
+            f"against all references, Self-BLEU of {self_bleu}{overridden}")
 
 
 def read_references(args: argparse.Namespace, checkpoints: list[tuple[str, Path]]) -> tuple[Path | None, Any]:
@@ -151,9 +206,18 @@ def add_parser(sub: Any) -> None:
                     help="sweep these temperatures and plot quality vs diversity")
     ev.add_argument("--plot", type=Path, help="PNG of the sweep (default: temperature_sweep.png)")
     ev.add_argument("--plot-order", type=int, default=4, choices=(2, 3, 4, 5), help="BLEU order plotted")
-    ev.add_argument("--smoothing", choices=("method1", "method2", "method3", "method4"),
-                    help="NLTK smoothing method for BLEU and Self-BLEU (default: none, as the paper and Texygen)")
-    ev.add_argument("--self-bleu-sample-size", type=int, help="Self-BLEU of this many sentences (default: all)")
+    ev.add_argument("--protocol", default="none", metavar="NAME",
+                    help="named scoring choices (smoothing, Self-BLEU subset), stated in the output: none (this "
+                         "project's defaults), paper (SeqGAN's), texygen (NLTK method1 smoothing, as Texygen's "
+                         "published tables); the options below override them (default: none)")
+    ev.add_argument("--smoothing", choices=("none", *SMOOTHING_METHODS),
+                    help="NLTK smoothing method for BLEU and Self-BLEU (default: the protocol's)")
+    ev.add_argument("--self-bleu-sample-size", metavar="N|all",
+                    help="Self-BLEU of this many samples (default: the protocol's)")
+    ev.add_argument("--self-bleu-subset", choices=SELF_BLEU_SUBSETS,
+                    help="which samples --self-bleu-sample-size scores: sample (drawn at random, each against all "
+                         "the others) or truncate (the first N, each against the rest of them, as Texygen) "
+                         "(default: the protocol's)")
     ev.add_argument("--test-data", type=Path, help="held-out token table for NLL-test (default: the run's)")
     ev.add_argument("--oracle-params", type=Path, help="oracle .npz for NLL-oracle (default: the run's, if any)")
     ev.add_argument("--seed", type=int, default=0)
