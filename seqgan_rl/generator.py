@@ -182,10 +182,61 @@ class Generator(nn.Module):
         probabilities: an MLE step is ~15 % faster.
         """
         tokens = self.check_tokens(tokens)
-        hidden = self.hidden_states(tokens)  # (B, T, H)
+        return self._mean_nll(self.hidden_states(tokens), tokens)
+
+    def _mean_nll(self, hidden: Tensor, tokens: Tensor) -> Tensor:
+        """Mean NLL per token (0-dim) of ``tokens`` [B, T] predicted from ``hidden`` [B, T, H]."""
         targets = tokens.flatten()  # (B·T,)
         row_weights = hidden.new_full(targets.shape, -1.0 / max(targets.numel(), 1))
         return linear_log_prob_sum(hidden.flatten(0, 1), self.output.weight, self.output.bias, targets, row_weights)
+
+    def scheduled_sampling_pass(
+        self, tokens: Tensor, sample_probability: float, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Read ``tokens`` [B, T] step by step, feeding the model's own samples at random (Bengio et al., 2015).
+
+        The input of step 1 is the start token; the input of step t > 1 is the real token y_(t−1) with
+        probability 1 − ``sample_probability``, else a token drawn from the model's own distribution at step
+        t − 1 (no gradient flows through the draw), and the state carries on from whatever was fed. The
+        coins and the draws come from ``generator``.
+
+        Returns:
+            hidden [B, T, H] (differentiable; position t predicts y_t) and the inputs fed [B, T] (int64).
+        """
+        if not 0.0 <= sample_probability <= 1.0:
+            raise ValueError(f"sample_probability must be in [0, 1], got {sample_probability}")
+        tokens = self.check_tokens(tokens)
+        batch, length = tokens.shape
+        coins = torch.rand(batch, length, generator=generator, device=self.device) < sample_probability  # (B, T)
+        lstm = self.lstm
+        bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
+        state = self.initial_state(batch)
+        fed = self.start_tokens(batch)
+        inputs, hiddens = [], []
+        for t in range(length):
+            if t > 0:
+                fed = tokens[:, t - 1].clone()
+                own = coins[:, t].nonzero().squeeze(1)  # the rows fed their own sample (drawn for those only)
+                if len(own):
+                    with torch.no_grad():
+                        fed[own] = sample_next_tokens(state[0][own], self.output.weight.t(), self.output.bias,
+                                                      generator=generator)
+            inputs.append(fed)
+            state = self._cell(torch.addmm(bias, self.embedding(fed), lstm.weight_ih_l0.t()), state)
+            hiddens.append(state[0])
+        return torch.stack(hiddens, 1), torch.stack(inputs, 1)
+
+    def scheduled_sampling_loss(
+        self, tokens: Tensor, sample_probability: float, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The MLE loss of ``tokens`` [B, T] read by ``scheduled_sampling_pass``: mean NLL per token (0-dim).
+
+        ``sample_probability == 0`` is ``mle_loss`` itself (teacher forcing, bit for bit, no draw).
+        """
+        if sample_probability == 0.0:
+            return self.mle_loss(tokens)
+        hidden, _ = self.scheduled_sampling_pass(tokens, sample_probability, generator=generator)  # (B, T, H)
+        return self._mean_nll(hidden, self.check_tokens(tokens))
 
     @torch.no_grad()
     def nll(self, tokens: Tensor, *, temperature: float = 1.0, chunk_size: int = 1024) -> float:

@@ -9,6 +9,7 @@ and is what ``seqgan-rl pretrain`` calls.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,47 @@ def nll_metrics(generator: Generator, data: Dataset, num_samples: int, rng: torc
     return metrics
 
 
+SCHEDULED_SAMPLING_STREAM = 2
+"""Spawn key of scheduled sampling's RNG seed: ``SeedSequence(seed, spawn_key=(2,))``."""
+
+
+def sampling_probability(config: PretrainConfig, epoch: int) -> float:
+    """The probability p_e that an MLE input of epoch ``epoch`` (1..E) is the model's own sample.
+
+    Bengio et al. (2015) decay ε_e, the probability of feeding the real token (p_e = 1 − ε_e); each
+    schedule here is parameterised so that p_E = ``ss_final`` in the last epoch E:
+
+    * ``none``: p_e = 0 (teacher forcing);
+    * ``linear``: p_e = ss_final · e / E;
+    * ``exponential``: ε_e = k^e with k = (1 − ss_final)^(1/E);
+    * ``inverse_sigmoid``: ε_e = k / (k + exp(e / k)), k ≥ 1 solved for ε_E = 1 − ss_final (an S-curve:
+      p stays near 1/(k + 1) early, then rises).
+    """
+    schedule, final, epochs = config.scheduled_sampling, config.ss_final, config.epochs
+    if schedule == "none" or final == 0.0:
+        return 0.0
+    if schedule == "linear":
+        return final * epoch / epochs
+    if schedule == "exponential":
+        return 1.0 - (1.0 - final) ** (epoch / epochs)
+    return 1.0 - _inverse_sigmoid(_inverse_sigmoid_k(epochs, 1.0 - final), epoch)
+
+
+def _inverse_sigmoid(k: float, epoch: int) -> float:
+    return k / (k + math.exp(min(epoch / k, 700.0)))
+
+
+def _inverse_sigmoid_k(epochs: int, last: float) -> float:
+    """The k ≥ 1 with k / (k + exp(epochs / k)) = ``last`` (the expression grows with k), by bisection."""
+    low, high = 1.0, 1.0
+    while _inverse_sigmoid(high, epochs) < last and high < 1e12:
+        high *= 2.0
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if _inverse_sigmoid(middle, epochs) < last else (low, middle)
+    return high
+
+
 def pretrain_mle(
     generator: Generator,
     data: Dataset,
@@ -172,6 +214,9 @@ def pretrain_mle(
     optimizer = optimizer or make_generator_optimizer(generator, config.lr)
     batch_rng = np.random.default_rng(config.seed)
     eval_rng = torch.Generator(device=device).manual_seed(config.seed)
+    # scheduled sampling's coins and draws: a stream of their own (teacher forcing draws nothing from it)
+    ss_rng = torch.Generator(device=device).manual_seed(
+        int(np.random.SeedSequence(config.seed, spawn_key=(SCHEDULED_SAMPLING_STREAM,)).generate_state(1)[0]))
     train = data.train.numpy() if data.train.device.type == "cpu" else data.train.cpu().numpy()
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -192,11 +237,12 @@ def pretrain_mle(
     bar = tqdm(range(1, config.epochs + 1), desc="MLE", unit="epoch", disable=not progress)
     for epoch in bar:
         generator.train()
+        sample_probability = sampling_probability(config, epoch)
         epoch_start = time.perf_counter()
         total, count = 0.0, 0
         for batch in iterate_minibatches(train, config.batch_size, shuffle=True, rng=batch_rng):
             tokens = torch.from_numpy(batch).to(device)
-            loss = generator.mle_loss(tokens)
+            loss = generator.scheduled_sampling_loss(tokens, sample_probability, generator=ss_rng)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
@@ -206,7 +252,10 @@ def pretrain_mle(
         train_s += time.perf_counter() - epoch_start
         epochs_timed += 1
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            record(epoch, {"train/nll": total / count, "time/epoch_s": train_s / epochs_timed})
+            extra = {"train/nll": total / count, "time/epoch_s": train_s / epochs_timed}
+            if config.scheduled_sampling != "none":
+                extra["train/ss_probability"] = sample_probability
+            record(epoch, extra)
             train_s, epochs_timed = 0.0, 0
             shown = {k.split("/")[1]: round(v, 3) for k, v in records[-1].items() if k.startswith("eval/")}
             bar.set_postfix(shown)

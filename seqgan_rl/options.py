@@ -46,6 +46,7 @@ def option(
     choices: tuple[Any, ...] | None = None,
     noun: str | None = None,
     flags: tuple[str, ...] = (),
+    check: Callable[[Any], None] | None = None,
 ) -> Any:
     """A dataclass field that is a user-facing option.
 
@@ -57,10 +58,13 @@ def option(
         noun: how a wrong choice is named in the error (``"unknown algorithm 'x'"``);
             default: ``"<field> must be one of ..."``.
         flags: extra flag spellings besides ``--<field-name>`` (e.g. ``--batches``).
+        check: a further check of a value the declarative ones cannot express; raises ``ConfigError``
+            naming the option (e.g. ``reward_model``: a name or ``module:function``).
     """
     if not doc:
         raise TypeError("option() needs a doc: every option says what it is")
-    metadata = {"doc": doc, "gt": gt, "ge": ge, "le": le, "choices": choices, "noun": noun, "flags": flags}
+    metadata = {"doc": doc, "gt": gt, "ge": ge, "le": le, "choices": choices, "noun": noun, "flags": flags,
+                "check": check}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -117,6 +121,8 @@ def check_options(instance: Any) -> None:
             raise ConfigError(f"{f.name} must be > {meta['gt']:g}, got {value}")
         if low is not None and high is None and not value >= low:
             raise ConfigError(f"{f.name} must be >= {low:g}, got {value}")
+        if meta.get("check") is not None:
+            meta["check"](value)
 
 
 def with_overrides(instance: Any, overrides: Mapping[str, Any], *, check: bool = True) -> Any:

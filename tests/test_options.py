@@ -58,11 +58,13 @@ def other_value(cls: type, f: dataclasses.Field) -> Any:
         return next(c for c in reversed(meta["choices"]) if c != default)
     if kind is bool:
         return not default
+    if kind is str:  # a free-form string: reward_model, a name or module:function
+        return "bleu"
     if typing.get_origin(kind) is dict:
         return {"emb_dim": 8, "filter_sizes": (1, 2), "num_filters": (4, 4)}
     if kind is float:
         return default / 2 + 0.1 if meta.get("le") is not None else default * 3 + 0.5
-    return default + 7
+    return default + 1 if meta.get("le") is not None else default + 7
 
 
 def as_text(value: Any) -> str:

@@ -1,6 +1,7 @@
 """A pool of Monte Carlo rollout workers: each a Ray actor running ``MonteCarloQ`` on a shard.
 
-Every worker holds a copy of the rollout policy and of the discriminator. They
+Every worker holds a copy of the rollout policy and of the discriminator (or,
+with a fixed reward model, that model, built in the worker). They
 are refreshed by ``RolloutPool.sync``, which puts each set of weights in the
 object store once and hands every worker the same reference (never per call).
 ``compute_q`` splits a batch into K balanced shards (sizes differ by at most
@@ -40,13 +41,15 @@ from seqgan_rl.distributed.weights import Weights, load_module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ
+from seqgan_rl.rewards import RewardModel, RewardModelSpec
 from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS
 
 logger = logging.getLogger(__name__)
 
 
 class MonteCarloWorker:
-    """Computes Q for shards of a batch with its copies of the rollout policy and the discriminator.
+    """Computes Q for shards of a batch with its copies of the rollout policy and the discriminator (or a fixed
+    reward model: ``reward_model``, built here on first use; its discriminator version is then 0 for good).
 
     ``device="auto"``: the GPU Ray gave this worker, else the CPU (``seqgan_rl.distributed.devices``; one
     warning when it holds a GPU torch cannot use); its engine samples in chunks sized for that device.
@@ -62,6 +65,7 @@ class MonteCarloWorker:
         device: str = "auto",
         score_precision: str = "fp32",
         num_threads: int | None = None,
+        reward_model: RewardModelSpec | None = None,
     ) -> None:
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -70,11 +74,14 @@ class MonteCarloWorker:
         # (K = 0) is the driver's, restored from a checkpoint and shared with the local EnvRunner's sampling
         with torch.random.fork_rng(devices=[]):
             self.policy = Generator(GeneratorConfig(**generator_config), init_std=None).to(device).eval()
-            self.discriminator = Discriminator(**discriminator_kwargs).to(device).eval()
-        self.discriminator.score_precision = score_precision_on(device, score_precision, "a rollout worker")
+            self.discriminator: Discriminator | None = None
+            if reward_model is None:
+                self.discriminator = Discriminator(**discriminator_kwargs).to(device).eval()
+                self.discriminator.score_precision = score_precision_on(device, score_precision, "a rollout worker")
+        self.reward_model = None if reward_model is None else RewardModel(reward_model)
         self.engine = MonteCarloQ(num_rollouts, max_batch=max_batch,
                                   chunk_rows=sampling_chunk_rows(device, DEFAULT_CHUNK_ROWS))
-        self.versions = (-1, -1)
+        self.versions = (-1, -1 if reward_model is None else 0)
 
     def __repr__(self) -> str:
         """Its device and Ray GPUs (Ray keeps an actor's repr: ``ray list actors --detail`` shows where it ran)."""
@@ -86,6 +93,9 @@ class MonteCarloWorker:
         if policy is not None:
             policy_version = load_module_weights(self.policy, policy)
         if discriminator is not None:
+            if self.discriminator is None:
+                raise RuntimeError("MonteCarloWorker: discriminator weights sent to a worker scoring with the "
+                                   f"fixed reward model {self.reward_model.spec.name!r}")
             discriminator_version = load_module_weights(self.discriminator, discriminator)
         self.versions = (policy_version, discriminator_version)
         return self.versions
@@ -95,8 +105,8 @@ class MonteCarloWorker:
         if min(self.versions) < 0:
             raise RuntimeError(f"MonteCarloWorker.compute_q needs both the rollout-policy and the discriminator "
                                f"weights first (versions {self.versions}; -1 = never set)")
-        q = self.engine(torch.from_numpy(sequences), self.policy, self.discriminator,
-                        uniforms=torch.from_numpy(uniforms))
+        scorer = self.discriminator if self.reward_model is None else self.reward_model.score
+        q = self.engine(torch.from_numpy(sequences), self.policy, scorer, uniforms=torch.from_numpy(uniforms))
         return q.cpu().numpy()
 
     def ping(self) -> tuple[int, int]:
@@ -120,6 +130,8 @@ class RolloutPool:
             strategy: on a cluster they go to as many nodes as have the resources.
         max_batch: rollout rows per engine chunk inside a worker (memory bound).
         score_precision: discriminator precision inside the workers ("fp32"/"int8").
+        reward_model: a fixed reward model the workers score with instead of a discriminator
+            (``discriminator_kwargs`` is then unused and ``sync`` takes no discriminator weights).
         seed: seeds the pool's RNG for the uniforms.
         max_retries: how many times one call retries a dead worker's shard on a
             replacement before it gives up (a worker that dies on every try is a
@@ -139,6 +151,7 @@ class RolloutPool:
         score_precision: str = "fp32",
         seed: int = 0,
         max_retries: int = 3,
+        reward_model: RewardModelSpec | None = None,
     ) -> None:
         if num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
@@ -157,7 +170,7 @@ class RolloutPool:
         self._policy_ref: ray.ObjectRef | None = None
         self._discriminator_ref: ray.ObjectRef | None = None
         args = (asdict(generator_config), dict(discriminator_kwargs), num_rollouts)
-        options = {"max_batch": max_batch, "score_precision": score_precision}
+        options = {"max_batch": max_batch, "score_precision": score_precision, "reward_model": reward_model}
         if num_workers == 0:
             self.local: MonteCarloWorker | None = MonteCarloWorker(*args, **options)
             self.workers: list[ray.actor.ActorHandle] = []

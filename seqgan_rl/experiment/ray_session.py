@@ -75,15 +75,17 @@ Demand = list[tuple[str, dict[str, float]]]
 
 def run_actors(algo_config: Any) -> tuple[int, Demand]:
     """The rollout workers' count and every actor of a run with its resources: the discriminator actor
-    and the K Monte Carlo rollout workers (the EnvRunner and the Learner run in the driver process)."""
+    (none with a fixed reward model) and the K Monte Carlo rollout workers (the EnvRunner and the
+    Learner run in the driver process)."""
     from seqgan_rl.rllib.adversarial import seqgan_settings
 
     settings = seqgan_settings(algo_config)
     options = settings.options
     workers = 0 if settings.reward == "terminal" else options.num_mc_workers
     worker = ("a rollout worker", {"CPU": options.mc_worker_num_cpus, "GPU": options.mc_worker_num_gpus})
-    return workers, [("the discriminator actor", {"CPU": options.discriminator_num_cpus,
-                                                  "GPU": options.discriminator_num_gpus}), *[worker] * workers]
+    discriminator = [("the discriminator actor", {"CPU": options.discriminator_num_cpus,
+                                                  "GPU": options.discriminator_num_gpus})]
+    return workers, [*(discriminator if settings.uses_discriminator else []), *[worker] * workers]
 
 
 def _total(actors: Demand, name: str) -> float:

@@ -69,6 +69,8 @@ from seqgan_rl.samples import SampleLog
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
+REWARD_PROBE_ROWS = 4
+"""Real sequences a fixed reward model scores once before a run starts (``check_reward_model``)."""
 
 RESULT_METRICS: dict[str, tuple[str, ...]] = {
     "train/mean_q": ("learners", "mean_q"),
@@ -179,6 +181,8 @@ def run_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(plan.config.seed)
     if plan.checkpoint is None:
+        write_oracle_data(plan)
+        check_reward_model(plan)
         run_mle_phase(plan, device, progress)
     data, generator_config = load_run_data(plan, device)
     if plan.checkpoint is None:
@@ -258,14 +262,19 @@ def check_run_inputs(plan: RunPlan, address: str | None, num_cpus: int | None) -
 # ------------------------------------------------------------------ MLE phase and data
 
 
-def run_mle_phase(plan: RunPlan, device: str, progress: bool) -> None:
-    """A fresh run's data (oracle samples as Parquet, when no data directory is given) and MLE generator."""
-    config, run_dir = plan.config, plan.run_dir
-    if plan.data_dir is None:  # the synthetic oracle: its samples become this run's Parquet data
+def write_oracle_data(plan: RunPlan) -> None:
+    """A fresh run without a data directory: the synthetic oracle's samples become its Parquet data."""
+    config = plan.config
+    if plan.data_dir is None:
         oracle, source = load_oracle(plan.oracle_params)
-        write_oracle_dataset(run_dir / "data", oracle, source, config.mle.num_train, config.mle.num_valid,
+        write_oracle_dataset(plan.run_dir / "data", oracle, source, config.mle.num_train, config.mle.num_valid,
                              config.mle.data_seed)
-        plan.data_dir, plan.oracle_params = run_dir / "data", None
+        plan.data_dir, plan.oracle_params = plan.run_dir / "data", None
+
+
+def run_mle_phase(plan: RunPlan, device: str, progress: bool) -> None:
+    """A fresh run's MLE generator (unless a generator checkpoint is given)."""
+    config, run_dir = plan.config, plan.run_dir
     if plan.generator_checkpoint is None:
         started = time.perf_counter()
         mle = run_pretraining(config.mle, run_dir / "mle", data_dir=plan.data_dir, oracle_params=plan.oracle_params,
@@ -285,6 +294,20 @@ def load_run_data(plan: RunPlan, device: str) -> tuple[Dataset, GeneratorConfig]
         raise DataError(f"{plan.generator_checkpoint}: generator vocabulary/length {generator_config.vocab_size}/"
                         f"{generator_config.seq_len} does not match the data's {data.vocab_size}/{data.seq_len}")
     return data, generator_config
+
+
+def check_reward_model(plan: RunPlan) -> None:
+    """A fixed reward model (``reward_model`` bleu or module:function) built and run on a few real
+    sequences before the MLE phase, so an import error, a wrong shape or NaN is one error before any work."""
+    if plan.config.reward_model == "discriminator":
+        return
+    from seqgan_rl.data import read_token_table
+    from seqgan_rl.rewards import RewardModelSpec, probe_reward_model
+
+    real_data = str(Path(plan.data_dir) / "train.parquet")
+    table = read_token_table(real_data)
+    spec = RewardModelSpec.of_run(plan.config, real_data, table.vocab_size, table.seq_len)
+    probe_reward_model(spec, table.tokens[:REWARD_PROBE_ROWS].astype(np.int64))
 
 
 def write_run_config(plan: RunPlan) -> None:
@@ -355,7 +378,8 @@ def pretrain_discriminator_phase(algo: Any, plan: RunPlan, data: Dataset, genera
                                  log: RunLog, device: str, progress: bool) -> None:
     """Record 0: the MLE generator's evaluation and the discriminator pretrained against it."""
     entry: dict[str, Any] = {"iteration": 0, **evaluation(algo, plan, data, generator_config, 0, device, log.samples)}
-    bar = tqdm(total=plan.config.d_pretrain_rounds, desc="D pretrain", unit="d-step", disable=not progress)
+    rounds = plan.config.d_pretrain_rounds if plan.config.reward_model == "discriminator" else 0
+    bar = tqdm(total=rounds, desc="D pretrain", unit="d-step", disable=not progress or not rounds)
     started = time.perf_counter()
     stats = algo.pretrain_discriminator(
         progress=lambda step, s: (bar.update(1), bar.set_postfix(acc=round(s["accuracy"], 3))))

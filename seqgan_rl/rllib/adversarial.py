@@ -21,6 +21,10 @@ every algorithm,
   with one restored from that snapshot (same name, so envs find it again); the
   count is the metric ``discriminator/restarts``.
 
+With a fixed reward model (``reward_model`` ``bleu`` or ``module:function``,
+``seqgan_rl.rewards``) there is no discriminator: no actor, no pretraining, no
+d-steps; the envs and the Monte Carlo piece score with the reward model itself.
+
 ``ENV_RUNNER_FAULT_TOLERANCE`` is RLlib's EnvRunner fault tolerance as every
 SeqGAN config sets it (``SeqGANConfig`` and ``algorithms.build_config``).
 
@@ -110,28 +114,38 @@ class AdversarialMixin:
             raise DataError(f"{settings.real_data}: vocab_size {real.vocab_size} / seq_len {real.seq_len} do not "
                             f"match the generator's {settings.vocab_size} / {settings.seq_len}")
         # The actor exists before any EnvRunner samples: envs look it up by name for their rewards.
-        self.discriminator_supervisor = DiscriminatorSupervisor(
-            settings.discriminator_name, settings.vocab_size, settings.seq_len, real_data=real.tokens,
-            num_cpus=options.discriminator_num_cpus, num_gpus=options.discriminator_num_gpus,
-            discriminator_kwargs=dict(options.discriminator), lr=options.d_lr, seed=options.seed,
-            num_threads=settings.discriminator_num_threads, train_precision=options.d_precision,
-        )
-        self.discriminator_pretrained = options.d_pretrain_rounds == 0
+        self.discriminator_supervisor: DiscriminatorSupervisor | None = None
+        if settings.uses_discriminator:
+            self.discriminator_supervisor = DiscriminatorSupervisor(
+                settings.discriminator_name, settings.vocab_size, settings.seq_len, real_data=real.tokens,
+                num_cpus=options.discriminator_num_cpus, num_gpus=options.discriminator_num_gpus,
+                discriminator_kwargs=dict(options.discriminator), lr=options.d_lr, seed=options.seed,
+                num_threads=settings.discriminator_num_threads, train_precision=options.d_precision,
+            )
+        self.discriminator_pretrained = options.d_pretrain_rounds == 0 or not settings.uses_discriminator
         self.value_warmed_up = not options.value_warmup_steps
         try:
             super().setup(config)
             self.learner_group.foreach_learner(lambda learner: [
                 piece.update_rollout_policy(learner.module) for piece in monte_carlo_pieces(learner)])
-            self._sync_discriminator(
-                self.discriminator_supervisor.run(lambda actor: ray.get(actor.get_weights.remote())))
+            if self.discriminator_supervisor is not None:
+                self._sync_discriminator(
+                    self.discriminator_supervisor.run(lambda actor: ray.get(actor.get_weights.remote())))
         except BaseException:
-            self.discriminator_supervisor.stop()  # no orphaned actor and watcher when the algorithm never starts
+            if self.discriminator_supervisor is not None:  # no orphaned actor and watcher when it never starts
+                self.discriminator_supervisor.stop()
             raise
 
     @property
     def discriminator_actor(self) -> ray.actor.ActorHandle:
         """The live discriminator actor (a new handle after a replacement: look it up for each use)."""
-        return self.discriminator_supervisor.handle
+        return self._supervisor().handle
+
+    def _supervisor(self) -> DiscriminatorSupervisor:
+        if self.discriminator_supervisor is None:
+            raise ConfigError(f"this run's reward_model is {self._seqgan.options.reward_model!r}: it has no "
+                              "discriminator")
+        return self.discriminator_supervisor
 
     def training_step(self) -> Any:
         """The wrapped algorithm's iteration (its generator updates), then the adversarial schedule."""
@@ -143,6 +157,8 @@ class AdversarialMixin:
         with timed(self.metrics, ROLLOUT_SYNC_TIMER):
             self.learner_group.foreach_learner(
                 lambda learner: [piece.update_rollout_policy(learner.module) for piece in monte_carlo_pieces(learner)])
+        if self.discriminator_supervisor is None:
+            return result
         if self._seqgan.options.d_steps:
             with timed(self.metrics, DISCRIMINATOR_TIMER):
                 self._discriminator_steps(self._seqgan.options.d_steps)
@@ -154,9 +170,12 @@ class AdversarialMixin:
     ) -> list[dict[str, float]]:
         """The paper's discriminator pretraining: ``rounds`` d-steps against the current (MLE) generator.
 
-        ``progress(round, stats)`` is called after each round (a progress bar).
+        ``progress(round, stats)`` is called after each round (a progress bar). Nothing to do (no rounds)
+        with a fixed reward model.
         """
         rounds = self._seqgan.options.d_pretrain_rounds if rounds is None else rounds
+        if self.discriminator_supervisor is None:
+            rounds = 0
         started = time.perf_counter()
         stats = self._discriminator_steps(rounds, progress=progress)
         self.discriminator_pretrained = True
@@ -183,8 +202,7 @@ class AdversarialMixin:
         """Give the discriminator actor these weights (``module_weights(Discriminator(...), version)``) and
         send them to the Monte Carlo piece: a discriminator chosen by hand, e.g. a fixed reward whose
         optimum is known (with ``d_steps=0`` and ``d_pretrain_rounds=0`` it stays as given)."""
-        self.discriminator_supervisor.run(lambda actor: ray.get(actor.set_weights.remote(weights)),
-                                          changes_state=True)
+        self._supervisor().run(lambda actor: ray.get(actor.set_weights.remote(weights)), changes_state=True)
         self._sync_discriminator(weights)
 
     def generator_weights(self) -> dict[str, np.ndarray]:
@@ -204,7 +222,7 @@ class AdversarialMixin:
         settings = self._seqgan
         options = settings.options
         generator_state = ray.put(self.generator_weights())  # once, shared by the d-steps
-        supervisor = self.discriminator_supervisor
+        supervisor = self._supervisor()
         stats = []
         for step in range(count):
             result = supervisor.run(lambda actor: ray.get(actor.train_on_generator.remote(
@@ -229,7 +247,9 @@ class AdversarialMixin:
     def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
         state = super().get_state(components, not_components=not_components, **kwargs)
         if self._check_component(SEQGAN_STATE, components, not_components):
-            discriminator = self.discriminator_supervisor.run(lambda actor: ray.get(actor.get_state.remote()))
+            supervisor = self.discriminator_supervisor
+            discriminator = None if supervisor is None else supervisor.run(
+                lambda actor: ray.get(actor.get_state.remote()))
             state[SEQGAN_STATE] = {"discriminator": discriminator,
                                    "discriminator_pretrained": self.discriminator_pretrained,
                                    "value_warmed_up": self.value_warmed_up}
@@ -238,15 +258,20 @@ class AdversarialMixin:
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         if SEQGAN_STATE in state:
-            self.discriminator_supervisor.run(
-                lambda actor: ray.get(actor.set_state.remote(state[SEQGAN_STATE]["discriminator"])),
-                changes_state=True)
+            discriminator = state[SEQGAN_STATE]["discriminator"]
+            if (discriminator is None) != (self.discriminator_supervisor is None):
+                raise ConfigError("the checkpoint's reward model (with or without a discriminator) differs from "
+                                  f"this algorithm's reward_model {self._seqgan.options.reward_model!r}")
+            if discriminator is not None:
+                self._supervisor().run(lambda actor: ray.get(actor.set_state.remote(discriminator)),
+                                       changes_state=True)
+                self._sync_discriminator(discriminator["weights"])
             self.discriminator_pretrained = bool(state[SEQGAN_STATE]["discriminator_pretrained"])
             self.value_warmed_up = bool(state[SEQGAN_STATE].get("value_warmed_up", True))
-            self._sync_discriminator(state[SEQGAN_STATE]["discriminator"]["weights"])
 
     def cleanup(self) -> None:
         self.learner_group.foreach_learner(
             lambda learner: [piece.shutdown() for piece in monte_carlo_pieces(learner)])
         super().cleanup()
-        self.discriminator_supervisor.stop()
+        if self.discriminator_supervisor is not None:
+            self.discriminator_supervisor.stop()

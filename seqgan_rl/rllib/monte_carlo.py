@@ -311,7 +311,7 @@ class MonteCarloQConnector(ConnectorV2):
     def _ensure_pool(self, generator: Generator) -> RolloutPool:
         if self._rollout is None:
             raise RuntimeError("MonteCarloQConnector: no rollout policy yet; call update_rollout_policy first")
-        if self._discriminator is None:
+        if self._discriminator is None and self.settings.uses_discriminator:
             raise RuntimeError("MonteCarloQConnector: no discriminator weights yet; call "
                                "set_discriminator_weights first")
         if self._pool is None:
@@ -320,6 +320,7 @@ class MonteCarloQConnector(ConnectorV2):
                 o.num_mc_workers, generator.config, self.settings.discriminator_kwargs(),
                 num_rollouts=o.num_rollouts, num_cpus=o.mc_worker_num_cpus, num_gpus=o.mc_worker_num_gpus,
                 max_batch=o.mc_max_batch, score_precision=o.score_precision, seed=o.seed,
+                reward_model=self.settings.reward_model_spec(),
             )
             if self._rng_state is not None:
                 pool.set_rng_state(self._rng_state)

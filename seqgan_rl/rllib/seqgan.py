@@ -143,6 +143,7 @@ class SeqGANConfig(AlgorithmConfig):
         if discriminator_num_threads is not NotProvided:
             self.discriminator_num_threads = discriminator_num_threads
         self._apply_options()
+        self._apply_env()
         return self
 
     def _apply_options(self) -> None:
@@ -162,11 +163,17 @@ class SeqGANConfig(AlgorithmConfig):
         self.generator_checkpoint = None if checkpoint is None else str(checkpoint)
         self.end_token = end_token
         self.pad_token = pad_token
-        # the token env scores finished episodes with this run's discriminator actor (by name)
-        self.environment(RLLIB_ENV_NAME, env_config={
-            "vocab_size": config.vocab_size, "seq_len": config.seq_len, "scorer": self.discriminator_name,
-            "end_token": end_token, "pad_token": pad_token})
+        self._apply_env()
         return self
+
+    def _apply_env(self) -> None:
+        """The token env of the generator, scoring finished episodes with this run's reward: the
+        discriminator actor (by name) or the fixed reward model of ``options.reward_model``."""
+        if self.generator_config is None:
+            return
+        self.environment(RLLIB_ENV_NAME, env_config={
+            "vocab_size": self.generator_config["vocab_size"], "seq_len": self.generator_config["seq_len"],
+            "scorer": self.seqgan_settings().env_scorer(), "end_token": self.end_token, "pad_token": self.pad_token})
 
     def seqgan_settings(self) -> SeqGANSettings:
         """The options and the run's facts as the ``AdversarialMixin``, the Learner and its piece read them."""

@@ -19,6 +19,7 @@ from typing import Any
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.distributed.devices import learner_gpus
 from seqgan_rl.errors import ConfigError
+from seqgan_rl.rewards import RewardModel, RewardModelSpec
 
 RLLIB_OPTIONS: dict[str, str] = {"adversarial_lr": "lr", "grad_clip": "grad_clip", "seed": "seed"}
 """``TrainConfig`` field → the ``AlgorithmConfig`` attribute RLlib reads it as (every algorithm)."""
@@ -103,6 +104,21 @@ class SeqGANSettings:
     @property
     def seq_len(self) -> int:
         return int(self.generator_config["seq_len"])
+
+    @property
+    def uses_discriminator(self) -> bool:
+        """Whether the reward is the discriminator's (an actor trained against G) rather than a fixed model."""
+        return self.options.reward_model == "discriminator"
+
+    def reward_model_spec(self) -> RewardModelSpec | None:
+        """The fixed reward model of ``options.reward_model`` (``None``: the discriminator)."""
+        return RewardModelSpec.of_run(self.options, self.real_data, self.vocab_size, self.seq_len)
+
+    def env_scorer(self) -> str | RewardModel:
+        """The token env's ``scorer``: the discriminator actor's name, or the fixed reward model (built in
+        each env on first use)."""
+        spec = self.reward_model_spec()
+        return self.discriminator_name if spec is None else RewardModel(spec)
 
     def discriminator_kwargs(self) -> dict[str, Any]:
         """``Discriminator`` arguments: the generator's vocabulary and length, and the option's sizes."""

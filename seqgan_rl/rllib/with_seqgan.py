@@ -117,7 +117,7 @@ def with_seqgan(
     config.algo_class = algo_class
     config.environment(RLLIB_ENV_NAME, env_config={
         "vocab_size": generator_config.vocab_size, "seq_len": generator_config.seq_len,
-        "scorer": settings.discriminator_name,
+        "scorer": settings.env_scorer(),
         "pad_token": settings.pad_token})
     config.rl_module(rl_module_spec=generator_module_spec(generator_config, generator_checkpoint, value_head=True))
     config.learners(learner_class=learner_class,

@@ -1,0 +1,276 @@
+"""Reward models: what scores a finished sequence, for the token env, the Monte Carlo rollouts and the Learner.
+
+SeqGAN's reward is its discriminator's probability that a sequence is real. The
+same rollout machinery trains a generator on any other sequence-level score
+(``TrainConfig.reward_model``):
+
+* ``discriminator``: the paper's CNN, trained against the generator (a Ray actor
+  with its pretraining and d-steps; ``seqgan_rl.rllib.adversarial``);
+* ``bleu``: BLEU-n of each sequence against the real training data (the paper's
+  PG-BLEU baseline), n = ``bleu_n``, the arithmetic of :func:`seqgan_rl.bleu.bleu`
+  (NLTK's) with its counting vectorised over token ids (:class:`TokenBleu`);
+* ``module:function``: a user's scorer, any importable callable mapping int64
+  token ids [M, T] (a NumPy array) to M rewards in [0, 1].
+
+A reward model other than the discriminator is fixed: no discriminator actor,
+no pretraining, no d-steps. It is described by a small picklable
+:class:`RewardModelSpec` and built where it is used (each env, each rollout
+worker, the Learner's in-process pool) on first use; its outputs are checked
+there on every call (:func:`checked_rewards`), so a scorer returning the wrong
+shape, NaN or a value outside [0, 1] stops training with one error naming it.
+
+Text corpora (a ``vocab.json`` beside the real data): a sequence is scored as
+its words, i.e. its ids before the first ``<eos>`` with ``<pad>`` dropped, as
+``seqgan-rl evaluate`` reads generated text; the synthetic oracle's sequences
+are scored whole.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seqgan_rl.bleu import SMOOTHING_METHODS, _Lengths, _sentence_scores
+from seqgan_rl.config import REWARD_MODELS, TrainConfig, check_reward_model
+from seqgan_rl.data import read_token_table
+from seqgan_rl.errors import ConfigError, ScorerError
+from seqgan_rl.vocab import Vocabulary
+
+DISCRIMINATOR, BLEU = REWARD_MODELS
+
+RewardFunction = Callable[[np.ndarray], Any]
+"""int64 token ids [M, T] → M rewards in [0, 1] (array-like)."""
+
+
+def import_reward_function(name: str) -> RewardFunction:
+    """The callable named ``module:function`` (``package.module:attr.attr`` reaches nested attributes).
+
+    Raises:
+        ConfigError: naming the option, when the module cannot be imported, lacks the attribute or the
+            attribute is not callable.
+    """
+    check_reward_model(name)
+    module_name, _, attribute = name.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name.strip())
+    except Exception as error:  # ImportError, or whatever the module raises while it is imported
+        raise ConfigError(f"reward_model {name!r}: cannot import module {module_name.strip()!r} "
+                          f"({type(error).__name__}: {error}); it must be importable where the run's env, rollout "
+                          "workers and Learner run (on PYTHONPATH or installed)") from None
+    for part in attribute.strip().split("."):
+        if not hasattr(target, part):
+            raise ConfigError(f"reward_model {name!r}: {getattr(target, '__name__', target)!r} has no attribute "
+                              f"{part!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ConfigError(f"reward_model {name!r}: {attribute.strip()} is a {type(target).__name__}, not a callable")
+    return target
+
+
+def checked_rewards(values: Any, expected: int, source: str) -> np.ndarray:
+    """A scorer's output as float64 [expected], or a ``ScorerError`` naming ``source`` and what is wrong."""
+    try:
+        rewards = np.asarray(values.detach().cpu() if isinstance(values, Tensor) else values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ScorerError(f"{source} returned {type(values).__name__}, not numbers ({error}); expected {expected} "
+                          "rewards in [0, 1]") from None
+    if rewards.shape != (expected,):
+        raise ScorerError(f"{source} returned shape {rewards.shape} for {expected} sequences; expected "
+                          f"({expected},): one reward per sequence")
+    bad = ~np.isfinite(rewards)
+    if bad.any():
+        raise ScorerError(f"{source} returned {int(bad.sum())} non-finite reward(s) (NaN or inf) for {expected} "
+                          f"sequences, e.g. at row {int(np.flatnonzero(bad)[0])}; not training on them")
+    outside = (rewards < 0.0) | (rewards > 1.0)
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise ScorerError(f"{source} returned {float(rewards[row])!r} at row {row}, outside [0, 1] (rewards are "
+                          "probabilities or scores in [0, 1])")
+    return rewards
+
+
+class TokenBleu:
+    """Sentence BLEU-n of token-id sequences against a fixed reference set, counted with NumPy.
+
+    Equal to :func:`seqgan_rl.bleu.bleu`'s per-sentence scores (NLTK's ``sentence_bleu`` with weights
+    (1/n,)·n against all references) on the same token sequences: the clipped n-gram matches are counted
+    vectorised over the batch (each n-gram an integer code, the reference maxima a sorted table), and the
+    per-sentence arithmetic is ``seqgan_rl.bleu``'s, evaluated once per distinct (matches, lengths).
+    Scoring the paper's Monte Carlo batch (19,520 completions against 10,000 references) is
+    ``benchmarks/bleu.py --reward``.
+
+    Args:
+        references: int [R, T] reference ids.
+        n: the BLEU order (uniform weights over orders 1..n).
+        smoothing: ``None`` or one of ``seqgan_rl.bleu.SMOOTHING_METHODS``.
+        vocab_size: ids are in [0, vocab_size).
+        stop_tokens: ``(eos, pad)`` for text: a row is scored as its ids before the first ``eos`` with
+            ``pad`` dropped; ``None``: rows are scored whole (the oracle).
+    """
+
+    def __init__(self, references: np.ndarray, n: int, *, vocab_size: int, smoothing: str | None = None,
+                 stop_tokens: tuple[int, int] | None = None) -> None:
+        if n < 1:
+            raise ConfigError(f"bleu_n must be >= 1, got {n}")
+        if float(vocab_size) ** n >= 2.0**62:
+            raise ConfigError(f"bleu_n={n} is too high for a vocabulary of {vocab_size} ids (an n-gram's code must "
+                              "fit 62 bits); use a lower order")
+        if smoothing is not None and smoothing not in SMOOTHING_METHODS:
+            raise ConfigError(f"unknown BLEU smoothing {smoothing!r}; use none or one of "
+                              f"{', '.join(SMOOTHING_METHODS)}")
+        self.n, self.vocab_size, self.smoothing, self.stop_tokens = n, vocab_size, smoothing, stop_tokens
+        tokens, lengths = self._words(np.asarray(references, dtype=np.int64))
+        if not len(tokens) or not lengths.any():
+            raise ConfigError("the BLEU reward needs at least one non-empty reference sequence")
+        self._lengths = _Lengths(lengths.tolist())
+        self._tables = []  # per order: (sorted n-gram codes, their maximum count in one reference)
+        for order in range(1, n + 1):
+            rows, codes = self._ngrams(tokens, lengths, order)
+            table_codes, code_ids = np.unique(codes, return_inverse=True)
+            # one key per (n-gram, reference): its count there, then the maximum over references
+            keys, counts = np.unique(code_ids.reshape(-1) * len(tokens) + rows, return_counts=True)
+            table_max = np.zeros(len(table_codes), dtype=np.int64)
+            np.maximum.at(table_max, keys // len(tokens), counts)
+            self._tables.append((table_codes, table_max))
+
+    def _words(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows compacted to their scored ids (left-aligned) [M, T] and their lengths [M]."""
+        if self.stop_tokens is None:
+            return tokens, np.full(len(tokens), tokens.shape[1], dtype=np.int64)
+        eos, pad = self.stop_tokens
+        keep = (np.cumsum(tokens == eos, axis=1) == 0) & (tokens != pad)
+        order = np.argsort(~keep, axis=1, kind="stable")  # kept ids first, in their order
+        return np.take_along_axis(tokens, order, axis=1), keep.sum(axis=1)
+
+    def _ngrams(self, tokens: np.ndarray, lengths: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row index, n-gram code) of every n-gram of order ``order`` inside each row's length."""
+        width = tokens.shape[1] - order + 1
+        if width <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        codes = np.zeros((len(tokens), width), dtype=np.int64)
+        for offset in range(order):
+            codes = codes * self.vocab_size + tokens[:, offset:offset + width]
+        valid = np.arange(width)[None, :] + order <= lengths[:, None]
+        rows = np.broadcast_to(np.arange(len(tokens))[:, None], codes.shape)
+        return rows[valid], codes[valid]
+
+    def matches(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Clipped n-gram matches [M, n] (orders 1..n) and scored lengths [M] of int [M, T] ids."""
+        words, lengths = self._words(np.asarray(tokens, dtype=np.int64))
+        matches = np.zeros((len(words), self.n), dtype=np.int64)
+        for order, (table_codes, table_max) in enumerate(self._tables, start=1):
+            rows, codes = self._ngrams(words, lengths, order)
+            if not len(codes):
+                continue
+            distinct, code_ids = np.unique(codes, return_inverse=True)  # sorted queries: a fast search
+            at = np.minimum(np.searchsorted(table_codes, distinct), len(table_codes) - 1)[code_ids.reshape(-1)]
+            found = table_codes[at] == codes  # an n-gram no reference holds matches nothing
+            rows, at = rows[found], at[found]
+            keys, counts = np.unique(rows * len(table_codes) + at, return_counts=True)
+            clipped = np.minimum(counts, table_max[keys % len(table_codes)])
+            matches[:, order - 1] = np.bincount(keys // len(table_codes), weights=clipped,
+                                                minlength=len(words)).astype(np.int64)
+        return matches, lengths
+
+    def __call__(self, tokens: np.ndarray) -> np.ndarray:
+        """BLEU-n of every row of int [M, T] ids: float64 [M]."""
+        matches, lengths = self.matches(tokens)
+        # each distinct (matches, length) is scored once: one integer key per row
+        radix = int(max(lengths.max(initial=0), matches.max(initial=0))) + 1
+        columns = np.column_stack([matches, lengths])
+        keys = columns @ (radix ** np.arange(columns.shape[1], dtype=np.int64))
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        scores = np.empty(len(first))
+        closest: dict[int, int] = {}
+        for index, row in enumerate(first.tolist()):
+            *row_matches, hyp_len = columns[row].tolist()
+            if hyp_len not in closest:
+                closest[hyp_len] = self._lengths.closest(hyp_len)
+            scores[index] = _sentence_scores(row_matches, hyp_len, closest[hyp_len], range(self.n, self.n + 1),
+                                             self.smoothing)[0]
+        return scores[inverse.reshape(-1)]
+
+
+@dataclass(frozen=True)
+class RewardModelSpec:
+    """A fixed reward model as options (picklable, small): built where it is used, on first use.
+
+    Attributes:
+        name: ``bleu`` or ``module:function`` (the discriminator is not a fixed reward model).
+        real_data: the run's real training sequences (Parquet token table): BLEU's references.
+        vocab_size, seq_len: the generator's.
+        bleu_n, bleu_smoothing: BLEU's order and smoothing (``"none"`` or an NLTK method name).
+    """
+
+    name: str
+    real_data: str
+    vocab_size: int
+    seq_len: int
+    bleu_n: int = 2
+    bleu_smoothing: str = "none"
+
+    @classmethod
+    def of_run(cls, options: TrainConfig, real_data: str, vocab_size: int, seq_len: int) -> RewardModelSpec | None:
+        """The fixed reward model of a run's options (``None``: the discriminator)."""
+        if options.reward_model == DISCRIMINATOR:
+            return None
+        return cls(options.reward_model, str(real_data), vocab_size, seq_len, bleu_n=options.bleu_n,
+                   bleu_smoothing=options.bleu_smoothing)
+
+    def build(self) -> RewardFunction:
+        """The scoring function, unchecked (``RewardModel`` checks its outputs)."""
+        if self.name == BLEU:
+            table = read_token_table(self.real_data, vocab_size=self.vocab_size, seq_len=self.seq_len)
+            vocab_file = Path(self.real_data).parent / "vocab.json"
+            stop_tokens = None
+            if vocab_file.is_file():
+                vocab = Vocabulary.load(vocab_file)
+                stop_tokens = (vocab.eos_id, vocab.pad_id)
+            return TokenBleu(table.tokens, self.bleu_n, vocab_size=self.vocab_size, stop_tokens=stop_tokens,
+                             smoothing=None if self.bleu_smoothing == "none" else self.bleu_smoothing)
+        return import_reward_function(self.name)
+
+
+class RewardModel:
+    """A ``RewardModelSpec`` built on first call, its rewards checked on every call.
+
+    Callable on NumPy ids (the token env's ``scorer``: [1, T] → [1]) and, through ``score``, on torch
+    ids (the Monte Carlo engine's scorer: [M, T] → float32 [M] on the input's device).
+    """
+
+    def __init__(self, spec: RewardModelSpec) -> None:
+        self.spec = spec
+        self._function: RewardFunction | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec": self.spec}  # travels as its options; rebuilt where it is used
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["spec"])
+
+    def __call__(self, tokens: np.ndarray) -> np.ndarray:
+        tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        if self._function is None:
+            self._function = self.spec.build()
+        return checked_rewards(self._function(tokens), len(tokens), f"reward_model {self.spec.name!r}")
+
+    def score(self, tokens: Tensor) -> Tensor:
+        """float32 rewards [M] of int token ids [M, T], on ``tokens``' device."""
+        rewards = self(tokens.detach().cpu().numpy())
+        return torch.from_numpy(rewards.astype(np.float32)).to(tokens.device)
+
+
+def probe_reward_model(spec: RewardModelSpec, sample: np.ndarray) -> None:
+    """Build the reward model and score ``sample`` [M, T] once, before a run starts any work.
+
+    An import error, a wrong shape, NaN or a value outside [0, 1] is then one clear error at the start, not
+    a failure inside an env or a rollout worker minutes later.
+    """
+    RewardModel(spec)(sample)
