@@ -60,7 +60,7 @@ from seqgan_rl.mc import MonteCarloQ, RolloutPolicy  # noqa: E402
 from seqgan_rl.metrics import nll_oracle, nll_test  # noqa: E402
 from seqgan_rl.oracle import PAPER_ORACLE_SEED, Oracle, default_oracle_params  # noqa: E402
 from seqgan_rl.projection import linear_log_prob, linear_log_prob_sum  # noqa: E402
-from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS, sample_next_tokens  # noqa: E402
+from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS, sample_next_tokens  # noqa: E402
 
 GPU_CHUNK_ROWS = 8192
 """Rows per sampling chunk of a rollout worker on a GPU (``seqgan_rl.distributed.devices.sampling_chunk_rows``,
@@ -256,7 +256,7 @@ def check_monte_carlo(device: torch.device, setting: Setting) -> dict[str, Any]:
     q_cpu = engine_cpu(sequences, policy, disc, uniforms=uniforms)  # (B, T)
     rollouts_cpu = engine_cpu.rollouts(sequences, policy, uniforms)  # (T-1, B, N, T)
     policy_dev, disc_dev = copy.deepcopy(policy).to(device), copy.deepcopy(disc).to(device)
-    engine_dev = MonteCarloQ(n, chunk_rows=GPU_CHUNK_ROWS if device.type == "cuda" else DEFAULT_CHUNK_ROWS)
+    engine_dev = MonteCarloQ(n, chunk_rows=GPU_CHUNK_ROWS if device.type == "cuda" else SAMPLING_CHUNK_ROWS)
     q_dev = engine_dev(sequences.to(device), policy_dev, disc_dev, uniforms=uniforms.to(device)).cpu()
     rollouts_dev = engine_dev.rollouts(sequences.to(device), policy_dev, uniforms.to(device)).cpu()
     diverged = (rollouts_cpu != rollouts_dev).any(dim=-1)  # (T-1, B, N)
@@ -386,7 +386,7 @@ def build_models(device: torch.device, setting: Setting) -> Models:
     rng = torch.Generator(device=device).manual_seed(13)
     torch.manual_seed(14)
     generator = Generator(MODEL).to(device)
-    chunk_rows = GPU_CHUNK_ROWS if device.type == "cuda" else DEFAULT_CHUNK_ROWS
+    chunk_rows = GPU_CHUNK_ROWS if device.type == "cuda" else SAMPLING_CHUNK_ROWS
     return Models(oracle=oracle, oracle_source=str(path) if path else f"fresh N(0, 1) oracle, seed {PAPER_ORACLE_SEED}",
                   train=oracle.sample(setting.num_train, generator=rng).cpu(),
                   valid=oracle.sample(setting.num_eval, generator=rng),
@@ -569,7 +569,6 @@ def environment(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {"device": str(device), "torch": torch.__version__, "cuda": torch.version.cuda,
                             "torch_threads": torch.get_num_threads(),
                             "private_ops": {"softmax_": torch_ops.PRIVATE_SOFTMAX,
-                                            "log_softmax_": torch_ops.PRIVATE_LOG_SOFTMAX,
                                             "int8_matmul": torch_ops.PRIVATE_INT_MM},
                             "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
                             "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32}

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqgan_rl.projection import linear_log_prob, linear_log_prob_sum
-from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS, sample_next_tokens
+from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS, sample_next_tokens
 
 LSTMState = tuple[Tensor, Tensor]
 """(h, c), each [B, H]: the recurrent state after the tokens consumed so far."""
@@ -311,7 +311,7 @@ class Generator(nn.Module):
         uniforms: Tensor | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        chunk_rows: int = SAMPLING_CHUNK_ROWS,
     ) -> None:
         """Sample columns 1..L−1 of ``tokens`` in place, one batched step per column.
 

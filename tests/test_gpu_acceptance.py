@@ -116,8 +116,8 @@ def test_gpu_chunk_rows_match_the_rollout_workers() -> None:
     import torch
 
     from seqgan_rl.distributed.devices import sampling_chunk_rows
-    from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS
+    from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
 
     script = runpy.run_path(str(SCRIPT), run_name="gpu_acceptance")
-    assert script["GPU_CHUNK_ROWS"] == sampling_chunk_rows(torch.device("cuda"), DEFAULT_CHUNK_ROWS)
-    assert sampling_chunk_rows(torch.device("cpu"), DEFAULT_CHUNK_ROWS) == DEFAULT_CHUNK_ROWS
+    assert script["GPU_CHUNK_ROWS"] == sampling_chunk_rows(torch.device("cuda"), SAMPLING_CHUNK_ROWS)
+    assert sampling_chunk_rows(torch.device("cpu"), SAMPLING_CHUNK_ROWS) == SAMPLING_CHUNK_ROWS

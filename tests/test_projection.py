@@ -106,6 +106,17 @@ def test_weighted_sum_keeps_exact_log_of_tiny_probabilities() -> None:
     assert torch.isfinite(hidden.grad).all()
 
 
+def test_no_grad_log_probs_are_exact_beyond_float32_exp_range() -> None:
+    """Logits of ±200 (e^200 overflows float32) take the log-sum-exp path without autograd."""
+    hidden = torch.tensor([[1.0], [1.0], [-0.5]])
+    weight = torch.tensor([[200.0], [0.0], [-1.0]])
+    targets = torch.tensor([1, 0, 2])
+    with torch.no_grad():
+        values = linear_log_prob(hidden, weight, torch.zeros(3), targets)
+    assert torch.allclose(values, _plain(hidden, weight, torch.zeros(3), targets), atol=1e-4)
+    assert values[0] < -199
+
+
 def test_weighted_sum_rejects_bad_row_weights() -> None:
     hidden, weight, bias = torch.randn(4, 3), torch.randn(9, 3), torch.randn(9)
     targets = torch.tensor([0, 1, 2, 8])

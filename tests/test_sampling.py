@@ -26,11 +26,12 @@ def _chi_square(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, int]:
 
 @pytest.mark.parametrize("vocab", [50, 3 * BLOCK, 1000])
 @pytest.mark.parametrize("temperature", [1.0, 0.6])
-def test_empirical_frequencies_match_softmax(vocab: int, temperature: float) -> None:
+@pytest.mark.parametrize("offset", [0.0, 1000.0])  # 1000: logits beyond exp's float32 range (row max subtracted)
+def test_empirical_frequencies_match_softmax(vocab: int, temperature: float, offset: float) -> None:
     rng = torch.Generator().manual_seed(vocab)
     hidden = torch.randn(1, 8, generator=rng)
     weight_t = torch.randn(8, vocab, generator=rng)
-    bias = torch.randn(vocab, generator=rng)
+    bias = torch.randn(vocab, generator=rng) + offset  # the same softmax
     draws = 200_000
     tokens = sample_next_tokens(hidden.expand(draws, 8), weight_t, bias, temperature=temperature, generator=rng,
                                 chunk_rows=4096)
@@ -59,6 +60,15 @@ def test_result_does_not_depend_on_chunking() -> None:
     a = sample_next_tokens(hidden, weight_t, bias, generator=torch.Generator().manual_seed(5), chunk_rows=7)
     b = sample_next_tokens(hidden, weight_t, bias, generator=torch.Generator().manual_seed(5), chunk_rows=512)
     assert torch.equal(a, b)
+
+
+def test_weights_beyond_float32_exp_range_still_sample_exactly() -> None:
+    """Logits of ±~10^4 (exp overflows float32 without the row maximum subtracted) draw only the
+    top token, as the softmax says."""
+    hidden = torch.ones(1000, 2)
+    weight_t = torch.tensor([[5000.0, 4990.0, -5000.0], [5000.0, 0.0, 0.0]])
+    tokens = sample_next_tokens(hidden, weight_t, torch.zeros(3), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(tokens, torch.zeros(1000, dtype=torch.long))
 
 
 def test_temperature_must_be_positive() -> None:

@@ -42,7 +42,7 @@ from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ
 from seqgan_rl.rewards import RewardModel, RewardModelSpec
-from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS
+from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class MonteCarloWorker:
                 self.discriminator.score_precision = score_precision_on(device, score_precision, "a rollout worker")
         self.reward_model = None if reward_model is None else RewardModel(reward_model)
         self.engine = MonteCarloQ(num_rollouts, max_batch=max_batch,
-                                  chunk_rows=sampling_chunk_rows(device, DEFAULT_CHUNK_ROWS))
+                                  chunk_rows=sampling_chunk_rows(device, SAMPLING_CHUNK_ROWS))
         self.versions = (-1, -1 if reward_model is None else 0)
 
     def __repr__(self) -> str:

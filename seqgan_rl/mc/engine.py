@@ -29,7 +29,7 @@ from torch import Tensor
 
 from seqgan_rl.errors import TrainingError
 from seqgan_rl.generator import Generator
-from seqgan_rl.sampling import DEFAULT_CHUNK_ROWS
+from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
 
 Scorer = Callable[[Tensor], Tensor]
 """Maps token ids [M, T] (int64) to probabilities [M] that each sequence is real."""
@@ -59,7 +59,7 @@ class MonteCarloQ:
         *,
         max_batch: int = 1 << 16,
         temperature: float = 1.0,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        chunk_rows: int = SAMPLING_CHUNK_ROWS,
     ) -> None:
         """
         Args:
