@@ -67,6 +67,15 @@ class PretrainConfig(Options):
 
 
 
+PRECISION_PARTS: dict[str, dict[str, str]] = {
+    "exact": {"d_precision": "fp32", "score_precision": "fp32"},
+    "fast": {"d_precision": "bf16", "score_precision": "int8"},
+}
+"""``--precision``'s modes: the value each part's own option takes under each (unless set on its own).
+Each part still checks its device's hardware (``seqgan_rl.precision``)."""
+PRECISIONS: tuple[str, ...] = tuple(PRECISION_PARTS)
+
+
 PRESETS: dict[str, PretrainConfig] = {
     "paper": PretrainConfig(),
     "smoke": PretrainConfig(
@@ -110,8 +119,9 @@ class TrainConfig(Options):
     d_pretrain_rounds: int = option(50, "d-steps against the MLE generator before the adversarial phase "
                                         "(paper: 50)", ge=0)
     d_lr: float = option(1e-4, "discriminator Adam learning rate (paper: 1e-4)", gt=0)
-    d_precision: str = option("fp32", "precision of the d-steps: fp32, or bf16 (autocast; ~1.4x faster on CPUs "
-                                      "with AVX512_BF16)", choices=("fp32", "bf16"))
+    d_precision: str | None = option(None, "precision of the d-steps: fp32, or bf16 (autocast; float32 on a CPU "
+                                           "without AVX512_BF16/AMX); unset: from --precision",
+                                     choices=("fp32", "bf16"))
     discriminator: dict[str, Any] = option(doc="Discriminator sizes as JSON (emb_dim, filter_sizes, num_filters, "
                                                "dropout_keep, l2_reg); empty = the paper's CNN", factory=dict)
     discriminator_num_cpus: float = option(1.0, "CPUs of the discriminator actor", ge=0)
@@ -129,8 +139,12 @@ class TrainConfig(Options):
                                           "warning, where the driver sees none)", ge=0)
     mc_max_batch: int = option(1 << 16, "rollout rows advanced and scored together in a worker (bounds memory)",
                                gt=0)
-    score_precision: str = option("fp32", "precision of the rollout workers' discriminator: fp32 or int8 (CPU)",
-                                  choices=("fp32", "int8"))
+    score_precision: str | None = option(None, "precision of the rollout workers' discriminator: fp32 or int8 "
+                                               "(CPU; a GPU scores in fp32 with TF32); unset: from --precision",
+                                         choices=("fp32", "int8"))
+    precision: str = option("exact", "the run's arithmetic: exact (float32 everywhere) or fast (bf16 d-steps "
+                                     "and int8 Monte Carlo scoring where the hardware has them; "
+                                     "docs/results.md gives the tolerances)", choices=PRECISIONS)
     adversarial_lr: float | None = option(None, "generator Adam learning rate in the adversarial phase", gt=0)
     grad_clip: float = option(5.0, "generator gradient-norm clip in the adversarial phase (the original "
                                    "release: 5.0)", gt=0)
@@ -174,13 +188,17 @@ class TrainConfig(Options):
     seed: int = option(0, "seeds RLlib, the discriminator, the rollouts and the evaluation samples")
 
     def resolved(self) -> TrainConfig:
-        """A copy whose per-algorithm options left at ``None`` hold ``ALGORITHM_DEFAULTS[algo]``'s values.
+        """A copy whose per-algorithm options left at ``None`` hold ``ALGORITHM_DEFAULTS[algo]``'s values,
+        and whose ``d_precision`` / ``score_precision`` left at ``None`` follow ``precision``.
 
         Options that ``algo`` does not use stay ``None``. A run writes the resolved options to its
         ``config.json``, so a resumed run uses the values it started with.
         """
         defaults = ALGORITHM_DEFAULTS[self.algo] if self.algo in ALGORITHM_DEFAULTS else {}
         filled = {name: value for name, (value, _) in defaults.items() if getattr(self, name) is None}
+        if self.precision in PRECISIONS:  # an unknown one is reported by validate()
+            filled.update({name: value for name, value in PRECISION_PARTS[self.precision].items()
+                           if getattr(self, name) is None})
         return replace(self, **filled) if filled else self
 
     @staticmethod

@@ -50,6 +50,8 @@ def other_value(cls: type, f: dataclasses.Field) -> Any:
     kind = typing.get_type_hints(cls)[f.name]
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     meta = f.metadata
+    if default is None and meta.get("choices"):  # set elsewhere when unset (d_precision from precision)
+        return meta["choices"][-1]
     if default is None:  # a per-algorithm option (T | None): a value within its bounds
         kind = optional_type(kind)
         default = 0.25 if kind is float else 3

@@ -35,6 +35,8 @@ import threading
 import ray
 import torch
 
+from seqgan_rl.precision import bf16_supported_on, enable_fast_matmul, hardware_summary
+
 logger = logging.getLogger(__name__)
 
 _warned: set[str] = set()
@@ -94,9 +96,22 @@ def resolve_device(device: str, role: str, *, option: str) -> torch.device:
 
 def score_precision_on(device: torch.device, precision: str, role: str) -> str:
     """The discriminator's scoring precision ``role`` can use on ``device``: "int8" is a CPU path (the int8
-    GEMM of ``torch_ops.int8_matmul``), so on a GPU it becomes "fp32", with one warning."""
+    GEMM of ``torch_ops.int8_matmul``), so on a GPU it becomes "fp32" with TF32 matmuls, with one warning."""
     if precision == "int8" and device.type != "cpu":
-        warn_once(f"int8:{role}", f"score_precision int8 is a CPU path (int8 GEMM): {role} on {device} scores in fp32")
+        warn_once(f"int8:{role}", f"score_precision int8 is a CPU path (int8 GEMM): {role} on {device} scores in fp32 "
+                                  "with TF32 matmuls")
+        enable_fast_matmul(device)
+        return "fp32"
+    return precision
+
+
+def train_precision_on(device: torch.device, precision: str, role: str) -> str:
+    """The d-steps' precision ``role`` can use on ``device``: "bf16" autocast where bfloat16 is native (a CPU
+    with AVX512_BF16/AMX, a GPU that supports it), else "fp32" with one warning (emulated bfloat16 is slower
+    than float32)."""
+    if precision == "bf16" and not bf16_supported_on(device):
+        warn_once(f"bf16:{role}", f"d_precision bf16: {role} on {device} has no native bfloat16 "
+                                  f"({hardware_summary()}): its d-steps run in fp32")
         return "fp32"
     return precision
 
@@ -119,7 +134,7 @@ def learner_gpus(requested: float) -> float:
 def sampling_chunk_rows(device: torch.device, cpu_rows: int) -> int:
     """Rows per chunk of the fused projection + sampling step of the Monte Carlo engine on ``device``.
 
-    ``cpu_rows`` (256) keeps a chunk's [rows, V] logits in a CPU's cache. A GPU
+    ``cpu_rows`` (512) keeps a chunk's [rows, V] logits in a CPU's cache. A GPU
     has no such cache to fit and pays a kernel launch per chunk, so there a
     chunk is 8,192 rows (a 164 MB workspace at V = 5,000; the paper batch's
     19,456 rollout rows in 3 chunks instead of 76). Chosen, not yet measured on

@@ -30,7 +30,12 @@ from seqgan_rl.discriminator import (
     make_discriminator_optimizer,
     train_discriminator,
 )
-from seqgan_rl.distributed.devices import actor_description, resolve_device, score_precision_on
+from seqgan_rl.distributed.devices import (
+    actor_description,
+    resolve_device,
+    score_precision_on,
+    train_precision_on,
+)
 from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
 from seqgan_rl.errors import ConfigError, DataError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
@@ -59,7 +64,8 @@ class DiscriminatorActor:
         num_threads: torch CPU threads (Ray gives an actor as many as its ``num_cpus``; on a
             small machine where the driver waits during d-steps, more can be faster).
         train_precision: "fp32" or "bf16" (bfloat16 autocast for the d-steps' forward and
-            backward; ~1.4x faster on CPUs with AVX512_BF16, see ``train_discriminator``).
+            backward, see ``train_discriminator``); "bf16" becomes "fp32" on a device without
+            native bfloat16 (``train_precision_on``).
         state: a ``get_state`` result loaded before the actor serves any call (a replacement
             for a dead actor starts from it, never from fresh weights).
         real_data: token ids [n, T] for ``set_real_data``, given the same way.
@@ -82,10 +88,10 @@ class DiscriminatorActor:
     ) -> None:
         if train_precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"train_precision must be one of {TRAIN_PRECISIONS}, got {train_precision!r}")
-        self.train_precision = train_precision
         if num_threads:
             torch.set_num_threads(num_threads)
         device = resolve_device(device, "the discriminator actor", option="--discriminator-num-gpus")
+        self.train_precision = train_precision_on(device, train_precision, "the discriminator actor")
         torch.manual_seed(seed)
         self.model = Discriminator(vocab_size, seq_len, **(discriminator_kwargs or {})).to(device)
         self.model.score_precision = score_precision_on(self.model.device, score_precision,

@@ -63,6 +63,7 @@ from seqgan_rl.fileio import atomic_path, write_json
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.metrics import MetricsLog, plot_curves
 from seqgan_rl.mle import Dataset, load_dataset, load_oracle, nll_metrics, run_pretraining, write_oracle_dataset
+from seqgan_rl.precision import hardware_summary
 from seqgan_rl.runs import read_generator_checkpoint
 from seqgan_rl.samples import SampleLog
 
@@ -178,6 +179,7 @@ def run_training(
     else:
         plan = resolve_fresh_run(config, run_dir, data_dir, oracle_params, generator_checkpoint)
     check_run_inputs(plan, address, num_cpus)
+    logger.info("precision: %s", precision_report(plan.config))
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(plan.config.seed)
     if plan.checkpoint is None:
@@ -437,6 +439,13 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
 # ------------------------------------------------------------------ summary
 
 
+def precision_report(config: TrainConfig) -> dict[str, Any]:
+    """The run's ``--precision``, what it asked of each part, and what this host offers them (each actor
+    still falls back on its own device: a warning in the logs says so)."""
+    return {"mode": config.precision, "d_precision": config.d_precision, "score_precision": config.score_precision,
+            "hardware": hardware_summary()}
+
+
 def write_summary(plan: RunPlan, data: Dataset, records: list[dict[str, Any]]) -> dict[str, Any]:
     """``curves.png`` and ``summary.json``: NLL-oracle / NLL-test at the start and end, the phases' seconds."""
     run_dir = plan.run_dir
@@ -448,6 +457,7 @@ def write_summary(plan: RunPlan, data: Dataset, records: list[dict[str, Any]]) -
         "nll_oracle_mle": start.get("eval/nll_oracle"), "nll_oracle_final": final.get("eval/nll_oracle"),
         "nll_test_mle": start.get("eval/nll_test"), "nll_test_final": final.get("eval/nll_test"),
         "checkpoint": str(plan.checkpoint), "generator": str(run_dir / "generator.pt"), **plan.phase_s,
+        "precision": precision_report(plan.config),
     }
     write_json(run_dir / "summary.json", summary)
     return summary
