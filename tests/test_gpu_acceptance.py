@@ -75,11 +75,14 @@ def test_cpu_run_reports_every_check_timing_and_estimate() -> None:
 
 @pytest.mark.slow
 def test_a_failed_check_is_reported_and_exits_non_zero() -> None:
-    """The checks can fail: with the in-place softmax made wrong by 5 %, the sampler and the fused projection
-    no longer match their float64 references, and the run says so and exits with 1."""
+    """The checks can fail: with the folded projection's logits made 5 % too large (in the sampler's and the
+    projection module's namespaces), the sampler and the fused projection no longer match their float64
+    references, and the run says so and exits with 1."""
     broken = ("import torch\n"
-              "from seqgan_rl import torch_ops\n"
-              "torch_ops._softmax_impl = lambda x, dim: x.copy_(torch.softmax(x * 1.05, dim))\n")
+              "from seqgan_rl import projection, sampling\n"
+              "def too_large(weight_t, bias, scale=1.0):\n"
+              "    return torch.cat([weight_t, bias.unsqueeze(0)]).mul_(scale * 1.05)\n"
+              "projection.folded_projection = sampling.folded_projection = too_large\n")
     result = run_without(ABSENT, "--device", "cpu", "--checks-only", prelude=broken)
     assert result.returncode == 1, result.stderr[-3000:]
     report = one_json_object(result.stdout)
