@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from seqgan_rl.bleu import SMOOTHING_METHODS
+from seqgan_rl.discriminator import PAPER_NUM_FILTERS
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.options import Options, option
 
@@ -74,6 +75,18 @@ PRECISION_PARTS: dict[str, dict[str, str]] = {
 """``--precision``'s modes: the value each part's own option takes under each (unless set on its own).
 Each part still checks its device's hardware (``seqgan_rl.precision``)."""
 PRECISIONS: tuple[str, ...] = tuple(PRECISION_PARTS)
+FAST_MIN_FEATURES = 1_024
+"""``fast`` lowers the discriminator's precision only from this many features (Σ num_filters) on. bf16
+autocast and the int8 highway layer pay where the discriminator's GEMMs dominate its small ops: with the
+paper's 1,720 features a d-step took 48.5 ms in fp32 and 40.7 ms in bf16, a Monte Carlo batch 2.34 s with
+fp32 scoring and 1.84 s with int8; with the ``cpu`` preset's 430 a d-step took 16.1 ms in fp32 and 18.0 ms
+in bf16, a Monte Carlo batch 1.13 s either way, and the whole preset ran 5 % longer in bf16/int8 (1,088 s
+against 1,035 s; docs/results.md)."""
+
+
+def discriminator_features(sizes: dict[str, Any]) -> int:
+    """D, the pooled features of a discriminator built from ``sizes`` (``{}``: the paper's, 1,720)."""
+    return sum(sizes.get("num_filters", PAPER_NUM_FILTERS))
 
 
 PRESETS: dict[str, PretrainConfig] = {
@@ -143,8 +156,9 @@ class TrainConfig(Options):
                                                "(CPU; a GPU scores in fp32 with TF32); unset: from --precision",
                                          choices=("fp32", "int8"))
     precision: str = option("exact", "the run's arithmetic: exact (float32 everywhere) or fast (bf16 d-steps "
-                                     "and int8 Monte Carlo scoring where the hardware has them; "
-                                     "docs/results.md gives the tolerances)", choices=PRECISIONS)
+                                     "and int8 Monte Carlo scoring where the hardware has them, for a "
+                                     "discriminator of >= 1,024 features, where they are faster; "
+                                     "docs/algorithms.md gives the tolerances)", choices=PRECISIONS)
     adversarial_lr: float | None = option(None, "generator Adam learning rate in the adversarial phase", gt=0)
     grad_clip: float = option(5.0, "generator gradient-norm clip in the adversarial phase (the original "
                                    "release: 5.0)", gt=0)
@@ -197,9 +211,17 @@ class TrainConfig(Options):
         defaults = ALGORITHM_DEFAULTS[self.algo] if self.algo in ALGORITHM_DEFAULTS else {}
         filled = {name: value for name, (value, _) in defaults.items() if getattr(self, name) is None}
         if self.precision in PRECISIONS:  # an unknown one is reported by validate()
-            filled.update({name: value for name, value in PRECISION_PARTS[self.precision].items()
+            filled.update({name: value for name, value in self.precision_parts().items()
                            if getattr(self, name) is None})
         return replace(self, **filled) if filled else self
+
+    def precision_parts(self) -> dict[str, str]:
+        """What ``precision`` asks of ``d_precision`` and ``score_precision``: ``PRECISION_PARTS[precision]``,
+        except that ``fast`` keeps a discriminator narrower than ``FAST_MIN_FEATURES`` in fp32 (there its
+        reduced precision is slower)."""
+        if self.precision == "fast" and discriminator_features(self.discriminator) < FAST_MIN_FEATURES:
+            return PRECISION_PARTS["exact"]
+        return PRECISION_PARTS[self.precision]
 
     @staticmethod
     def default_note(name: str) -> str:

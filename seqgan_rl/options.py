@@ -265,8 +265,10 @@ def add_option_flags(
         spellings = [f"--{dest.replace('_', '-')}", *(f.metadata["flags"] if not prefix else ())]
         help_text = f.metadata["doc"]
         default_note = getattr(cls, "default_note", None)
-        if presets and all(getattr(p, f.name) is None for p in presets.values()) and default_note:
-            help_text += f" [{default_note(f.name)}]"
+        unset_in_presets = bool(presets) and all(getattr(p, f.name) is None for p in presets.values())
+        if unset_in_presets:  # resolved later: per algorithm (``default_note``) or from another option (its doc)
+            note = default_note(f.name) if default_note else ""
+            help_text += f" [{note}]" if note else ""
         elif presets:
             values = {name: getattr(p, f.name) for name, p in presets.items()}
             shown = ", ".join(f"{name} {_shown(v)}" for name, v in values.items())

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from seqgan_rl.config import TrainConfig
+from seqgan_rl.config import FAST_MIN_FEATURES, PRECISION_PARTS, TrainConfig, discriminator_features
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.experiment.ray_session import (
     check_cluster_resources,
@@ -442,8 +442,12 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
 def precision_report(config: TrainConfig) -> dict[str, Any]:
     """The run's ``--precision``, what it asked of each part, and what this host offers them (each actor
     still falls back on its own device: a warning in the logs says so)."""
-    return {"mode": config.precision, "d_precision": config.d_precision, "score_precision": config.score_precision,
-            "hardware": hardware_summary()}
+    report = {"mode": config.precision, "d_precision": config.d_precision,
+              "score_precision": config.score_precision, "hardware": hardware_summary()}
+    if config.precision == "fast" and config.precision_parts() == PRECISION_PARTS["exact"]:
+        report["note"] = (f"the discriminator has {discriminator_features(config.discriminator)} features, fewer "
+                          f"than {FAST_MIN_FEATURES}: its parts stay fp32, which is faster there")
+    return report
 
 
 def write_summary(plan: RunPlan, data: Dataset, records: list[dict[str, Any]]) -> dict[str, Any]:
