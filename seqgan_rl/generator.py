@@ -312,6 +312,7 @@ class Generator(nn.Module):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         chunk_rows: int = SAMPLING_CHUNK_ROWS,
+        group_size: int = 1,
     ) -> None:
         """Sample columns 1..L−1 of ``tokens`` in place, one batched step per column.
 
@@ -333,6 +334,10 @@ class Generator(nn.Module):
             uniforms: optional [R, L] pre-drawn uniforms; column j of row r is
                 drawn with ``uniforms[r, j]`` (instead of ``generator``).
             temperature, generator, chunk_rows: see ``sample_next_tokens``.
+            group_size: rows join in groups of this many consecutive rows that hold the same state
+                (the Monte Carlo engine's N completions of one prefix): their first token is drawn
+                from one distribution per group, with each row's own uniform (the same tokens as
+                drawing every row, for 1/group_size of the projection). Needs ``uniforms``.
         """
         table = self.input_table()
         weight_t, bias = self.output.weight.t(), self.output.bias
@@ -342,6 +347,8 @@ class Generator(nn.Module):
             active_rows = [total_rows] * (length - 1)
         if len(active_rows) != length - 1:
             raise ValueError(f"active_rows needs {length - 1} entries (one per sampled column), got {len(active_rows)}")
+        if group_size < 1 or (group_size > 1 and uniforms is None):
+            raise ValueError(f"group_size must be >= 1 and > 1 only with uniforms, got {group_size}")
         previous = 0
         for column, active in enumerate(active_rows, start=1):
             if active < previous or active > total_rows:
@@ -349,10 +356,24 @@ class Generator(nn.Module):
             if previous:
                 gates_in = F.embedding(tokens[:previous, column - 1], table)
                 h[:previous], c[:previous] = self._cell(gates_in, (h[:previous], c[:previous]))
-            tokens[:active, column] = sample_next_tokens(
-                h[:active], weight_t, bias, temperature=temperature, generator=generator,
-                uniform=None if uniforms is None else uniforms[:active, column], chunk_rows=chunk_rows,
-            )
+            if group_size == 1:
+                tokens[:active, column] = sample_next_tokens(
+                    h[:active], weight_t, bias, temperature=temperature, generator=generator,
+                    uniform=None if uniforms is None else uniforms[:active, column], chunk_rows=chunk_rows,
+                )
+            else:
+                if (active - previous) % group_size:
+                    raise ValueError(f"rows join in groups of {group_size}, but {active - previous} join at column "
+                                     f"{column}")
+                if previous:
+                    tokens[:previous, column] = sample_next_tokens(
+                        h[:previous], weight_t, bias, temperature=temperature, uniform=uniforms[:previous, column],
+                        chunk_rows=chunk_rows)
+                if active > previous:  # one distribution per group, group_size draws from it
+                    tokens[previous:active, column] = sample_next_tokens(
+                        h[previous:active:group_size], weight_t, bias, temperature=temperature,
+                        uniform=uniforms[previous:active, column].view(-1, group_size), chunk_rows=chunk_rows,
+                    ).flatten()
             previous = active
 
     @torch.no_grad()

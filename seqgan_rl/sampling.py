@@ -55,16 +55,19 @@ stays in a server CPU's L2 + L3 between the passes (see the module docstring for
 
 
 def sample_from_probs(probs: Tensor, uniform: Tensor) -> Tensor:
-    """Draw one index per row of ``probs`` by inverse CDF with given uniforms.
+    """Draw indices from each row of ``probs`` by inverse CDF with given uniforms.
 
     Args:
         probs: [M, V] non-negative weights (need not be normalised), fp32 or fp64.
-        uniform: [M] numbers in [0, 1), one per row (the only randomness used).
+        uniform: [M] numbers in [0, 1), one draw per row, or [M, K]: K draws from each row (the row's
+            cumulative sums are computed once for all K). The only randomness used.
 
     Returns:
-        [M] int64 indices; row m returns j with probability probs[m, j] / sum(probs[m]).
+        int64 indices shaped like ``uniform``; a draw from row m returns j with probability
+        probs[m, j] / sum(probs[m]).
     """
     rows, vocab = probs.shape
+    draws = uniform if uniform.dim() == 2 else uniform.unsqueeze(1)  # (M, K)
     full_blocks = vocab // BLOCK
     tail = vocab - full_blocks * BLOCK
     block_sums = probs[:, : full_blocks * BLOCK].unflatten(1, (full_blocks, BLOCK)).sum(2)  # (M, nb)
@@ -74,20 +77,21 @@ def sample_from_probs(probs: Tensor, uniform: Tensor) -> Tensor:
     total = cumulative[:, -1:]  # (M, 1)
     zero = torch.zeros((), dtype=probs.dtype, device=probs.device)
     # u < total strictly, so the search lands on a block whose sum is > 0.
-    target = torch.minimum(uniform.to(probs.dtype).unsqueeze(1) * total, torch.nextafter(total, zero))
-    block = torch.searchsorted(cumulative, target, right=True).clamp_(max=block_sums.shape[1] - 1)  # (M, 1)
-    offset = target - (cumulative.gather(1, block) - block_sums.gather(1, block))  # (M, 1)
+    target = torch.minimum(draws.to(probs.dtype) * total, torch.nextafter(total, zero))  # (M, K)
+    block = torch.searchsorted(cumulative, target, right=True).clamp_(max=block_sums.shape[1] - 1)  # (M, K)
+    offset = target - (cumulative.gather(1, block) - block_sums.gather(1, block))  # (M, K)
 
-    columns = block * BLOCK + torch.arange(BLOCK, device=probs.device)  # (M, BLOCK)
+    columns = block.unsqueeze(2) * BLOCK + torch.arange(BLOCK, device=probs.device)  # (M, K, BLOCK)
     inside = columns < vocab
-    in_block = probs.gather(1, columns.clamp(max=vocab - 1)) * inside  # (M, BLOCK)
-    in_block_cumulative = in_block.cumsum(1)
-    in_total = in_block_cumulative[:, -1:]
+    in_block = probs.gather(1, columns.clamp(max=vocab - 1).flatten(1)).view_as(columns) * inside  # (M, K, BLOCK)
+    in_block_cumulative = in_block.cumsum(2)
+    in_total = in_block_cumulative[..., -1:]  # (M, K, 1)
     # The block total above was summed in another order: clamp the offset below
     # this sum so the search returns a column with positive probability.
-    offset = torch.minimum(offset.clamp_(min=0), torch.nextafter(in_total, zero))
-    position = torch.searchsorted(in_block_cumulative, offset, right=True).clamp_(max=BLOCK - 1)
-    return (columns.gather(1, position)).squeeze(1)
+    offset = torch.minimum(offset.unsqueeze(2).clamp_(min=0), torch.nextafter(in_total, zero))  # (M, K, 1)
+    position = torch.searchsorted(in_block_cumulative, offset, right=True).clamp_(max=BLOCK - 1)  # (M, K, 1)
+    drawn = columns.gather(2, position).squeeze(2)  # (M, K)
+    return drawn if uniform.dim() == 2 else drawn.squeeze(1)
 
 
 def sample_next_tokens(
@@ -114,24 +118,24 @@ def sample_next_tokens(
         generator: torch RNG for reproducible draws (on ``hidden``'s device).
         uniform: [M] pre-drawn uniforms in [0, 1) to use instead of ``generator``
             (the Monte Carlo engine draws them per rollout so its results do not
-            depend on how it chunks the batch).
+            depend on how it chunks the batch), or [M, K] for K draws from each row.
         chunk_rows: rows per chunk; bounds memory to chunk_rows × V floats.
 
     Returns:
-        [M] int64 token ids.
+        int64 token ids shaped like ``uniform``: [M], or [M, K].
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     rows = hidden.shape[0]
     if uniform is None:
         uniform = torch.rand(rows, generator=generator, device=hidden.device, dtype=hidden.dtype)
-    elif uniform.shape != (rows,):
-        raise ValueError(f"uniform must have shape ({rows},), got {tuple(uniform.shape)}")
+    elif uniform.dim() not in (1, 2) or uniform.shape[0] != rows:
+        raise ValueError(f"uniform must have shape ({rows},) or ({rows}, K), got {tuple(uniform.shape)}")
     # [h, 1] @ [Wᵀ; bᵀ] / T: bias and temperature in the one GEMM that writes the logits
     projection = folded_projection(weight_t, bias, 1.0 / temperature)  # (H + 1, V)
     augmented = with_ones(hidden)  # (M, H + 1)
     shift = exp_needs_shift(projection, hidden)
-    out = torch.empty(rows, dtype=torch.long, device=hidden.device)
+    out = torch.empty(uniform.shape, dtype=torch.long, device=hidden.device)
     # One workspace reused by every chunk (no allocation, no page faults per chunk); the weights
     # overwrite the logits in place, so only one [m, V] block competes for the cache.
     workspace = hidden.new_empty(min(chunk_rows, rows), weight_t.shape[1])

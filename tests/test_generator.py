@@ -108,6 +108,29 @@ def test_continue_sequences_keeps_prefixes(generator: Generator) -> None:
         generator.continue_sequences(buffer, state, active_rows=[2, 1] + [2] * (SMALL.seq_len - 3))
 
 
+def test_rows_joining_in_groups_draw_the_tokens_of_rows_joining_alone(generator: Generator) -> None:
+    """group_size: groups of rows with one state draw their first token from one distribution with each
+    row's uniform, which gives the tokens every row would draw on its own."""
+    prefixes, copies = 3, 4
+    sequences = torch.randint(0, SMALL.vocab_size, (2, SMALL.seq_len), generator=torch.Generator().manual_seed(1))
+    h, c = generator.prefix_states(sequences)  # (2, T, H)
+    # rows ordered (prefix length t, sequence b, copy n); prefix t joins at column t
+    order = [(t, b) for t in range(1, prefixes + 1) for b in range(2) for _ in range(copies)]
+    buffer = torch.stack([sequences[b] for _, b in order])  # (R, T)
+    states = [torch.stack([x[b, t - 1] for t, b in order]) for x in (h, c)]
+    uniforms = torch.rand(len(order), SMALL.seq_len, generator=torch.Generator().manual_seed(2))
+    active = [min(column, prefixes) * 2 * copies for column in range(1, SMALL.seq_len)]
+    alone, grouped = buffer.clone(), buffer.clone()
+    generator.continue_sequences(alone, tuple(x.clone() for x in states), active_rows=active, uniforms=uniforms)
+    generator.continue_sequences(grouped, tuple(x.clone() for x in states), active_rows=active, uniforms=uniforms,
+                                 group_size=copies)
+    assert torch.equal(grouped, alone)
+    with pytest.raises(ValueError, match="only with uniforms"):
+        generator.continue_sequences(buffer.clone(), states, active_rows=active, group_size=copies)
+    with pytest.raises(ValueError, match="join in groups of 3, but 8 join at column 1"):
+        generator.continue_sequences(buffer.clone(), states, active_rows=active, uniforms=uniforms, group_size=3)
+
+
 def test_bad_tokens_are_rejected(generator: Generator) -> None:
     with pytest.raises(ValueError, match=r"token id 97 in row 1 is outside the vocabulary \[0, 97\)"):
         generator.log_prob(torch.tensor([[0] * SMALL.seq_len, [97] + [0] * (SMALL.seq_len - 1)]))

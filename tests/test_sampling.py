@@ -62,6 +62,23 @@ def test_result_does_not_depend_on_chunking() -> None:
     assert torch.equal(a, b)
 
 
+def test_k_draws_per_row_equal_one_draw_from_each_copy_of_the_row() -> None:
+    """uniform [M, K] draws K tokens from each row: the same tokens as the row repeated K times with one
+    uniform each (the Monte Carlo engine's N completions of one prefix share their first distribution)."""
+    probs = torch.softmax(torch.randn(6, 3 * BLOCK + 7) * 3, 1)  # (6, V), a tail block
+    uniform = torch.rand(6, 5, generator=torch.Generator().manual_seed(3))
+    uniform[0, :2] = torch.tensor([0.0, 1.0 - 2**-24])
+    drawn = sample_from_probs(probs, uniform)
+    assert drawn.shape == (6, 5)
+    assert torch.equal(drawn.flatten(), sample_from_probs(probs.repeat_interleave(5, 0), uniform.flatten()))
+    hidden, weight_t, bias = torch.randn(40, 8), torch.randn(8, 300), torch.randn(300)
+    grouped = sample_next_tokens(hidden, weight_t, bias, uniform=uniform.new_ones(40, 4) * 0.37, chunk_rows=16)
+    single = sample_next_tokens(hidden.repeat_interleave(4, 0), weight_t, bias, uniform=torch.full((160,), 0.37))
+    assert torch.equal(grouped.flatten(), single)
+    with pytest.raises(ValueError, match=r"uniform must have shape \(40,\) or \(40, K\)"):
+        sample_next_tokens(hidden, weight_t, bias, uniform=torch.rand(39))
+
+
 def test_weights_beyond_float32_exp_range_still_sample_exactly() -> None:
     """Logits of ±~10^4 (exp overflows float32 without the row maximum subtracted) draw only the
     top token, as the softmax says."""
