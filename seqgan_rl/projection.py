@@ -67,9 +67,25 @@ def _chunk_probabilities(
     return chosen, log_chosen
 
 
-EXP_HEADROOM = 87.0
-"""float32's normal range is about [e^−87.3, e^88.7]: logits within ±(87 − ln V) give V weights exp(logit) that
-are all normal floats and a sum that cannot overflow, so they need no row maximum subtracted."""
+EXP_SAFE_TOTAL = (math.exp(-8.0), math.exp(60.0))
+"""Where a row's Σ_j exp(logit_j), taken without subtracting the row maximum, is exact enough to use. Above
+e^−8, the terms that underflow float32 (each < e^−87.3, at most V of them) weigh < e^−70 of it; below e^60,
+neither the sum nor the products of the weights with the projection (|W| ≪ e^28) can overflow. A trained
+generator's rows sum to ~e^5–e^20 (its largest logit is ~17 while its smallest is ~−96, so no bound from the
+weights alone would allow skipping the maximum); rows outside the window (inf from an overflow, or nearly 0)
+are recomputed with their maximum subtracted (``shifted_exp``)."""
+
+
+def unsafe_rows(totals: Tensor) -> Tensor:
+    """Indices [k] of the rows whose unshifted exp sums ``totals`` [R] lie outside ``EXP_SAFE_TOTAL``."""
+    low, high = EXP_SAFE_TOTAL
+    return (~((totals >= low) & (totals <= high))).nonzero().squeeze(1)
+
+
+def shifted_exp(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """exp(logits − row max) in place on ``logits`` [k, V], and the row maxima [k]."""
+    row_max = logits.amax(1, keepdim=True)  # (k, 1)
+    return logits.sub_(row_max).exp_(), row_max.squeeze(1)
 
 
 def folded_projection(weight_t: Tensor, bias: Tensor, scale: float = 1.0) -> Tensor:
@@ -86,42 +102,28 @@ def with_ones(hidden: Tensor) -> Tensor:
     return out
 
 
-def logit_bound(projection: Tensor, hidden: Tensor) -> float:
-    """An upper bound on |logit| over the logits ``with_ones(hidden) @ projection`` [R, V]:
-    ``max|h| · Σ_k |W_kj| + |b_j|``, maximised over j, from the [H + 1, V] weights alone (an LSTM's outputs
-    lie in (−1, 1)). ``inf`` for an empty or non-finite ``hidden``."""
-    if hidden.numel() == 0:
-        return math.inf
-    width = hidden.shape[1]
-    bound = float((projection[:width].abs().sum(0) * hidden.abs().amax() + projection[width].abs()).amax())
-    return bound if math.isfinite(bound) else math.inf
-
-
-def exp_needs_shift(projection: Tensor, hidden: Tensor) -> bool:
-    """Whether ``exp`` of the logits ``with_ones(hidden) @ projection`` [R, V] may leave float32's normal
-    range or overflow their sum, so that a row maximum must be subtracted first: ``logit_bound`` above
-    ``EXP_HEADROOM − ln V`` (78.5 at V = 5,000; a generator's projection keeps it far below)."""
-    return not logit_bound(projection, hidden) <= EXP_HEADROOM - math.log(projection.shape[1])
-
-
 def _log_prob_no_grad(hidden: Tensor, weight: Tensor, bias: Tensor, targets: Tensor, chunk_rows: int) -> Tensor:
     """[R] log-probabilities without autograd: logit_y − log Σ_j exp(logit_j), one chunk-sized buffer.
 
-    With bounded logits (``exp_needs_shift`` false) the chunk is exponentiated in place and summed: two
-    passes over [m, V], where a log-softmax makes three and writes the whole block; else ``logsumexp``.
+    The chunk is exponentiated in place without its row maximum and summed: two passes over [m, V], where
+    a log-softmax makes three and writes the whole block; rows whose sum leaves ``EXP_SAFE_TOTAL`` are
+    recomputed with ``logsumexp``.
     """
     rows, vocab = hidden.shape[0], weight.shape[0]
     out = hidden.new_empty(rows)
     store = hidden.new_empty(min(rows, chunk_rows), vocab)
     projection = folded_projection(weight.t(), bias)  # (H + 1, V)
     augmented = with_ones(hidden)  # (R, H + 1)
-    shift = exp_needs_shift(projection, hidden)
     for start in range(0, rows, chunk_rows):
         stop = min(start + chunk_rows, rows)
         logits = torch.mm(augmented[start:stop], projection, out=store[: stop - start])  # (m, V)
         chosen = logits.gather(1, targets[start:stop].unsqueeze(1)).squeeze(1)  # (m,)
-        log_total = torch.logsumexp(logits, 1) if shift else logits.exp_().sum(1).log_()
-        out[start:stop] = chosen - log_total
+        totals = logits.exp_().sum(1)  # (m,)
+        out[start:stop] = chosen - totals.log()
+        redo = unsafe_rows(totals)
+        if redo.numel():
+            exact = augmented[start:stop][redo] @ projection  # (k, V)
+            out[start + redo] = exact.gather(1, targets[start + redo].unsqueeze(1)).squeeze(1) - exact.logsumexp(1)
     return out
 
 
@@ -196,23 +198,18 @@ class _LinearLogProbSum(torch.autograd.Function):
         row_weights: Tensor,
         chunk_rows: int,
     ) -> Tensor:
-        # Σ_r w_r log p_r with p = E / Z, E = exp(logits − c) unnormalised and Z = Σ_j E_j, has (s = −w)
+        # Σ_r w_r log p_r with p = E / Z, E = exp(logits − c_r) unnormalised and Z = Σ_j E_j, has (s = −w)
         #   d hidden = s ⊙ (E W / Z − W[y]),  [d W, d b] = Eᵀ [(s / Z) ⊙ h, s / Z] − Σ_r e_(y_r) [s_r h_r, s_r].
         # The normalisation moves onto the [m, H] operands: per chunk, the GEMM writing the logits, exp in
         # place, the row sums and three products reading E ([m, V] by [V, H], [m, H] and [m]; an H + 1
-        # column GEMM in place of a GEMM and a GEMV is ~10 % slower). log p_y = logit_y − c − log Z is exact
-        # even where p_y underflows.
+        # column GEMM in place of a GEMM and a GEMV is ~10 % slower). c_r = 0, unless the row's sum leaves
+        # EXP_SAFE_TOTAL: then the row is recomputed with c_r its maximum. log p_y = logit_y − c_r − log Z is
+        # exact even where p_y underflows.
         rows, width = hidden.shape
         vocab = weight.shape[0]
         want_hidden, want_weight, want_bias = ctx.needs_input_grad[:3]
         store = hidden.new_empty(min(rows, chunk_rows), vocab)
         projection = folded_projection(weight.t(), bias)  # (H + 1, V)
-        bound = logit_bound(projection, hidden)
-        # A constant shift keeps E in (0, 1] and free (it goes into the bias row); beyond the headroom the
-        # row maximum is subtracted instead (two more passes).
-        row_max = not 2 * bound <= EXP_HEADROOM
-        if not row_max:
-            projection[width] -= bound
         augmented = with_ones(hidden)  # (R, H + 1)
         scale = row_weights.neg().unsqueeze(1)  # (R, 1): s
         grad_hidden = torch.empty_like(hidden) if want_hidden else None
@@ -222,11 +219,14 @@ class _LinearLogProbSum(torch.autograd.Function):
         for start in range(0, rows, chunk_rows):
             stop = min(start + chunk_rows, rows)
             logits = torch.mm(augmented[start:stop], projection, out=store[: stop - start])  # (m, V)
-            if row_max:
-                logits.sub_(logits.amax(1, keepdim=True))
             chosen = logits.gather(1, targets[start:stop].unsqueeze(1)).squeeze(1)  # (m,): logit_y − c
             weights = logits.exp_()  # (m, V): E
             normaliser = weights.sum(1, keepdim=True)  # (m, 1): Z
+            redo = unsafe_rows(normaliser.squeeze(1))
+            if redo.numel():
+                weights[redo], row_max = shifted_exp(augmented[start:stop][redo] @ projection)
+                chosen[redo] -= row_max
+                normaliser[redo] = weights[redo].sum(1, keepdim=True)
             total += torch.dot(row_weights[start:stop], chosen - normaliser.squeeze(1).log())
             chunk_scale = scale[start:stop] / normaliser  # (m, 1): s / Z
             if grad_hidden is not None:

@@ -16,11 +16,9 @@ possible and to keep each one inside the cache:
   product (~15 % of a sampling step at V = 5,000, H = 32);
 * the logits become unnormalised weights exp(logit) in place: one pass, where
   a softmax makes three. The search below works on unnormalised weights, so no
-  normalisation is needed, and no row maximum either while every logit is
-  known to lie within ±(87 − ln V), ±78.5 at V = 5,000 (then every exp and
-  their sum are normal floats): a bound from
-  the weights, max|h| · Σ_k |W_kj| + |b_j|, is checked once per call (an LSTM's
-  outputs are in (−1, 1)); above it, the row maximum is subtracted first;
+  normalisation is needed, and no row maximum either: the search sums every
+  row anyway, and a row whose sum shows that exp overflowed or left too little
+  (``projection.EXP_SAFE_TOTAL``) is drawn again from exp(logit − row max);
 * the draw is an inverse-CDF search with ONE uniform number per row, done in
   two levels: a vectorised sum over blocks of ``BLOCK`` columns (one read of
   the probabilities), a cumulative sum over the few block totals, then a
@@ -45,7 +43,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seqgan_rl.projection import exp_needs_shift, folded_projection, with_ones
+from seqgan_rl.projection import folded_projection, shifted_exp, unsafe_rows, with_ones
 
 BLOCK = 64
 """Columns per block of the two-level inverse-CDF search (≈ sqrt(5,000))."""
@@ -66,6 +64,11 @@ def sample_from_probs(probs: Tensor, uniform: Tensor) -> Tensor:
         int64 indices shaped like ``uniform``; a draw from row m returns j with probability
         probs[m, j] / sum(probs[m]).
     """
+    return _draw(probs, uniform)[0]
+
+
+def _draw(probs: Tensor, uniform: Tensor) -> tuple[Tensor, Tensor]:
+    """``sample_from_probs``, and each row's sum of ``probs`` [M] (which the search computes anyway)."""
     rows, vocab = probs.shape
     draws = uniform if uniform.dim() == 2 else uniform.unsqueeze(1)  # (M, K)
     full_blocks = vocab // BLOCK
@@ -91,7 +94,7 @@ def sample_from_probs(probs: Tensor, uniform: Tensor) -> Tensor:
     offset = torch.minimum(offset.unsqueeze(2).clamp_(min=0), torch.nextafter(in_total, zero))  # (M, K, 1)
     position = torch.searchsorted(in_block_cumulative, offset, right=True).clamp_(max=BLOCK - 1)  # (M, K, 1)
     drawn = columns.gather(2, position).squeeze(2)  # (M, K)
-    return drawn if uniform.dim() == 2 else drawn.squeeze(1)
+    return (drawn if uniform.dim() == 2 else drawn.squeeze(1)), total.squeeze(1)
 
 
 def sample_next_tokens(
@@ -134,7 +137,6 @@ def sample_next_tokens(
     # [h, 1] @ [Wᵀ; bᵀ] / T: bias and temperature in the one GEMM that writes the logits
     projection = folded_projection(weight_t, bias, 1.0 / temperature)  # (H + 1, V)
     augmented = with_ones(hidden)  # (M, H + 1)
-    shift = exp_needs_shift(projection, hidden)
     out = torch.empty(uniform.shape, dtype=torch.long, device=hidden.device)
     # One workspace reused by every chunk (no allocation, no page faults per chunk); the weights
     # overwrite the logits in place, so only one [m, V] block competes for the cache.
@@ -142,8 +144,9 @@ def sample_next_tokens(
     for start in range(0, rows, chunk_rows):
         stop = min(start + chunk_rows, rows)
         logits = torch.mm(augmented[start:stop], projection, out=workspace[: stop - start])  # (m, V)
-        if shift:
-            logits.sub_(logits.amax(1, keepdim=True))
-        weights = logits.exp_()  # (m, V), unnormalised
-        out[start:stop] = sample_from_probs(weights, uniform[start:stop])
+        out[start:stop], totals = _draw(logits.exp_(), uniform[start:stop])  # exp in place: unnormalised
+        redo = unsafe_rows(totals)
+        if redo.numel():  # an overflow, or a row of tiny weights: again with the row maximum subtracted
+            weights, _ = shifted_exp(augmented[start:stop][redo] @ projection)  # (k, V)
+            out[start + redo] = sample_from_probs(weights, uniform[start + redo])
     return out

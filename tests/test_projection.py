@@ -117,6 +117,32 @@ def test_no_grad_log_probs_are_exact_beyond_float32_exp_range() -> None:
     assert values[0] < -199
 
 
+def test_rows_whose_exp_overflows_or_vanishes_are_redone_within_a_chunk() -> None:
+    """In float32, rows whose logits reach +120 (exp overflows) or stay below −150 (every exp underflows)
+    sit in the same chunks as ordinary rows: those rows are recomputed with their maximum subtracted, the
+    others are kept, and values and gradients match float64's log-softmax."""
+    torch.manual_seed(7)
+    rows, width, vocab = 24, 4, 50
+    hidden = torch.rand(rows, width) * 2 - 1
+    hidden[::5, 0], hidden[2::5, 0] = 1.0, -1.0  # every 5th row pushed up, every 5th from 2 down
+    weight = torch.randn(vocab, width)
+    weight[:, 0] = 120.0 + torch.rand(vocab)  # column 0: ±120 logits for the pushed rows
+    bias, targets = torch.randn(vocab), torch.randint(0, vocab, (rows,))
+    row_weights = torch.full((rows,), -1.0 / rows)
+    reference = [x.double().requires_grad_() for x in (hidden, weight, bias)]
+    expected = _plain(*reference, targets)
+    expected_grads = torch.autograd.grad((row_weights.double() * expected).sum(), reference)
+    with torch.no_grad():
+        values = linear_log_prob(hidden, weight, bias, targets, chunk_rows=8)
+    assert torch.allclose(values.double(), expected.detach(), rtol=1e-5, atol=1e-3)
+    inputs = [x.clone().requires_grad_() for x in (hidden, weight, bias)]
+    total = linear_log_prob_sum(*inputs, targets, row_weights, chunk_rows=8)
+    assert torch.allclose(total.double(), (row_weights.double() * expected).sum().detach(), rtol=1e-5)
+    for got, want in zip(torch.autograd.grad(total, inputs), expected_grads):
+        assert torch.isfinite(got).all()
+        assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-5)
+
+
 def test_weighted_sum_rejects_bad_row_weights() -> None:
     hidden, weight, bias = torch.randn(4, 3), torch.randn(9, 3), torch.randn(9)
     targets = torch.tensor([0, 1, 2, 8])

@@ -88,6 +88,25 @@ def test_weights_beyond_float32_exp_range_still_sample_exactly() -> None:
     assert torch.equal(tokens, torch.zeros(1000, dtype=torch.long))
 
 
+def test_rows_whose_exp_overflows_are_drawn_from_the_softmax_beside_ordinary_rows() -> None:
+    """One chunk holding ordinary rows and rows with logits near +300 (exp overflows float32): each kind
+    is drawn from its own softmax (chi-square against float64), the same draws as each row alone."""
+    vocab, rows = 40, 40_000
+    weight_t = torch.randn(1, vocab, generator=torch.Generator().manual_seed(4))  # (1, V)
+    bias = torch.randn(vocab, generator=torch.Generator().manual_seed(5))
+    hidden = torch.ones(rows, 1)
+    hidden[1::2] = 300.0 / float(weight_t.abs().max())  # odd rows: logits up to ±300
+    uniform = torch.rand(rows, generator=torch.Generator().manual_seed(6))
+    drawn = sample_next_tokens(hidden, weight_t, bias, uniform=uniform, chunk_rows=64)
+    for part in (slice(0, None, 2), slice(1, None, 2)):
+        probs = torch.softmax((hidden[part][:1].double() @ weight_t.double() + bias.double())[0], 0)
+        counts = torch.bincount(drawn[part], minlength=vocab).double()
+        stat, dof = _chi_square(counts, probs)
+        assert stat < dof + 6 * math.sqrt(2 * dof), (part, stat, dof)
+    alone = sample_next_tokens(hidden[1:64:2], weight_t, bias, uniform=uniform[1:64:2])
+    assert torch.equal(drawn[1:64:2], alone)
+
+
 def test_temperature_must_be_positive() -> None:
     with pytest.raises(ValueError, match="temperature"):
         sample_next_tokens(torch.zeros(1, 2), torch.zeros(2, 3), torch.zeros(3), temperature=0.0)
