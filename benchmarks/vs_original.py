@@ -22,11 +22,15 @@ same work:
   120 MLE epochs with 24 evaluations, 50 pretraining d-rounds, then 200 batches of one g-step,
   5 d-rounds, and an evaluation every 5 batches (original ≈ 11.5 days).
 
-Every phase runs in a fresh Python process (``--phase``), so no figure depends on what ran before
-it (caches, allocator state, the thread pool). The host's fp32 GEMM throughput is probed at the
-start and at the end: a shared VM's speed changes with its neighbours' load.
+``--generator-checkpoint`` times the phases with a trained generator (an MLE checkpoint), whose
+logits span ~[−96, 17] where a fresh one's stay near 0: the realistic case, and the one the
+figures in docs/results.md use. Every phase runs in a fresh Python process (``--phase``), so no
+figure depends on what ran before it (caches, allocator state, the thread pool). The host's fp32
+GEMM throughput is probed at the start and at the end: a shared VM's speed changes with its
+neighbours' load.
 
     python benchmarks/vs_original.py [--precision exact fast] [--repeats 3] [--d-steps 300]
+                                     [--generator-checkpoint MLE.pt]
 
 Prints a table, then a JSON object as its last line.
 """
@@ -56,6 +60,7 @@ from seqgan_rl.mc import MonteCarloQ, RolloutPolicy  # noqa: E402
 from seqgan_rl.metrics import nll_oracle  # noqa: E402
 from seqgan_rl.mle import Dataset, load_oracle, make_generator_optimizer, pretrain_mle  # noqa: E402
 from seqgan_rl.precision import hardware_summary  # noqa: E402
+from seqgan_rl.runs import load_generator  # noqa: E402
 
 ORIGINAL_S: dict[str, float] = {
     "sample_10k": 9.2,
@@ -84,9 +89,11 @@ def paper_schedule_s(phase_s: dict[str, float]) -> float:
 
 
 # ------------------------------------------------------------------------------------------ phases
-def _models(seed: int) -> tuple[Generator, Any, str]:
+def _models(seed: int, checkpoint: str | None) -> tuple[Generator, Any, str]:
     torch.manual_seed(seed)
     oracle, source = load_oracle(None)
+    if checkpoint:
+        return load_generator(checkpoint), oracle, source
     generator = Generator(GeneratorConfig(vocab_size=oracle.vocab_size, seq_len=oracle.seq_len))
     return generator, oracle, source
 
@@ -179,7 +186,7 @@ def run_phase(args: argparse.Namespace) -> dict[str, Any]:
     """One phase in this (fresh) process."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    generator, oracle, source = _models(args.seed)
+    generator, oracle, source = _models(args.seed, args.generator_checkpoint)
     parts = PRECISION_PARTS[args.precision]
     result = globals()[f"phase_{args.phase}"](generator, oracle, parts, args)
     return {"phase": args.phase, "precision": args.precision, "oracle": source,
@@ -199,6 +206,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 command += ["--d-steps", str(args.d_steps)]
             if args.threads:
                 command += ["--threads", str(args.threads)]
+            if args.generator_checkpoint:
+                command += ["--generator-checkpoint", args.generator_checkpoint]
             completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             if completed.returncode != 0:
                 raise SystemExit(f"phase {phase} ({precision}) failed:\n{completed.stderr[-4000:]}")
@@ -214,6 +223,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             results[precision]["paper_schedule"] = {"seconds": ours, "days": ours / 86_400, "original_s": original,
                                                     "original_days": original / 86_400, "speedup": original / ours}
     return {"setting": {"repeats": args.repeats, "seed": args.seed, "d_steps": args.d_steps,
+                        "generator_checkpoint": args.generator_checkpoint,
                         "paper_schedule": PAPER_SCHEDULE},
             "original_s": ORIGINAL_S, "results": results, "hardware": hardware_summary(),
             "gemm_gflops_at_start": round(gemm_at_start, 1), "machine": machine("cpu")}
@@ -243,6 +253,9 @@ def main() -> None:
                         help="d_round: time this many training steps and extrapolate to 939 (0: the whole round)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--generator-checkpoint", default=None,
+                        help="a trained generator (an MLE checkpoint or a run) instead of a freshly initialised one: "
+                             "its sharper logits are the realistic case for sampling and the Monte Carlo rollouts")
     args = parser.parse_args()
     if args.phase:
         args.precision = args.precision[0] if isinstance(args.precision, list) else args.precision
