@@ -433,7 +433,8 @@ def train_discriminator(
 
     real: (n_real, T), fake: (n_fake, T). ``generator`` (CPU) drives the shuffling.
     ``precision="bf16"`` runs the forward and backward under bfloat16 autocast (parameters,
-    gradients, Adam and the loss stay float32): ~1.4x faster steps on a CPU with AVX512_BF16,
+    gradients, Adam and the loss stay float32): 1.2–1.4x faster steps of the paper's discriminator on a
+    CPU with AVX512_BF16 (slower for one of a few hundred features, see ``config.FAST_MIN_FEATURES``),
     same learning curve as fp32 up to bf16 rounding (a d-round's final loss within 0.01).
     Returns {"loss", "accuracy"}: means over the last epoch's examples (loss including the
     L2 term, accuracy of the train-mode logits as they were before each update).
