@@ -27,8 +27,16 @@ ALGORITHMS: tuple[str, ...] = ("seqgan", "ppo", "appo", "impala")
 SCHEDULED_SAMPLING: tuple[str, ...] = ("none", "linear", "exponential", "inverse_sigmoid")
 """MLE input schedules: teacher forcing, or Bengio et al. (2015)'s decays (``seqgan_rl.mle.sampling_probability``)."""
 
-REWARD_MODELS: tuple[str, ...] = ("discriminator", "bleu")
+REWARD_MODELS: tuple[str, ...] = ("discriminator", "bleu", "constant", "ideal")
 """Named reward models (``seqgan_rl.rewards``); any other ``reward_model`` is a scorer ``module:function``."""
+
+REWARD_TRANSFORMS: tuple[str, ...] = ("d", "2d-1", "log_d", "maligan")
+"""What a score D becomes before it is averaged into Q (``seqgan_rl.rewards.transform_logits``): D itself (the
+paper), 2D − 1 (ScratchGAN's centred reward), log D, or MaliGAN's D / (1 − D), normalised over the batch."""
+
+BASELINES: tuple[str, ...] = ("none", "batch_mean", "ema")
+"""What SeqGAN's gradient subtracts from Q_t (``algo=seqgan`` only; the other algorithms have their own
+advantages): nothing (the paper), the batch's mean Q at position t, or an exponential moving average of it."""
 
 
 def check_reward_model(name: str) -> None:
@@ -185,8 +193,24 @@ class TrainConfig(Options):
                        choices=ALGORITHMS, noun="algorithm")
     reward_model: str = option("discriminator", "what scores a finished sequence: discriminator (the paper's, "
                                                 "trained against G), bleu (BLEU-n against the real training data: "
-                                                "the paper's PG-BLEU) or a scorer 'module:function' mapping int64 "
-                                                "ids [M, T] to M rewards in [0, 1]", check=check_reward_model)
+                                                "the paper's PG-BLEU), constant (--constant-reward for every "
+                                                "sequence: the control), ideal (the optimal discriminator "
+                                                "p_oracle/(p_oracle+p_G) of the current G; oracle data only) or a "
+                                                "scorer 'module:function' mapping int64 ids [M, T] to M rewards in "
+                                                "[0, 1]", check=check_reward_model)
+    constant_reward: float = option(0.45, "reward_model=constant: the score of every sequence, hence Q_t for every "
+                                          "token (the default: SeqGAN's mean Q over its first batches on the cpu "
+                                          "preset); the control that isolates the sharpening of SeqGAN's "
+                                          "unbaselined gradient", ge=0.0, le=1.0)
+    reward_transform: str = option("d", "what each score D becomes before it is averaged into Q: d (the paper), "
+                                        "2d-1 (ScratchGAN), log_d, or maligan (D/(1-D), normalised to mean 1 over "
+                                        "the batch at each position; algo=seqgan)", choices=REWARD_TRANSFORMS)
+    baseline: str = option("none", "algo=seqgan: subtracted from Q_t in the policy gradient: none (the paper), "
+                                   "batch_mean (the batch's mean Q at position t) or ema (an exponential moving "
+                                   "average of that mean over batches, ScratchGAN's)", choices=BASELINES)
+    baseline_decay: float = option(0.9, "baseline=ema: weight kept on the average per batch", ge=0.0, le=0.999)
+    info_samples: int = option(1_000, "the discriminator's information measure at every evaluation: this many "
+                                      "held-out real and as many fresh generated sequences (0 = off)", ge=0)
     bleu_n: int = option(2, "reward_model=bleu: the BLEU order n (weights 1/n over orders 1..n); on the oracle, "
                             "BLEU-3 is below 1e-10 for 93 % of the MLE generator's samples without smoothing",
                          ge=1, le=5)
@@ -214,6 +238,25 @@ class TrainConfig(Options):
             filled.update({name: value for name, value in self.precision_parts().items()
                            if getattr(self, name) is None})
         return replace(self, **filled) if filled else self
+
+    def validate(self) -> TrainConfig:
+        """Each option's own checks, then the rules that tie the reward options to the algorithm."""
+        super().validate()
+        algo = self.algo
+        if self.baseline != "none" and algo != "seqgan":
+            raise ConfigError(f"baseline={self.baseline!r} is for algo=seqgan (its gradient has no baseline); "
+                              f"algo={algo!r} computes its own advantages: use baseline=none")
+        if self.reward_transform == "maligan" and algo != "seqgan":
+            raise ConfigError(f"reward_transform='maligan' is MaliGAN's estimator for algo=seqgan; with algo={algo!r} "
+                              "use d, 2d-1 or log_d")
+        if self.reward == "terminal" and algo != "seqgan":
+            if self.reward_transform != "d":
+                raise ConfigError(f"reward_transform={self.reward_transform!r} transforms the Monte Carlo values; "
+                                  "reward=terminal has none: use reward=shaped or reward_transform=d")
+            if self.reward_model == "ideal":
+                raise ConfigError("reward_model='ideal' is computed from the current generator in the Learner's Monte "
+                                  "Carlo step; reward=terminal skips it: use reward=shaped")
+        return self
 
     def precision_parts(self) -> dict[str, str]:
         """What ``precision`` asks of ``d_precision`` and ``score_precision``: ``PRECISION_PARTS[precision]``,

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -53,6 +54,52 @@ def nll_test(generator: Generator, tokens: Tensor, *, temperature: float = 1.0) 
 
     ``temperature`` scores under the distribution sampled at that temperature."""
     return generator.nll(tokens, temperature=temperature)
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of [n] values, ties given the mean of their ranks (float64 [n])."""
+    order = np.argsort(values, kind="stable")
+    ordered = np.asarray(values)[order]
+    _, first, counts = np.unique(ordered, return_index=True, return_counts=True)
+    mean_rank = first + (counts + 1) / 2.0  # ranks first+1 .. first+count
+    result = np.empty(len(values), dtype=np.float64)
+    result[order] = np.repeat(mean_rank, counts)
+    return result
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation of [n] and [n] (Pearson's of their tie-averaged ranks); NaN when either
+    is constant (a constant reward ranks nothing)."""
+    rx, ry = ranks(np.asarray(x, dtype=np.float64)), ranks(np.asarray(y, dtype=np.float64))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
+    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def discriminator_information(logits: np.ndarray, is_real: np.ndarray,
+                              log_ratio: np.ndarray | None = None) -> dict[str, float]:
+    """How much a reward model knows about real vs generated sequences, beside the ideal discriminator.
+
+    Args:
+        logits: log D(y) − log(1 − D(y)) [n] of held-out real and fresh generated sequences (logits, not
+            probabilities: D* saturates to 0 or 1 in floating point where its logit still orders sequences).
+        is_real: [n] bool, which of them are real.
+        log_ratio: log p_oracle(y) − log p_G(y) [n] (synthetic data only): D*'s logit.
+
+    Returns:
+        ``eval/d_accuracy``: the share of sequences on the right side of D = 0.5 (real above);
+        with ``log_ratio`` also ``eval/ideal_accuracy`` (the same for D*, the most any discriminator can
+        reach on these sequences) and ``eval/d_spearman``: the rank correlation of D with D* (1: D orders
+        sequences as the optimal discriminator does; 0: D carries no information on the density ratio).
+    """
+    is_real = np.asarray(is_real, dtype=bool)
+    logits = np.asarray(logits, dtype=np.float64)
+    metrics = {"eval/d_accuracy": float(np.mean(np.where(is_real, logits > 0, logits < 0)))}
+    if log_ratio is not None:
+        log_ratio = np.asarray(log_ratio, dtype=np.float64)
+        metrics["eval/ideal_accuracy"] = float(np.mean(np.where(is_real, log_ratio > 0, log_ratio < 0)))
+        metrics["eval/d_spearman"] = spearman(logits, log_ratio)
+    return metrics
 
 
 class MetricsLog:
@@ -98,6 +145,11 @@ class MetricsLog:
 CURVE_PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Likelihood", "nats per token", ("eval/nll_oracle", "eval/nll_test", "train/nll")),
     ("Discriminator", "probability", ("train/d_accuracy", "train/d_fake_mean", "train/mean_q")),
+    ("Discriminator's information: rank correlation of D with the ideal D*", "Spearman's rho",
+     ("eval/d_spearman",)),
+    ("Held-out real vs fresh generated: share classified right", "accuracy",
+     ("eval/d_accuracy", "eval/ideal_accuracy")),
+    ("Spread of Q over the batch", "standard deviation of Q_t, mean over t", ("train/q_spread",)),
     ("Distance from the MLE generator", "nats per token (KL estimate)", ("train/kl_to_mle",)),
     ("Time", "seconds", ("time/epoch_s", "time/iteration_s", "time/sample_s", "time/monte_carlo_q_s",
                          "time/learner_s", "time/d_steps_s")),

@@ -9,8 +9,28 @@ same rollout machinery trains a generator on any other sequence-level score
 * ``bleu``: BLEU-n of each sequence against the real training data (the paper's
   PG-BLEU baseline), n = ``bleu_n``, the arithmetic of :func:`seqgan_rl.bleu.bleu`
   (NLTK's) with its counting vectorised over token ids (:class:`TokenBleu`);
+* ``constant``: ``constant_reward`` for every sequence, so Q_t is that value for
+  every token: the control. Its expected policy gradient is zero, so what a
+  run under it gains is the sharpening of SeqGAN's unbaselined update, not
+  information about the data; every comparison of reward models carries it;
+* ``ideal`` (oracle data only): the optimal discriminator of Goodfellow et al.
+  (2014, Prop. 1) for the *current* generator,
+  D*(y) = p_oracle(y) / (p_oracle(y) + p_G(y)) = σ(log p_oracle(y) − log p_G(y)),
+  from both models' log-probabilities of each complete sequence
+  (:class:`IdealDiscriminator`): the upper bound on what any learned
+  discriminator can tell the generator. It follows G: the Monte Carlo piece
+  sends the Learner's generator to its scorers before every Q;
 * ``module:function``: a user's scorer, any importable callable mapping int64
-  token ids [M, T] (a NumPy array) to M rewards in [0, 1].
+  token ids [M, T] (a NumPy array) to M rewards in [0, 1]. It is imported and
+  run in the driver, the envs and the rollout workers: name only code you trust.
+
+Before a score is averaged into Q it passes through ``reward_transform``
+(:func:`transform_logits`): D, 2D − 1, log D, or MaliGAN's D / (1 − D). The
+transforms are computed from the score's logit log D − log(1 − D): the ideal
+discriminator gives it exactly (its D saturates to 0 or 1 in float32 for most
+sequences, where log D and D / (1 − D) carry all the information); a
+probability from any other scorer is clipped to [``PROBABILITY_FLOOR``,
+1 − ``PROBABILITY_FLOOR``] first.
 
 A reward model other than the discriminator is fixed: no discriminator actor,
 no pretraining, no d-steps. It is described by a small picklable
@@ -35,15 +55,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from seqgan_rl.bleu import SMOOTHING_METHODS, _Lengths, _sentence_scores
-from seqgan_rl.config import REWARD_MODELS, TrainConfig, check_reward_model
+from seqgan_rl.config import REWARD_MODELS, REWARD_TRANSFORMS, TrainConfig, check_reward_model
 from seqgan_rl.data import read_token_table
-from seqgan_rl.errors import ConfigError, ScorerError
+from seqgan_rl.errors import ConfigError, DataError, ScorerError
+from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.mc.engine import PrefixRolloutScorer, Scorer
+from seqgan_rl.oracle import Oracle
 from seqgan_rl.vocab import Vocabulary
 
-DISCRIMINATOR, BLEU = REWARD_MODELS
+DISCRIMINATOR, BLEU, CONSTANT, IDEAL = REWARD_MODELS
+ORACLE_FILE = "oracle.npz"
+"""The oracle's parameters beside a synthetic run's real data (``reward_model=ideal`` reads them)."""
+PROBABILITY_FLOOR = 1e-7
+"""A probability from a scorer without logits is clipped to [floor, 1 − floor] before log D or D / (1 − D):
+float32 cannot tell 1 − 1e-8 from 1."""
+MALIGAN_LOGIT_BOUND = 80.0
+"""D / (1 − D) = exp(logit) with the logit clipped to ±this: exp(80) still fits float32."""
 
 RewardFunction = Callable[[np.ndarray], Any]
 """int64 token ids [M, T] → M rewards in [0, 1] (array-like)."""
@@ -198,15 +229,122 @@ class TokenBleu:
         return scores[inverse.reshape(-1)]
 
 
+def transform_logits(logits: Tensor, transform: str) -> Tensor:
+    """f(D) of scores given as logits x = log D − log(1 − D) [M] (``reward_transform``), float32 [M].
+
+    ``d``: D = σ(x); ``2d-1``: 2σ(x) − 1 = tanh(x / 2); ``log_d``: log σ(x); ``maligan``: D / (1 − D) = exp(x)
+    (MaliGAN's importance weight, normalised over the batch by the Monte Carlo piece).
+    """
+    x = logits.double()
+    if transform == "d":
+        out = torch.sigmoid(x)
+    elif transform == "2d-1":
+        out = torch.tanh(x / 2)
+    elif transform == "log_d":
+        out = F.logsigmoid(x)
+    elif transform == "maligan":
+        out = torch.exp(x.clamp(-MALIGAN_LOGIT_BOUND, MALIGAN_LOGIT_BOUND))
+    else:
+        raise ConfigError(f"unknown reward_transform {transform!r}; use one of {', '.join(REWARD_TRANSFORMS)}")
+    return out.float()
+
+
+def probability_logits(probabilities: Tensor) -> Tensor:
+    """log D − log(1 − D) [M] of probabilities [M], clipped to [``PROBABILITY_FLOOR``, 1 − floor] (float64)."""
+    p = probabilities.double().clamp(PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR)
+    return torch.log(p) - torch.log1p(-p)
+
+
+class _TransformedPrefixScorer:
+    """A ``PrefixRolloutScorer`` whose scores pass through a transform (its shared-prefix path kept)."""
+
+    def __init__(self, scorer: PrefixRolloutScorer, transform: str) -> None:
+        self.scorer, self.transform = scorer, transform
+
+    def score(self, tokens: Tensor) -> Tensor:
+        return transform_logits(probability_logits(self.scorer.score(tokens)), self.transform)
+
+    def score_prefix_rollouts(self, sequences: Tensor, rollouts: Tensor) -> Tensor:
+        scores = self.scorer.score_prefix_rollouts(sequences, rollouts)
+        return transform_logits(probability_logits(scores), self.transform)
+
+
+def transformed_scorer(scorer: Scorer | PrefixRolloutScorer, transform: str) -> Scorer | PrefixRolloutScorer:
+    """``scorer`` with ``reward_transform`` applied to every score (unchanged for ``d``).
+
+    A scorer with a ``logit`` method (``IdealDiscriminator``) is transformed from its exact logits; any other
+    from its clipped probabilities (``probability_logits``).
+    """
+    if transform == "d":
+        return scorer
+    if transform not in REWARD_TRANSFORMS:
+        raise ConfigError(f"unknown reward_transform {transform!r}; use one of {', '.join(REWARD_TRANSFORMS)}")
+    logit = getattr(scorer, "logit", None)
+    if callable(logit):
+        return lambda tokens: transform_logits(logit(tokens), transform)
+    if isinstance(scorer, PrefixRolloutScorer):
+        return _TransformedPrefixScorer(scorer, transform)
+    return lambda tokens: transform_logits(probability_logits(scorer(tokens)), transform)
+
+
+class IdealDiscriminator(nn.Module):
+    """The optimal discriminator against a generator: D*(y) = σ(log p_oracle(y) − log p_G(y)).
+
+    Holds the oracle (fixed) and a copy of the generator, whose weights the Monte Carlo piece replaces with
+    the Learner's before every Q (``load_generator_weights``); the oracle is not part of the weights sent.
+    Both log-likelihoods come from ``Generator.log_prob``: batched over sequences, the vocabulary projection
+    in chunks (no [M, T, V] tensor).
+    """
+
+    def __init__(self, oracle: Oracle, generator_config: GeneratorConfig) -> None:
+        super().__init__()
+        if (oracle.vocab_size, oracle.seq_len) != (generator_config.vocab_size, generator_config.seq_len):
+            raise DataError(f"reward_model 'ideal': the oracle's vocabulary/length {oracle.vocab_size}/"
+                            f"{oracle.seq_len} differ from the generator's {generator_config.vocab_size}/"
+                            f"{generator_config.seq_len}")
+        self.oracle = oracle
+        with torch.random.fork_rng(devices=[]):  # weights come from the Learner; draw nothing here
+            self.generator = Generator(generator_config, init_std=None).eval()
+
+    @classmethod
+    def from_file(cls, oracle_file: str | Path, generator_config: GeneratorConfig) -> IdealDiscriminator:
+        """The ideal discriminator of the oracle saved at ``oracle_file`` (a run's ``data/oracle.npz``)."""
+        if not Path(oracle_file).is_file():
+            raise DataError(f"reward_model 'ideal' needs the oracle beside the real data: {oracle_file} not found "
+                            "(it exists for synthetic oracle data only; a text corpus has no true density)")
+        return cls(Oracle.from_npz(oracle_file), generator_config)
+
+    def load_generator_weights(self, state: dict[str, Any]) -> None:
+        """The generator's parameters (``Generator.state_dict`` names; tensors or NumPy arrays)."""
+        self.generator.load_state_dict({name: torch.as_tensor(np.array(value)) for name, value in state.items()})
+
+    @torch.no_grad()
+    def logit(self, tokens: Tensor) -> Tensor:
+        """log p_oracle(y) − log p_G(y) [M] (float32) of complete sequences [M, T]."""
+        tokens = tokens.to(self.generator.device)
+        return self.oracle.log_prob(tokens).sum(dim=1) - self.generator.log_prob(tokens).sum(dim=1)
+
+    @torch.no_grad()
+    def score(self, tokens: Tensor) -> Tensor:
+        """D*(y) [M] (float32) of complete sequences [M, T]."""
+        return torch.sigmoid(self.logit(tokens))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.score(tokens)
+
+
 @dataclass(frozen=True)
 class RewardModelSpec:
     """A fixed reward model as options (picklable, small): built where it is used, on first use.
 
     Attributes:
-        name: ``bleu`` or ``module:function`` (the discriminator is not a fixed reward model).
-        real_data: the run's real training sequences (Parquet token table): BLEU's references.
+        name: ``bleu``, ``constant``, ``ideal`` or ``module:function`` (the discriminator is not a fixed
+            reward model).
+        real_data: the run's real training sequences (Parquet token table): BLEU's references; ``ideal``'s
+            oracle is the ``oracle.npz`` beside it.
         vocab_size, seq_len: the generator's.
         bleu_n, bleu_smoothing: BLEU's order and smoothing (``"none"`` or an NLTK method name).
+        constant_reward: ``constant``'s score.
     """
 
     name: str
@@ -215,6 +353,7 @@ class RewardModelSpec:
     seq_len: int
     bleu_n: int = 2
     bleu_smoothing: str = "none"
+    constant_reward: float = 0.45
 
     @classmethod
     def of_run(cls, options: TrainConfig, real_data: str, vocab_size: int, seq_len: int) -> RewardModelSpec | None:
@@ -222,10 +361,27 @@ class RewardModelSpec:
         if options.reward_model == DISCRIMINATOR:
             return None
         return cls(options.reward_model, str(real_data), vocab_size, seq_len, bleu_n=options.bleu_n,
-                   bleu_smoothing=options.bleu_smoothing)
+                   bleu_smoothing=options.bleu_smoothing, constant_reward=options.constant_reward)
+
+    @property
+    def oracle_file(self) -> Path:
+        """Where ``ideal`` reads the oracle: ``oracle.npz`` beside the real data."""
+        return Path(self.real_data).parent / ORACLE_FILE
+
+    def ideal_discriminator(self, generator_config: GeneratorConfig) -> IdealDiscriminator:
+        """``ideal``'s scorer (its generator's weights still to be loaded)."""
+        return IdealDiscriminator.from_file(self.oracle_file, generator_config)
 
     def build(self) -> RewardFunction:
-        """The scoring function, unchecked (``RewardModel`` checks its outputs)."""
+        """The scoring function, unchecked (``RewardModel`` checks its outputs).
+
+        ``ideal`` has none here: it scores with the current generator, which only the Monte Carlo piece
+        has; the token env gets 0 as a placeholder, which the piece's Q replaces (``reward=terminal`` is
+        refused with ``ideal``).
+        """
+        if self.name in (CONSTANT, IDEAL):
+            value = self.constant_reward if self.name == CONSTANT else 0.0
+            return lambda tokens: np.full(len(tokens), value)
         if self.name == BLEU:
             table = read_token_table(self.real_data, vocab_size=self.vocab_size, seq_len=self.seq_len)
             vocab_file = Path(self.real_data).parent / "vocab.json"

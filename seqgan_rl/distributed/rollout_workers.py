@@ -41,7 +41,7 @@ from seqgan_rl.distributed.weights import Weights, load_module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ
-from seqgan_rl.rewards import RewardModel, RewardModelSpec
+from seqgan_rl.rewards import IDEAL, IdealDiscriminator, RewardModel, RewardModelSpec, transformed_scorer
 from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 class MonteCarloWorker:
     """Computes Q for shards of a batch with its copies of the rollout policy and the discriminator (or a fixed
     reward model: ``reward_model``, built here on first use; its discriminator version is then 0 for good).
+
+    With ``reward_model`` ``ideal`` the "discriminator" is an ``IdealDiscriminator`` and its weights are the
+    generator's, sent before every Q. Every score passes through ``reward_transform`` before it is averaged.
 
     ``device="auto"``: the GPU Ray gave this worker, else the CPU (``seqgan_rl.distributed.devices``; one
     warning when it holds a GPU torch cannot use); its engine samples in chunks sized for that device.
@@ -66,6 +69,7 @@ class MonteCarloWorker:
         score_precision: str = "fp32",
         num_threads: int | None = None,
         reward_model: RewardModelSpec | None = None,
+        reward_transform: str = "d",
     ) -> None:
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -74,14 +78,18 @@ class MonteCarloWorker:
         # (K = 0) is the driver's, restored from a checkpoint and shared with the local EnvRunner's sampling
         with torch.random.fork_rng(devices=[]):
             self.policy = Generator(GeneratorConfig(**generator_config), init_std=None).to(device).eval()
-            self.discriminator: Discriminator | None = None
+            self.discriminator: Discriminator | IdealDiscriminator | None = None
             if reward_model is None:
                 self.discriminator = Discriminator(**discriminator_kwargs).to(device).eval()
                 self.discriminator.score_precision = score_precision_on(device, score_precision, "a rollout worker")
-        self.reward_model = None if reward_model is None else RewardModel(reward_model)
+            elif reward_model.name == IDEAL:
+                self.discriminator = reward_model.ideal_discriminator(self.policy.config).to(device).eval()
+        learned = self.discriminator is not None
+        self.reward_model = None if learned else RewardModel(reward_model)
+        self.reward_transform = reward_transform
         self.engine = MonteCarloQ(num_rollouts, max_batch=max_batch,
                                   chunk_rows=sampling_chunk_rows(device, SAMPLING_CHUNK_ROWS))
-        self.versions = (-1, -1 if reward_model is None else 0)
+        self.versions = (-1, -1 if learned else 0)
 
     def __repr__(self) -> str:
         """Its device and Ray GPUs (Ray keeps an actor's repr: ``ray list actors --detail`` shows where it ran)."""
@@ -96,7 +104,10 @@ class MonteCarloWorker:
             if self.discriminator is None:
                 raise RuntimeError("MonteCarloWorker: discriminator weights sent to a worker scoring with the "
                                    f"fixed reward model {self.reward_model.spec.name!r}")
-            discriminator_version = load_module_weights(self.discriminator, discriminator)
+            if isinstance(self.discriminator, IdealDiscriminator):  # the generator's weights
+                discriminator_version = load_module_weights(self.discriminator.generator, discriminator)
+            else:
+                discriminator_version = load_module_weights(self.discriminator, discriminator)
         self.versions = (policy_version, discriminator_version)
         return self.versions
 
@@ -106,6 +117,7 @@ class MonteCarloWorker:
             raise RuntimeError(f"MonteCarloWorker.compute_q needs both the rollout-policy and the discriminator "
                                f"weights first (versions {self.versions}; -1 = never set)")
         scorer = self.discriminator if self.reward_model is None else self.reward_model.score
+        scorer = transformed_scorer(scorer, self.reward_transform)
         q = self.engine(torch.from_numpy(sequences), self.policy, scorer, uniforms=torch.from_numpy(uniforms))
         return q.cpu().numpy()
 
@@ -131,7 +143,9 @@ class RolloutPool:
         max_batch: rollout rows per engine chunk inside a worker (memory bound).
         score_precision: discriminator precision inside the workers ("fp32"/"int8").
         reward_model: a fixed reward model the workers score with instead of a discriminator
-            (``discriminator_kwargs`` is then unused and ``sync`` takes no discriminator weights).
+            (``discriminator_kwargs`` is then unused and ``sync`` takes no discriminator weights, except for
+            ``ideal``, whose "discriminator" weights are the generator's).
+        reward_transform: what every score becomes before it is averaged into Q (``transformed_scorer``).
         seed: seeds the pool's RNG for the uniforms.
         max_retries: how many times one call retries a dead worker's shard on a
             replacement before it gives up (a worker that dies on every try is a
@@ -152,6 +166,7 @@ class RolloutPool:
         seed: int = 0,
         max_retries: int = 3,
         reward_model: RewardModelSpec | None = None,
+        reward_transform: str = "d",
     ) -> None:
         if num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
@@ -170,7 +185,8 @@ class RolloutPool:
         self._policy_ref: ray.ObjectRef | None = None
         self._discriminator_ref: ray.ObjectRef | None = None
         args = (asdict(generator_config), dict(discriminator_kwargs), num_rollouts)
-        options = {"max_batch": max_batch, "score_precision": score_precision, "reward_model": reward_model}
+        options = {"max_batch": max_batch, "score_precision": score_precision, "reward_model": reward_model,
+                   "reward_transform": reward_transform}
         if num_workers == 0:
             self.local: MonteCarloWorker | None = MonteCarloWorker(*args, **options)
             self.workers: list[ray.actor.ActorHandle] = []

@@ -61,7 +61,7 @@ from seqgan_rl.experiment.run_checkpoints import (
 )
 from seqgan_rl.fileio import atomic_path, write_json
 from seqgan_rl.generator import Generator, GeneratorConfig
-from seqgan_rl.metrics import MetricsLog, plot_curves
+from seqgan_rl.metrics import MetricsLog, discriminator_information, plot_curves
 from seqgan_rl.mle import Dataset, load_dataset, load_oracle, nll_metrics, run_pretraining, write_oracle_dataset
 from seqgan_rl.precision import hardware_summary
 from seqgan_rl.runs import read_generator_checkpoint
@@ -70,11 +70,14 @@ from seqgan_rl.samples import SampleLog
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
+INFO_STREAM = 3
+"""Third entry of the information measure's sample seed ``SeedSequence([seed, iteration, 3])``."""
 REWARD_PROBE_ROWS = 4
 """Real sequences a fixed reward model scores once before a run starts (``check_reward_model``)."""
 
 RESULT_METRICS: dict[str, tuple[str, ...]] = {
     "train/mean_q": ("learners", "mean_q"),
+    "train/q_spread": ("learners", "q_spread"),
     "train/policy_loss": ("learners", "default_policy", "policy_loss"),
     "train/sampled_token_nll": ("learners", "default_policy", "sampled_token_nll"),
     "train/grad_norm": ("learners", "default_policy", "gradients_default_optimizer_global_norm"),
@@ -310,6 +313,8 @@ def check_reward_model(plan: RunPlan) -> None:
     table = read_token_table(real_data)
     spec = RewardModelSpec.of_run(plan.config, real_data, table.vocab_size, table.seq_len)
     probe_reward_model(spec, table.tokens[:REWARD_PROBE_ROWS].astype(np.int64))
+    if spec.name == "ideal":  # the oracle exists and fits the data (a text corpus has none)
+        spec.ideal_discriminator(GeneratorConfig(vocab_size=table.vocab_size, seq_len=table.seq_len))
 
 
 def write_run_config(plan: RunPlan) -> None:
@@ -376,6 +381,28 @@ def evaluation(algo: Any, plan: RunPlan, data: Dataset, generator_config: Genera
     return metrics
 
 
+def information(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig, iteration: int,
+                device: str) -> dict[str, float]:
+    """The reward model's information measure (``seqgan_rl.metrics.discriminator_information``) on the first
+    ``info_samples`` held-out real sequences and as many fresh samples of the current generator (a seed of
+    (seed, iteration, ``INFO_STREAM``) alone: the same whichever evaluations came before); ``{}`` when off or
+    without held-out data."""
+    count = min(plan.config.info_samples, len(data.valid))
+    if count == 0:
+        return {}
+    seed = int(np.random.SeedSequence([plan.config.seed, iteration, INFO_STREAM]).generate_state(1)[0])
+    generator = generator_from_algorithm(algo, generator_config, device)
+    with torch.no_grad():
+        fake = generator.sample(count, generator=torch.Generator(device=device).manual_seed(seed))  # (n, T)
+        tokens = torch.cat([data.valid[:count].to(fake.device), fake])  # (2n, T)
+        log_ratio = None
+        if data.oracle is not None:
+            log_ratio = (data.oracle.log_prob(tokens).sum(1) - generator.log_prob(tokens).sum(1)).cpu().numpy()
+    is_real = np.arange(2 * count) < count
+    logits = algo.reward_logits(tokens.cpu().numpy().astype(np.int64))
+    return discriminator_information(logits, is_real, log_ratio)
+
+
 def pretrain_discriminator_phase(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig,
                                  log: RunLog, device: str, progress: bool) -> None:
     """Record 0: the MLE generator's evaluation and the discriminator pretrained against it."""
@@ -390,6 +417,7 @@ def pretrain_discriminator_phase(algo: Any, plan: RunPlan, data: Dataset, genera
     if stats:
         entry.update({"train/d_accuracy": stats[-1]["accuracy"], "train/d_loss": stats[-1]["loss"],
                       "time/d_round_s": plan.phase_s["d_pretrain_s"] / len(stats)})
+    entry.update(information(algo, plan, data, generator_config, 0, device))
     log.log(entry, notify=False)
 
 
@@ -411,6 +439,7 @@ def adversarial_phase(algo: Any, plan: RunPlan, data: Dataset, generator_config:
         if iteration % config.eval_every == 0 or last:
             eval_start = time.perf_counter()
             entry.update(evaluation(algo, plan, data, generator_config, iteration, device, log.samples))
+            entry.update(information(algo, plan, data, generator_config, iteration, device))
             entry["time/eval_s"] = time.perf_counter() - eval_start
             bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in entry.items() if k.startswith("eval/")})
         log.log(entry)

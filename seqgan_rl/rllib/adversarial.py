@@ -21,9 +21,10 @@ every algorithm,
   with one restored from that snapshot (same name, so envs find it again); the
   count is the metric ``discriminator/restarts``.
 
-With a fixed reward model (``reward_model`` ``bleu`` or ``module:function``,
-``seqgan_rl.rewards``) there is no discriminator: no actor, no pretraining, no
-d-steps; the envs and the Monte Carlo piece score with the reward model itself.
+With a fixed reward model (``reward_model`` ``bleu``, ``constant``, ``ideal`` or
+``module:function``, ``seqgan_rl.rewards``) there is no discriminator: no actor,
+no pretraining, no d-steps; the envs and the Monte Carlo piece score with the
+reward model itself (``ideal``: the piece, against the current generator).
 
 ``ENV_RUNNER_FAULT_TOLERANCE`` is RLlib's EnvRunner fault tolerance as every
 SeqGAN config sets it (``SeqGANConfig`` and ``algorithms.build_config``).
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import ray
+import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import TIMERS
 
@@ -49,6 +51,8 @@ from seqgan_rl.data import read_token_table
 from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
 from seqgan_rl.distributed.weights import Weights
 from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.generator import GeneratorConfig
+from seqgan_rl.rewards import IDEAL, RewardModel, probability_logits
 from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector
 from seqgan_rl.rllib.settings import SeqGANSettings
 
@@ -210,6 +214,22 @@ class AdversarialMixin:
         state = self.learner_group.get_weights(module_ids=[DEFAULT_MODULE_ID])[DEFAULT_MODULE_ID]
         return {k.removeprefix("generator."): (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
                 for k, v in state.items() if k.startswith("generator.")}
+
+    def reward_logits(self, tokens: np.ndarray) -> np.ndarray:
+        """The reward model's score of sequences [M, T] (int64) as logits log D − log(1 − D) [M] (float64),
+        before any transform: the discriminator actor's; for ``ideal``, log p_oracle − log p_G against the
+        Learner's current generator (exact, where D* itself saturates); else the fixed reward model's.
+        """
+        settings = self._seqgan
+        if self.discriminator_supervisor is not None:
+            scores = self.discriminator_supervisor.run(lambda actor: ray.get(actor.score.remote(tokens)))
+            return probability_logits(torch.as_tensor(np.asarray(scores))).numpy()
+        spec = settings.reward_model_spec()
+        if spec.name == IDEAL:
+            ideal = spec.ideal_discriminator(GeneratorConfig(**settings.generator_config))
+            ideal.load_generator_weights(self.generator_weights())
+            return ideal.logit(torch.as_tensor(tokens)).double().numpy()
+        return probability_logits(torch.as_tensor(RewardModel(spec)(tokens))).numpy()
 
     def _discriminator_steps(self, count: int, progress: Callable[..., Any] | None = None) -> list[dict[str, float]]:
         """``count`` d-steps on fresh negatives of the current generator, then sync D to the Monte Carlo piece.

@@ -74,6 +74,7 @@ from seqgan_rl.distributed.weights import Weights, module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc.rollout_policy import RolloutPolicy
+from seqgan_rl.rewards import IDEAL
 from seqgan_rl.rllib.settings import SeqGANSettings
 from seqgan_rl.runs import read_generator_checkpoint
 
@@ -95,6 +96,18 @@ def kl_log_ratio(policy: Generator, reference: Generator, sequences: torch.Tenso
 def return_to_go(rewards: np.ndarray) -> np.ndarray:
     """Σ_{s≥t} r_s along the last axis of [..., L] rewards."""
     return np.flip(np.cumsum(np.flip(rewards, -1), -1), -1)
+
+
+def position_means(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mean over the batch of each position's valid values: [B, T] values and mask → [T] (0 where none)."""
+    counts = valid.sum(axis=0)
+    return np.where(valid, values, 0.0).sum(axis=0) / np.maximum(counts, 1)
+
+
+def position_spread(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Standard deviation over the batch of each position's valid values: [B, T] → [T] (0 where none)."""
+    means = position_means(values, valid)
+    return np.sqrt(position_means(np.where(valid, values - means, 0.0) ** 2, valid))
 
 
 class MonteCarloQConnector(ConnectorV2):
@@ -129,6 +142,10 @@ class MonteCarloQConnector(ConnectorV2):
         self._rng_state: torch.Tensor | None = None
         self._num_nodes = 0
         """How many Ray nodes the pool's workers run on (reported as ``mc_worker_nodes``)."""
+        self._baseline: np.ndarray | None = None
+        """``baseline=ema``: b_t [T] (float64), ``None`` before the first batch."""
+        self._ideal_version = 0
+        """``reward_model=ideal``: how many times the generator went to the scorers."""
 
     # ------------------------------------------------------------------ the reward step
 
@@ -142,12 +159,39 @@ class MonteCarloQConnector(ConnectorV2):
         metrics: Any = None,
         **kwargs: Any,
     ) -> Any:
+        """The reward step of one train batch, in named steps: the batch's sequences (``_sequences``), their
+        Monte Carlo Q (``_q``: transformed, MaliGAN-normalised), the KL to the reference (``_kl``), then either
+        SeqGAN's ``MC_Q`` column (``_write_q``: baselined, KL return subtracted) or the episodes' rewards
+        rewritten (``_write_rewards``); its metrics logged, the KL coefficient adapted."""
         sa_episodes = list(self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False))
         if not sa_episodes:
             return batch
         started = time.perf_counter()
+        sequences, lengths = self._sequences(sa_episodes)  # (B, T), (B,)
+        generator = self._generator(rl_module)
+        q = self._q(generator, sequences, lengths) if self.reward != "terminal" else None  # (B, T)
+        # measured whenever the reference is known (the metric kl_to_mle), applied when kl_coef > 0
+        kl = self._kl(generator, sequences) if self.settings.reference_checkpoint else None  # (B, T)
+        penalties = [self.kl_coef * kl[row, :length] if kl is not None and self.kl_coef > 0 else np.zeros(length)
+                     for row, length in enumerate(lengths)]
+        if self.reward == "q":
+            self._write_q(batch, sa_episodes, self._baselined(q, lengths), penalties)
+        else:
+            self._write_rewards(sa_episodes, q, penalties)
+        kl_per_token = float(np.concatenate([kl[row, :n] for row, n in enumerate(lengths)]).mean()) \
+            if kl is not None else float("nan")
+        if metrics is not None:
+            self._log(metrics, q, lengths, kl_per_token, time.perf_counter() - started)
+        if self.options.kl_target > 0 and kl is not None:
+            error = float(np.clip(kl_per_token / self.options.kl_target - 1.0, -0.2, 0.2))
+            self.kl_coef *= 1.0 + KL_GAIN * error
+        return batch
+
+    def _sequences(self, sa_episodes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The episodes' actions as sequences [B, T] (int64, padded with ``pad_token``) and their lengths [B]."""
         seq_len = self.settings.seq_len
         sequences = np.full((len(sa_episodes), seq_len), self.settings.pad_token, dtype=np.int64)
+        lengths = np.zeros(len(sa_episodes), dtype=np.int64)
         for row, episode in enumerate(sa_episodes):
             if episode.t_started != 0 or not episode.is_done:
                 raise ValueError(
@@ -159,46 +203,94 @@ class MonteCarloQConnector(ConnectorV2):
             if len(actions) > seq_len:
                 raise ValueError(f"episode of {len(actions)} steps is longer than the sequence length {seq_len}")
             sequences[row, : len(actions)] = actions
-        generator = self._generator(rl_module)
-        pool = self._ensure_pool(generator) if self.reward != "terminal" else None
-        q = pool.compute_q(sequences) if pool is not None else None  # (B, T)
-        # measured whenever the reference is known (the metric kl_to_mle), applied when kl_coef > 0
-        kl = self._kl(generator, sequences) if self.settings.reference_checkpoint else None  # (B, T)
-        kl_means = []
+            lengths[row] = len(episode)
+        return sequences, lengths
+
+    def _q(self, generator: Generator, sequences: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """Monte Carlo Q [B, T] (float64) of sequences [B, T] under ``reward_transform``.
+
+        ``ideal`` first gets the Learner's current generator (D* is against it). ``maligan``: each position's
+        values are divided by their mean over the batch's sequences that reach it (the normalised weights
+        D/(1 − D) / mean D/(1 − D) of MaliGAN).
+        """
+        pool = self._ensure_pool(generator)
+        if self.settings.options.reward_model == IDEAL:
+            self._ideal_version += 1
+            pool.sync(discriminator=module_weights(generator, self._ideal_version))
+        q = pool.compute_q(sequences).astype(np.float64)
+        if self.options.reward_transform == "maligan":
+            valid = self._valid(q.shape, lengths)
+            q = q / np.maximum(position_means(q, valid), np.finfo(np.float64).tiny)
+        return q
+
+    @staticmethod
+    def _valid(shape: tuple[int, int], lengths: np.ndarray | None) -> np.ndarray:
+        """[B, T] mask of the steps each sequence has (all, without ``lengths``)."""
+        if lengths is None:
+            return np.ones(shape, dtype=bool)
+        return np.arange(shape[1])[None, :] < np.asarray(lengths)[:, None]
+
+    def _baselined(self, q: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Q_t minus ``baseline``'s b_t [B, T]: none, the batch's mean at t, or its moving average.
+
+        ``ema``: b_t is the average of the batch means of earlier batches (the first batch: its own mean),
+        b_t ← decay·b_t + (1 − decay)·mean_t after each batch. A position no sequence of the batch reaches
+        keeps its b_t.
+        """
+        baseline = self.options.baseline
+        if baseline == "none":
+            return q
+        valid = self._valid(q.shape, lengths)
+        means = position_means(q, valid)  # (T,)
+        if baseline == "batch_mean":
+            return q - means
+        reached = valid.any(axis=0)
+        if self._baseline is None:
+            self._baseline = np.where(reached, means, 0.0)
+        centred = q - self._baseline
+        decay = self.options.baseline_decay
+        self._baseline = np.where(reached, decay * self._baseline + (1.0 - decay) * means, self._baseline)
+        return centred
+
+    def _write_q(self, batch: dict[str, Any], sa_episodes: list[Any], q: np.ndarray,
+                 penalties: list[np.ndarray]) -> None:
+        """SeqGAN's column ``MC_Q``: Q_t − c·Σ_{s≥t} k_s of each episode's steps."""
         for row, episode in enumerate(sa_episodes):
             length = len(episode)
-            penalty = self.kl_coef * kl[row, :length] if kl is not None and self.kl_coef > 0 else np.zeros(length)
-            if kl is not None:
-                kl_means.append(kl[row, :length])
-            if self.reward == "q":
-                values = (q[row, :length] - return_to_go(penalty)).astype(np.float32)
-                self.add_n_batch_items(batch=batch, column=MC_Q, items_to_add=values, num_items=length,
-                                       single_agent_episode=episode)
-                continue
+            values = (q[row, :length] - return_to_go(penalties[row])).astype(np.float32)
+            self.add_n_batch_items(batch=batch, column=MC_Q, items_to_add=values, num_items=length,
+                                   single_agent_episode=episode)
+
+    def _write_rewards(self, sa_episodes: list[Any], q: np.ndarray | None, penalties: list[np.ndarray]) -> None:
+        """The episodes' rewards: Q_t − Q_{t−1} − c·k_t (``shaped``), or the env's reward − c·k_t
+        (``terminal`` with a KL penalty); unchanged otherwise."""
+        for row, episode in enumerate(sa_episodes):
+            length = len(episode)
             if q is not None:
-                rewards = np.diff(q[row, :length], prepend=0.0) - penalty
+                rewards = np.diff(q[row, :length], prepend=0.0) - penalties[row]
             elif self.kl_coef > 0:
-                rewards = np.asarray(episode.get_rewards(), dtype=np.float64) - penalty
+                rewards = np.asarray(episode.get_rewards(), dtype=np.float64) - penalties[row]
             else:
                 continue
             if isinstance(episode.rewards.data, np.ndarray) and not episode.rewards.data.flags.writeable:
                 # episodes that came through the object store (IMPALA, APPO) hold read-only buffers
                 episode.rewards.data = episode.rewards.data.copy()
             episode.set_rewards(new_data=rewards.astype(np.float32))
-        kl_per_token = float(np.concatenate(kl_means).mean()) if kl_means else float("nan")
-        if metrics is not None and kl_means:
+
+    def _log(self, metrics: Any, q: np.ndarray | None, lengths: np.ndarray, kl_per_token: float,
+             seconds: float) -> None:
+        """The reward step's metrics: KL and its coefficient; Q's mean and spread over the batch, the pool."""
+        if np.isfinite(kl_per_token):
             metrics.log_value("kl_to_mle", kl_per_token, window=1)
             metrics.log_value("kl_coef", self.kl_coef, window=1)
-        if self.options.kl_target > 0 and kl_means:
-            error = float(np.clip(kl_per_token / self.options.kl_target - 1.0, -0.2, 0.2))
-            self.kl_coef *= 1.0 + KL_GAIN * error
-        if metrics is not None and q is not None:
-            metrics.log_value("monte_carlo_q_s", time.perf_counter() - started, window=1)
-            valid = np.concatenate([q[row, : len(episode)] for row, episode in enumerate(sa_episodes)])
-            metrics.log_value("mean_q", float(valid.mean()), window=1)
-            metrics.log_value("mc_worker_nodes", self._num_nodes, window=1)
-            metrics.log_value("mc_worker_restarts", pool.num_restarts, window=1)
-        return batch
+        if q is None:
+            return
+        valid = self._valid(q.shape, lengths)
+        metrics.log_value("monte_carlo_q_s", seconds, window=1)
+        metrics.log_value("mean_q", float(q[valid].mean()), window=1)
+        metrics.log_value("q_spread", float(position_spread(q, valid).mean()), window=1)
+        metrics.log_value("mc_worker_nodes", self._num_nodes, window=1)
+        metrics.log_value("mc_worker_restarts", self._pool.num_restarts, window=1)
 
     def value_targets(self, generator: Generator, sequences: np.ndarray) -> np.ndarray:
         """Each step's return G_t [B, T] of whole sequences [B, T] sampled from ``generator`` under this
@@ -207,7 +299,7 @@ class MonteCarloQConnector(ConnectorV2):
         ``shaped``: G_t = D(y) − Q_{t−1} (Q_0 = 0); ``terminal``: G_t = D(y), scored by the discriminator
         (the last column of the Monte Carlo values, which needs no rollout for it).
         """
-        q = self._ensure_pool(generator).compute_q(sequences)  # (B, T)
+        q = self._q(generator, sequences)  # (B, T)
         final = q[:, -1:]
         if self.reward == "terminal":
             return np.repeat(final, q.shape[1], axis=1)
@@ -276,6 +368,8 @@ class MonteCarloQConnector(ConnectorV2):
             "rng_state": None if rng is None else rng.clone(),
             "kl_coef": self.kl_coef,
             "reference": None if self._reference is None else copy.deepcopy(self._reference.state_dict()),
+            "baseline": None if self._baseline is None else self._baseline.copy(),
+            "ideal_version": self._ideal_version,
         }
 
     @override(ConnectorV2)
@@ -292,6 +386,9 @@ class MonteCarloQConnector(ConnectorV2):
             reference.load_state_dict(state["reference"])
             self._reference = reference.eval()
         self._rng_state = state.get("rng_state")
+        baseline = state.get("baseline")
+        self._baseline = None if baseline is None else np.array(baseline, dtype=np.float64)
+        self._ideal_version = int(state.get("ideal_version", 0))
         if self._pool is not None:
             if self._rng_state is not None:
                 self._pool.set_rng_state(self._rng_state)
@@ -320,7 +417,7 @@ class MonteCarloQConnector(ConnectorV2):
                 o.num_mc_workers, generator.config, self.settings.discriminator_kwargs(),
                 num_rollouts=o.num_rollouts, num_cpus=o.mc_worker_num_cpus, num_gpus=o.mc_worker_num_gpus,
                 max_batch=o.mc_max_batch, score_precision=o.score_precision, seed=o.seed,
-                reward_model=self.settings.reward_model_spec(),
+                reward_model=self.settings.reward_model_spec(), reward_transform=o.reward_transform,
             )
             if self._rng_state is not None:
                 pool.set_rng_state(self._rng_state)
