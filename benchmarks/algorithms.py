@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
 from _common import machine  # noqa: E402
 
 from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset  # noqa: E402
@@ -86,9 +88,54 @@ def run_one(config: TrainConfig, run_dir: Path, checkpoint: Path) -> dict[str, A
         "nll_oracle_best": min(r["eval/nll_oracle"] for r in records if "eval/nll_oracle" in r),
         "nll_test_start": summary["nll_test_mle"], "nll_test_final": summary["nll_test_final"],
         "seconds_per_batch": statistics.fmean(r["time/iteration_s"] for r in iterations),
+        "reward_s_per_batch": statistics.fmean(r.get("time/monte_carlo_q_s", 0.0) for r in iterations),
+        "d_steps_s_per_batch": statistics.fmean(r.get("time/d_steps_s", 0.0) for r in iterations),
+        **{name: last_value(records, f"eval/{name}") for name in INFO_METRICS},
         "curve": [[r["iteration"], r["eval/nll_oracle"], r["eval/nll_test"]] for r in records
                   if "eval/nll_oracle" in r],
     }
+
+
+INFO_METRICS = ("d_spearman", "d_accuracy", "ideal_accuracy")
+"""The reward model's information measure at the run's last evaluation (``seqgan_rl.metrics``)."""
+
+
+def last_value(records: list[dict[str, Any]], key: str) -> float:
+    """The last finite value of ``key`` in the records (NaN if none: e.g. the constant reward's Spearman)."""
+    values = [r[key] for r in records if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    return values[-1] if values else float("nan")
+
+
+def control_path(runs: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """The control's mean (NLL-test, NLL-oracle) at each evaluation, over its seeds, sorted by NLL-test."""
+    by_iteration: dict[int, list[tuple[float, float]]] = {}
+    for run in runs:
+        for iteration, oracle, test in run["curve"]:
+            by_iteration.setdefault(iteration, []).append((test, oracle))
+    points = [(statistics.fmean(t for t, _ in pts), statistics.fmean(o for _, o in pts))
+              for _, pts in sorted(by_iteration.items())]
+    return sorted(points)
+
+
+def control_at(path: list[tuple[float, float]], nll_test: float) -> tuple[float, bool]:
+    """The control's NLL-oracle at ``nll_test`` (linear between its points; beyond them, along the nearest
+    segment) and whether that was an extrapolation."""
+    tests, oracles = [t for t, _ in path], [o for _, o in path]
+    if tests[0] <= nll_test <= tests[-1] or len(path) < 2:
+        return float(np.interp(nll_test, tests, oracles)), not tests[0] <= nll_test <= tests[-1]
+    (t0, o0), (t1, o1) = (path[0], path[1]) if nll_test < tests[0] else (path[-2], path[-1])
+    return o0 + (o1 - o0) * (nll_test - t0) / (t1 - t0), True
+
+
+def gains_over_control(runs: list[dict[str, Any]], path: list[tuple[float, float]]) -> dict[str, Any]:
+    """Each run's gain over the control at matched NLL-test: the control's NLL-oracle interpolated at the
+    run's final NLL-test, minus the run's final NLL-oracle (> 0: better than sharpening alone)."""
+    gains, extrapolated = [], 0
+    for run in runs:
+        reference, outside = control_at(path, run["nll_test_final"])
+        gains.append(reference - run["nll_oracle_final"])
+        extrapolated += outside
+    return {**mean_std(gains), "extrapolated_runs": extrapolated}
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -97,7 +144,8 @@ def mean_std(values: list[float]) -> dict[str, float]:
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± standard deviation over seeds of the end-of-run figures."""
-    keys = ("nll_oracle_final", "nll_test_final", "nll_oracle_best", "seconds_per_batch")
+    keys = ("nll_oracle_final", "nll_test_final", "nll_oracle_best", "seconds_per_batch", "reward_s_per_batch",
+            "d_steps_s_per_batch", *INFO_METRICS)
     table = {key: mean_std([run[key] for run in runs]) for key in keys}
     table["nll_oracle_gain"] = mean_std([run["nll_oracle_start"] - run["nll_oracle_final"] for run in runs])
     table["nll_test_rise"] = mean_std([run["nll_test_final"] - run["nll_test_start"] for run in runs])
@@ -131,8 +179,8 @@ def temperature_curve(checkpoint: Path, data_dir: Path, temperatures: list[float
 
 def plot(results: dict[str, dict[str, Any]], start: tuple[float, float], curve: list[dict[str, float]],
          path: Path) -> None:
-    """NLL-oracle (x) against NLL-test (y) at the end of every run, and the MLE temperature curve; lower-left
-    is better on both."""
+    """NLL-oracle (x) against NLL-test (y) at the end of every run (points), each configuration's mean path
+    along its runs (a line), and the MLE temperature curve; lower-left is better on both."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,14 +190,17 @@ def plot(results: dict[str, dict[str, Any]], start: tuple[float, float], curve: 
     for name, entry in results.items():
         xs = [run["nll_oracle_final"] for run in entry["runs"]]
         ys = [run["nll_test_final"] for run in entry["runs"]]
-        axis.scatter(xs, ys, label=name, s=36)
+        points = axis.scatter(xs, ys, label=name, s=36)
+        mean_path = control_path(entry["runs"])  # (NLL-test, NLL-oracle) per evaluation, over the seeds
+        axis.plot([o for _, o in mean_path], [t for t, _ in mean_path], color=points.get_facecolor()[0],
+                  linewidth=1, alpha=0.7)
     axis.scatter([start[0]], [start[1]], marker="*", s=160, color="black", label="MLE start")
     if curve:
         axis.plot([p["nll_oracle"] for p in curve], [p["nll_test"] for p in curve], color="grey", linestyle="--",
                   marker=".", label="MLE at temperature " + ", ".join(f"{p['temperature']:g}" for p in curve))
     axis.set_xlabel("NLL-oracle after the adversarial phase (nats per token; lower = better samples)")
     axis.set_ylabel("NLL-test (nats per token; lower = better coverage)")
-    axis.set_title("End of each run: one point per seed")
+    axis.set_title("End of each run (one point per seed) and the mean path along the runs")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -171,6 +222,9 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="write the NLL-oracle / NLL-test scatter here (PNG)")
     parser.add_argument("--finished-only", action="store_true",
                         help="train nothing: report the (configuration, seed) runs already finished in --out-dir")
+    parser.add_argument("--control", default=None,
+                        help="the configuration every other is compared with at matched NLL-test (e.g. the "
+                             "constant reward: control:reward_model=constant)")
     parser.add_argument("--temperatures", default="1.0,0.95,0.9,0.85,0.8",
                         help="the MLE generator's temperature curve to compare with ('' for none)")
     args = parser.parse_args()
@@ -194,6 +248,10 @@ def main() -> None:
             continue
         resolved = get_train_preset(args.preset).with_overrides(**overrides).resolved()
         results[name] = {"overrides": overrides, "algo": resolved.algo, **aggregate(runs), "runs": runs}
+    if args.control in results:
+        path = control_path(results[args.control]["runs"])
+        for entry in results.values():
+            entry["gain_over_control"] = gains_over_control(entry["runs"], path)
     first = next(iter(results.values()))["runs"][0]
     name = next(iter(results))
     temperatures = [float(t) for t in args.temperatures.split(",") if t]
@@ -204,6 +262,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "algorithms",
         "setting": {"preset": args.preset, "batches": args.batches, "seeds": seeds, "eval_every": args.eval_every,
+                    "control": args.control,
                     "generator_checkpoint": str(args.generator_checkpoint),
                     "budget": "the preset's sequences per batch and discriminator schedule for every configuration"},
         "mle_start": {"nll_oracle": first["nll_oracle_start"], "nll_test": first["nll_test_start"]},
