@@ -7,7 +7,8 @@ schedule is chosen so the two differ in everything that must not matter:
 and checkpoint at batch 2, where the uninterrupted one does neither. The KL
 penalty toward the MLE generator is on, with its coefficient adapting after
 every batch: the reference generator and the coefficient must come back from
-the checkpoint as they were.
+the checkpoint as they were; so must the moving-average baseline of SeqGAN's
+gradient, under the log D reward transform.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from seqgan_rl.generator import Generator
 from seqgan_rl.oracle import Oracle
 
 SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7", "--kl-coef", "0.05",
-            "--kl-target", "0.02")
+            "--kl-target", "0.02", "--reward-transform", "log_d", "--baseline", "ema")
 
 
 def records(run_dir: Path) -> list[dict]:

@@ -104,6 +104,12 @@ def position_means(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(valid, values, 0.0).sum(axis=0) / np.maximum(counts, 1)
 
 
+def maligan_normalised(weights: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """MaliGAN's normalised importance weights: [B, T] values D/(1 − D), each position divided by its mean
+    over the sequences that reach it (mask [B, T]), so that they average 1 there."""
+    return weights / np.maximum(position_means(weights, valid), np.finfo(np.float64).tiny)
+
+
 def position_spread(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Standard deviation over the batch of each position's valid values: [B, T] → [T] (0 where none)."""
     means = position_means(values, valid)
@@ -219,8 +225,7 @@ class MonteCarloQConnector(ConnectorV2):
             pool.sync(discriminator=module_weights(generator, self._ideal_version))
         q = pool.compute_q(sequences).astype(np.float64)
         if self.options.reward_transform == "maligan":
-            valid = self._valid(q.shape, lengths)
-            q = q / np.maximum(position_means(q, valid), np.finfo(np.float64).tiny)
+            q = maligan_normalised(q, self._valid(q.shape, lengths))
         return q
 
     @staticmethod
