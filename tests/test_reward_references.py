@@ -30,8 +30,13 @@ from seqgan_rl.generator import Generator
 from seqgan_rl.mc import MonteCarloQ
 from seqgan_rl.metrics import discriminator_information, spearman
 from seqgan_rl.oracle import Oracle
-from seqgan_rl.rewards import IdealDiscriminator, RewardModelSpec, probability_logits, transform_logits, \
-    transformed_scorer
+from seqgan_rl.rewards import (
+    IdealDiscriminator,
+    RewardModelSpec,
+    probability_logits,
+    transform_logits,
+    transformed_scorer,
+)
 
 
 def sequence_log_likelihood(model: Generator, tokens: torch.Tensor) -> torch.Tensor:
