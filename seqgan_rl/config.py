@@ -34,9 +34,10 @@ REWARD_TRANSFORMS: tuple[str, ...] = ("d", "2d-1", "log_d", "maligan")
 """What a score D becomes before it is averaged into Q (``seqgan_rl.rewards.transform_logits``): D itself (the
 paper), 2D − 1 (ScratchGAN's centred reward), log D, or MaliGAN's D / (1 − D), normalised over the batch."""
 
-BASELINES: tuple[str, ...] = ("none", "batch_mean", "ema")
+BASELINES: tuple[str, ...] = ("none", "batch_mean", "ema", "prefix")
 """What SeqGAN's gradient subtracts from Q_t (``algo=seqgan`` only; the other algorithms have their own
-advantages): nothing (the paper), the batch's mean Q at position t, or an exponential moving average of it."""
+advantages): nothing (the paper), the batch's mean Q at position t, an exponential moving average of it, or
+the Monte Carlo value of the prefix before the token, Q_(t-1)."""
 
 
 def check_reward_model(name: str) -> None:
@@ -206,8 +207,10 @@ class TrainConfig(Options):
                                         "2d-1 (ScratchGAN), log_d, or maligan (D/(1-D), normalised to mean 1 over "
                                         "the batch at each position; algo=seqgan)", choices=REWARD_TRANSFORMS)
     baseline: str = option("none", "algo=seqgan: subtracted from Q_t in the policy gradient: none (the paper), "
-                                   "batch_mean (the batch's mean Q at position t) or ema (an exponential moving "
-                                   "average of that mean over batches, ScratchGAN's)", choices=BASELINES)
+                                   "batch_mean (the batch's mean Q at position t), ema (an exponential moving "
+                                   "average of that mean over batches, ScratchGAN's) or prefix (Q_(t-1), the "
+                                   "Monte Carlo value of the prefix before the token; the batch's mean Q_1 for "
+                                   "the first token)", choices=BASELINES)
     baseline_decay: float = option(0.9, "baseline=ema: weight kept on the average per batch", ge=0.0, le=0.999)
     info_samples: int = option(1_000, "the discriminator's information measure at every evaluation: this many "
                                       "held-out real and as many fresh generated sequences (0 = off)", ge=0)

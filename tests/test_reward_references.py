@@ -170,6 +170,9 @@ def test_baselines_subtract_the_batch_mean_or_its_moving_average_at_each_positio
     restored.set_state(piece.get_state())  # the moving average comes back from a checkpoint
     np.testing.assert_allclose(restored._baseline, expected)
     assert seqgan_piece()._baselined(first, lengths) is first  # none: Q itself
+    prefix = seqgan_piece(baseline="prefix")._baselined(first, lengths)
+    np.testing.assert_allclose(prefix[:, 1:], first[:, 1:] - first[:, :-1])  # Q_t − Q_{t−1}
+    np.testing.assert_allclose(prefix[:, 0], first[:, 0] - first[:, 0].mean())
 
 
 def test_maligan_weights_have_mean_one_at_each_position() -> None:

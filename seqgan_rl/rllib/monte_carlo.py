@@ -236,11 +236,13 @@ class MonteCarloQConnector(ConnectorV2):
         return np.arange(shape[1])[None, :] < np.asarray(lengths)[:, None]
 
     def _baselined(self, q: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Q_t minus ``baseline``'s b_t [B, T]: none, the batch's mean at t, or its moving average.
+        """Q_t minus ``baseline``'s b_t [B, T]: none, the batch's mean at t, its moving average, or Q_{t−1}.
 
         ``ema``: b_t is the average of the batch means of earlier batches (the first batch: its own mean),
         b_t ← decay·b_t + (1 − decay)·mean_t after each batch. A position no sequence of the batch reaches
-        keeps its b_t.
+        keeps its b_t. ``prefix``: b_t = Q_{t−1}, the search's value of y_<t (its completions draw their own
+        token t, so it does not depend on y_t: an unbiased baseline that also removes the earlier tokens'
+        share of Q_t's variance); b_1 is the batch's mean Q_1.
         """
         baseline = self.options.baseline
         if baseline == "none":
@@ -249,6 +251,8 @@ class MonteCarloQConnector(ConnectorV2):
         means = position_means(q, valid)  # (T,)
         if baseline == "batch_mean":
             return q - means
+        if baseline == "prefix":
+            return q - np.concatenate([np.full((len(q), 1), means[0]), q[:, :-1]], axis=1)
         reached = valid.any(axis=0)
         if self._baseline is None:
             self._baseline = np.where(reached, means, 0.0)
