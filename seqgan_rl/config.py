@@ -21,6 +21,11 @@ from seqgan_rl.discriminator import PAPER_NUM_FILTERS
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.options import Options, option
 
+SEED_MAX = 2**31 - 1
+"""The largest seed. RLlib seeds NumPy's global RNG with ``seed`` plus an EnvRunner's index (and 10**6 for an
+evaluation one), and ``np.random.seed`` takes only [0, 2**32 - 1]: a negative seed, or one near the top,
+would fail only once the adversarial phase starts, after the MLE phase."""
+
 ALGORITHMS: tuple[str, ...] = ("seqgan", "ppo", "appo", "impala")
 """Generator optimisers ``seqgan-rl train --algo`` accepts."""
 
@@ -65,8 +70,9 @@ class PretrainConfig(Options):
     num_valid: int = option(10_000, "held-out oracle sequences (NLL-test) when no --data is given", ge=0)
     num_eval_samples: int = option(10_000, "generator samples scored by the oracle for one NLL-oracle "
                                            "(paper: 10,000)", gt=0)
-    seed: int = option(0, "seeds the generator's initialisation, batching and sampling")
-    data_seed: int = option(1234, "seeds the oracle's samples used as training / held-out data")
+    seed: int = option(0, "seeds the generator's initialisation, batching and sampling", ge=0, le=SEED_MAX)
+    data_seed: int = option(1234, "seeds the oracle's samples used as training / held-out data", ge=0,
+                            le=SEED_MAX)
     scheduled_sampling: str = option("none", "MLE inputs: none (teacher forcing: the previous real token) or a "
                                              "schedule of Bengio et al. (2015) under which each input is the "
                                              "model's own sample with a probability growing over the epochs to "
@@ -226,7 +232,8 @@ class TrainConfig(Options):
                                 "(the original: 5)", gt=0)
     checkpoint_every: int = option(10, "write a checkpoint every this many adversarial batches (and after the "
                                        "last)", gt=0)
-    seed: int = option(0, "seeds RLlib, the discriminator, the rollouts and the evaluation samples")
+    seed: int = option(0, "seeds RLlib, the discriminator, the rollouts and the evaluation samples", ge=0,
+                       le=SEED_MAX)
 
     def resolved(self) -> TrainConfig:
         """A copy whose per-algorithm options left at ``None`` hold ``ALGORITHM_DEFAULTS[algo]``'s values,

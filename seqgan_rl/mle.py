@@ -284,12 +284,12 @@ def run_pretraining(
 
     config.validate()
     run_dir = Path(run_dir)
+    torch.manual_seed(config.seed)  # before the oracle is built: its layers' construction draws from it
+    data = load_dataset(config, data_dir, oracle_params)  # bad data is refused before run_dir is written
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", {
         "config": config.to_dict(), "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
         "oracle_params": None if oracle_params is None else str(Path(oracle_params).resolve())})
-    torch.manual_seed(config.seed)
-    data = load_dataset(config, data_dir, oracle_params)
     generator_config = GeneratorConfig(
         vocab_size=data.vocab_size, seq_len=data.seq_len, emb_dim=config.emb_dim, hidden_dim=config.hidden_dim
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import typing
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -114,15 +115,23 @@ def check_options(instance: Any) -> None:
             if meta.get("noun"):
                 raise ConfigError(f"unknown {meta['noun']} {value!r}; known: {', '.join(map(str, choices))}")
             raise ConfigError(f"{f.name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # nan passes no comparison, inf passes "> 0"
+            raise ConfigError(f"{f.name} must be a finite number, got {value}")
         low, high = meta.get("ge"), meta.get("le")
         if low is not None and high is not None and not low <= value <= high:
-            raise ConfigError(f"{f.name} must be in [{low:g}, {high:g}], got {value}")
+            raise ConfigError(f"{f.name} must be in [{_bound(low)}, {_bound(high)}], got {value}")
         if meta.get("gt") is not None and not value > meta["gt"]:
-            raise ConfigError(f"{f.name} must be > {meta['gt']:g}, got {value}")
+            raise ConfigError(f"{f.name} must be > {_bound(meta['gt'])}, got {value}")
         if low is not None and high is None and not value >= low:
-            raise ConfigError(f"{f.name} must be >= {low:g}, got {value}")
+            raise ConfigError(f"{f.name} must be >= {_bound(low)}, got {value}")
         if meta.get("check") is not None:
             meta["check"](value)
+
+
+def _bound(limit: float) -> str:
+    """A bound as a message shows it: whole numbers in full (a seed's 2147483647, not 2.14748e+09), others
+    as ``:g``."""
+    return str(int(limit)) if float(limit).is_integer() else f"{limit:g}"
 
 
 def with_overrides(instance: Any, overrides: Mapping[str, Any], *, check: bool = True) -> Any:

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 from seqgan_rl.bleu import SMOOTHING_METHODS, _Lengths, _sentence_scores
 from seqgan_rl.config import REWARD_MODELS, REWARD_TRANSFORMS, TrainConfig, check_reward_model
 from seqgan_rl.data import read_token_table
-from seqgan_rl.errors import ConfigError, DataError, ScorerError
+from seqgan_rl.errors import ConfigError, DataError, ScorerError, SeqGANError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc.engine import PrefixRolloutScorer, Scorer
 from seqgan_rl.oracle import Oracle
@@ -427,6 +427,17 @@ def probe_reward_model(spec: RewardModelSpec, sample: np.ndarray) -> None:
     """Build the reward model and score ``sample`` [M, T] once, before a run starts any work.
 
     An import error, a wrong shape, NaN or a value outside [0, 1] is then one clear error at the start, not
-    a failure inside an env or a rollout worker minutes later.
+    a failure inside an env or a rollout worker minutes later. An exception the scorer itself raises (a
+    ``TypeError`` of a function that does not take token ids) becomes a ``ConfigError`` naming the option:
+    the user's code, not seqgan-rl, failed, and its traceback would bury that.
     """
-    RewardModel(spec)(sample)
+    try:
+        RewardModel(spec)(sample)
+    except SeqGANError:
+        raise
+    except Exception as error:
+        detail = next(iter(str(error).strip().splitlines()), "")
+        raise ConfigError(f"reward_model {spec.name!r} failed on a probe of {len(sample)} real sequences (int64 "
+                          f"token ids of shape {tuple(sample.shape)}): {type(error).__name__}"
+                          f"{f': {detail}' if detail else ''}; a scorer must map int64 ids [M, T] to M rewards in "
+                          "[0, 1]") from None

@@ -12,13 +12,17 @@ from seqgan_rl.options import add_option_flags, option_overrides
 
 
 def pretrain(args: argparse.Namespace) -> dict[str, Any]:
+    """MLE pretraining into a new run directory, once its options and data passed the pre-flight checks
+    (``preflight_pretrain``: a directory that is not empty is refused, as ``train`` refuses a run's)."""
+    from seqgan_rl.experiment.preflight import preflight_pretrain
     from seqgan_rl.mle import run_pretraining
 
     config = get_preset(args.preset).with_overrides(**option_overrides(args, PretrainConfig))
-    return run_pretraining(
-        config, args.run_dir or default_run_dir("pretrain", args.preset), data_dir=args.data,
-        oracle_params=args.oracle_params, device=resolve_device(args.device), progress=not args.no_progress,
-    )
+    run_dir = args.run_dir or default_run_dir("pretrain", args.preset)
+    device = resolve_device(args.device)
+    preflight_pretrain(config, run_dir, args.data, args.oracle_params)
+    return run_pretraining(config, run_dir, data_dir=args.data, oracle_params=args.oracle_params, device=device,
+                           progress=not args.no_progress)
 
 
 def add_parser(sub: Any) -> None:
@@ -28,7 +32,8 @@ def add_parser(sub: Any) -> None:
     pre.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="named configuration")
     pre.add_argument("--data", type=Path, help="directory from prepare-data (default: sample the oracle)")
     pre.add_argument("--oracle-params", type=Path, help="oracle .npz (default: the original file if present)")
-    pre.add_argument("--run-dir", type=Path, help="where metrics, plot and checkpoint go (default: runs/...)")
+    pre.add_argument("--run-dir", type=Path, help="where metrics, plot and checkpoint go: a new or empty directory "
+                     "(default: runs/...)")
     pre.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     pre.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_option_flags(pre.add_argument_group("MLE options"), PretrainConfig, presets=PRESETS)

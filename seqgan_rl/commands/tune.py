@@ -7,30 +7,57 @@ from pathlib import Path
 from typing import Any
 
 from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
+from seqgan_rl.errors import ConfigError
 from seqgan_rl.options import add_option_flags, option_overrides
+
+TRIAL_CPUS = 1.0
+"""CPUs of a trial's driver (``seqgan_rl.experiment.tune.trial_resources``)."""
 
 
 def tune(args: argparse.Namespace) -> dict[str, Any]:
-    import ray
-
+    """The grid's trials, once every value and combination passed the pre-flight checks
+    (``preflight_tune``) and one trial's reservation fits the cluster (``check_trial_resources``)."""
+    from seqgan_rl.experiment.preflight import check_num_cpus, preflight_tune
     from seqgan_rl.experiment.ray_session import check_reachable
-    from seqgan_rl.experiment.tune import parse_grid, tune_seqgan
+    from seqgan_rl.experiment.tune import parse_grid
 
     base = get_train_preset(args.preset).with_overrides(**option_overrides(args, TrainConfig))
     grid = parse_grid(args.grid)
-    if not ray.is_initialized():
-        if args.address:
-            check_reachable(args.address)  # ray.init would retry a dead address for many minutes
+    check_num_cpus(args.num_cpus)
+    for flag, value in (("--num-samples", args.num_samples), ("--max-concurrent-trials", args.max_concurrent_trials)):
+        if value <= 0:
+            raise ConfigError(f"{flag} must be > 0, got {value}")
+    if args.address:
+        check_reachable(args.address)  # ray.init would retry a dead address for many minutes
+    preflight_tune(base, grid, args.generator_checkpoint, args.oracle_params)
+    return run_tune(args, base, grid)
+
+
+def run_tune(args: argparse.Namespace, base: TrainConfig, grid: dict[str, list[Any]]) -> dict[str, Any]:
+    """Start or join Ray, check one trial's reservation against it, run the grid; a Ray started here is
+    shut down again."""
+    import ray
+
+    from seqgan_rl.experiment.tune import check_trial_resources, tune_seqgan
+
+    started = not ray.is_initialized()
+    if started:
         ray.init(address=args.address or "local", num_cpus=None if args.address else args.num_cpus,
                  include_dashboard=False, log_to_driver=False)
-    results = tune_seqgan(base, grid, generator_checkpoint=args.generator_checkpoint,
-                          storage_path=args.storage_path, oracle_params=args.oracle_params,
-                          num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent_trials)
-    best = results.get_best_result()
-    return {"best_config": best.config, "best_nll_oracle": best.metrics.get("nll_oracle"),
-            "trials": [{"config": r.config, "nll_oracle": r.metrics.get("nll_oracle"),
-                        "nll_test": r.metrics.get("nll_test")} for r in results],
-            "storage_path": str(args.storage_path)}
+    try:
+        check_trial_resources(base, TRIAL_CPUS, local=started and not args.address)
+        results = tune_seqgan(base, grid, generator_checkpoint=args.generator_checkpoint,
+                              storage_path=args.storage_path, oracle_params=args.oracle_params,
+                              num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent_trials,
+                              trial_cpus=TRIAL_CPUS)
+        best = results.get_best_result()
+        return {"best_config": best.config, "best_nll_oracle": best.metrics.get("nll_oracle"),
+                "trials": [{"config": r.config, "nll_oracle": r.metrics.get("nll_oracle"),
+                            "nll_test": r.metrics.get("nll_test")} for r in results],
+                "storage_path": str(args.storage_path)}
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def add_parser(sub: Any) -> None:

@@ -45,13 +45,8 @@ from tqdm import tqdm
 
 from seqgan_rl.config import FAST_MIN_FEATURES, PRECISION_PARTS, TrainConfig, discriminator_features
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.experiment.ray_session import (
-    check_cluster_resources,
-    check_local_resources,
-    check_reachable,
-    cluster_address,
-    connect_ray,
-)
+from seqgan_rl.experiment.preflight import preflight
+from seqgan_rl.experiment.ray_session import check_cluster_resources, check_local_resources
 from seqgan_rl.experiment.run_checkpoints import (
     kept_records,
     latest_checkpoint,
@@ -63,6 +58,7 @@ from seqgan_rl.fileio import atomic_path, write_json
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.metrics import MetricsLog, discriminator_information, plot_curves
 from seqgan_rl.mle import Dataset, load_dataset, load_oracle, nll_metrics, run_pretraining, write_oracle_dataset
+from seqgan_rl.oracle import Oracle
 from seqgan_rl.precision import hardware_summary
 from seqgan_rl.runs import read_generator_checkpoint
 from seqgan_rl.samples import SampleLog
@@ -72,8 +68,6 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 INFO_STREAM = 3
 """Third entry of the information measure's sample seed ``SeedSequence([seed, iteration, 3])``."""
-REWARD_PROBE_ROWS = 4
-"""Real sequences a fixed reward model scores once before a run starts (``check_reward_model``)."""
 
 RESULT_METRICS: dict[str, tuple[str, ...]] = {
     "train/mean_q": ("learners", "mean_q"),
@@ -115,6 +109,9 @@ class RunPlan:
     iteration: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
     phase_s: dict[str, float] = field(default_factory=dict)
+    oracle: tuple[Oracle, str] | None = None
+    """A run without a data directory: the oracle its data is sampled from and where that came from
+    (``load_oracle``; loaded once, by ``preflight``)."""
 
 
 class RunLog:
@@ -168,11 +165,12 @@ def run_training(
     a resumed run is the run that was started; only its number of adversarial
     batches may be raised (``resume_batches``) to train further.
 
-    Every input is checked before any work (a missing generator checkpoint,
-    an unreachable cluster, a run directory without a complete checkpoint),
-    and ``config.json`` is written only once the data and the generator are
-    known to fit, so a failed start never leaves a run that ``--resume`` would
-    take up.
+    Every input is checked before any work (``seqgan_rl.experiment.preflight``:
+    the options, the data against the models, the reward model, the
+    algorithm's rules and the actors against the Ray the run joins or starts
+    here), and nothing is written to ``run_dir`` until they all pass;
+    ``config.json`` is written only once the MLE phase is done, so a failed
+    start never leaves a run that ``--resume`` would take up.
     """
     import ray
 
@@ -181,22 +179,31 @@ def run_training(
         plan = resolve_resumed_run(run_dir, resume_batches)
     else:
         plan = resolve_fresh_run(config, run_dir, data_dir, oracle_params, generator_checkpoint)
-    check_run_inputs(plan, address, num_cpus)
-    logger.info("precision: %s", precision_report(plan.config))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(plan.config.seed)
-    if plan.checkpoint is None:
-        write_oracle_data(plan)
-        check_reward_model(plan)
-        run_mle_phase(plan, device, progress)
-    data, generator_config = load_run_data(plan, device)
-    if plan.checkpoint is None:
-        write_run_config(plan)
+    started_ray = preflight(plan, address, num_cpus)
+    try:
+        logger.info("precision: %s", precision_report(plan.config))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(plan.config.seed)
+        if plan.checkpoint is None:
+            write_oracle_data(plan)
+            run_mle_phase(plan, device, progress)
+        data, generator_config = load_run_data(plan, device)
+        if plan.checkpoint is None:
+            write_run_config(plan)
+        train_on_ray(plan, data, generator_config, started_ray, on_record, device, progress)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return write_summary(plan, data, plan.records)
 
-    samples = SampleLog.for_run(run_dir, "adversarial", "iteration", run_dir / "generator.pt",
+
+def train_on_ray(plan: RunPlan, data: Dataset, generator_config: GeneratorConfig, started_ray: bool,
+                 on_record: Callable[[dict[str, Any]], None] | None, device: str, progress: bool) -> None:
+    """Discriminator pretraining (or the checkpoint's state) and the adversarial batches; ``plan.records``
+    ends as every metrics record of the run."""
+    samples = SampleLog.for_run(plan.run_dir, "adversarial", "iteration", plan.run_dir / "generator.pt",
                                 generator_config.vocab_size, plan.config.seed)
-    started_ray = connect_ray(address, num_cpus)
-    log = RunLog(run_dir, on_record, samples)
+    log = RunLog(plan.run_dir, on_record, samples)
     try:
         algo = build_algorithm(plan, generator_config, started_ray)
         try:
@@ -209,9 +216,7 @@ def run_training(
             algo.stop()
     finally:
         log.close()
-        if started_ray:
-            ray.shutdown()
-    return write_summary(plan, data, log.metrics.records)
+        plan.records = log.metrics.records
 
 
 # ------------------------------------------------------------------ resolve the run
@@ -249,21 +254,6 @@ def resolve_resumed_run(run_dir: Path, resume_batches: int | None) -> RunPlan:
     return plan
 
 
-def check_run_inputs(plan: RunPlan, address: str | None, num_cpus: int | None) -> None:
-    """What can be checked before any work: the CPU count, the generator checkpoint, the cluster."""
-    import ray
-
-    if num_cpus is not None and num_cpus <= 0:
-        raise ConfigError(f"--num-cpus must be > 0, got {num_cpus}")
-    if plan.generator_checkpoint is not None:
-        read_generator_checkpoint(plan.generator_checkpoint)
-    if plan.checkpoint is None and plan.data_dir is None and plan.oracle_params is not None:
-        load_oracle(plan.oracle_params)  # a missing or bad oracle file is refused before the run directory exists
-    cluster = cluster_address(address)
-    if cluster is not None and not ray.is_initialized():
-        check_reachable(cluster)  # now, not after an MLE phase of hours
-
-
 # ------------------------------------------------------------------ MLE phase and data
 
 
@@ -271,7 +261,7 @@ def write_oracle_data(plan: RunPlan) -> None:
     """A fresh run without a data directory: the synthetic oracle's samples become its Parquet data."""
     config = plan.config
     if plan.data_dir is None:
-        oracle, source = load_oracle(plan.oracle_params)
+        oracle, source = plan.oracle or load_oracle(plan.oracle_params)
         write_oracle_dataset(plan.run_dir / "data", oracle, source, config.mle.num_train, config.mle.num_valid,
                              config.mle.data_seed)
         plan.data_dir, plan.oracle_params = plan.run_dir / "data", None
@@ -299,22 +289,6 @@ def load_run_data(plan: RunPlan, device: str) -> tuple[Dataset, GeneratorConfig]
         raise DataError(f"{plan.generator_checkpoint}: generator vocabulary/length {generator_config.vocab_size}/"
                         f"{generator_config.seq_len} does not match the data's {data.vocab_size}/{data.seq_len}")
     return data, generator_config
-
-
-def check_reward_model(plan: RunPlan) -> None:
-    """A fixed reward model (``reward_model`` bleu or module:function) built and run on a few real
-    sequences before the MLE phase, so an import error, a wrong shape or NaN is one error before any work."""
-    if plan.config.reward_model == "discriminator":
-        return
-    from seqgan_rl.data import read_token_table
-    from seqgan_rl.rewards import RewardModelSpec, probe_reward_model
-
-    real_data = str(Path(plan.data_dir) / "train.parquet")
-    table = read_token_table(real_data)
-    spec = RewardModelSpec.of_run(plan.config, real_data, table.vocab_size, table.seq_len)
-    probe_reward_model(spec, table.tokens[:REWARD_PROBE_ROWS].astype(np.int64))
-    if spec.name == "ideal":  # the oracle exists and fits the data (a text corpus has none)
-        spec.ideal_discriminator(GeneratorConfig(vocab_size=table.vocab_size, seq_len=table.seq_len))
 
 
 def write_run_config(plan: RunPlan) -> None:

@@ -8,7 +8,10 @@ for its driver (sampling, the Learner, Monte Carlo Q in-process), 1 CPU for its
 own discriminator actor and a bundle per rollout worker, so
 ``max_concurrent_trials`` should match the machine: 1 on this 2-core machine.
 The grid must not change ``num_mc_workers`` or the actors' resources (the
-reservation is computed from the base configuration).
+reservation is computed from the base configuration). Before any trial,
+``seqgan-rl tune`` checks each grid value and each combination
+(``seqgan_rl.experiment.preflight.preflight_tune``) and one trial's
+reservation against the cluster (``check_trial_resources``).
 
     seqgan-rl tune --generator-checkpoint mle/checkpoint.pt --preset cpu --batches 30 \\
         --grid rollout_beta=0.6,0.8,0.95 --grid num_rollouts=8,16
@@ -16,13 +19,17 @@ reservation is computed from the base configuration).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.errors import ConfigError
+from seqgan_rl.experiment.ray_session import autoscaler_can_add_nodes, cluster_shortfall
 from seqgan_rl.options import parse_option_value
+
+logger = logging.getLogger(__name__)
 
 SWEEPABLE = frozenset({f.name for f in fields(TrainConfig)} - {
     "mle", "discriminator", "num_mc_workers", "mc_worker_num_cpus", "mc_worker_num_gpus", "discriminator_num_cpus",
@@ -63,6 +70,31 @@ def trial_resources(config: TrainConfig, trial_cpus: float) -> Any:
                bundle(config.discriminator_num_cpus, config.discriminator_num_gpus)]
     bundles += [bundle(config.mc_worker_num_cpus, config.mc_worker_num_gpus)] * config.num_mc_workers
     return tune.PlacementGroupFactory(bundles)
+
+
+def check_trial_resources(config: TrainConfig, trial_cpus: float, *, local: bool) -> None:
+    """Refuse a sweep none of whose trials can ever start: one trial's reservation (``trial_resources``)
+    larger than the cluster, or a bundle larger than its largest node.
+
+    Tune would keep the trials pending for ever on a local Ray (``local``) or on a cluster whose autoscaler
+    cannot add nodes; with one that can, the missing nodes may still come, so it is a warning.
+    """
+    import ray
+
+    names = ["the trial's driver", "its discriminator actor", *["a rollout worker"] * config.num_mc_workers]
+    bundles = trial_resources(config, trial_cpus).bundles
+    actors = [(name, {"CPU": bundle.get("CPU", 0.0), "GPU": bundle.get("GPU", 0.0)})
+              for name, bundle in zip(names, bundles)]
+    problems = cluster_shortfall(actors, [node["Resources"] for node in ray.nodes() if node["Alive"]])
+    if not problems:
+        return
+    what = f"a trial's reservation (its driver, discriminator actor and {config.num_mc_workers} rollout worker(s))"
+    if local or autoscaler_can_add_nodes() is False:
+        remedy = "raise --num-cpus" if local else "add nodes"
+        raise ConfigError(f"the Ray cluster can never start {what}: {'; '.join(problems)}; lower --num-mc-workers, "
+                          f"--mc-worker-num-cpus, --mc-worker-num-gpus or --discriminator-num-gpus, or {remedy}")
+    logger.warning("the Ray cluster cannot start %s yet: %s; its trials wait until its autoscaler adds nodes", what,
+                   "; ".join(problems))
 
 
 def tune_seqgan(
