@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqgan_rl.bleu import SMOOTHING_METHODS, _Lengths, _sentence_scores
-from seqgan_rl.config import REWARD_MODELS, REWARD_TRANSFORMS, TrainConfig, check_reward_model
+from seqgan_rl.config import BASELINES, REWARD_MODELS, REWARD_TRANSFORMS, TrainConfig, check_reward_model
 from seqgan_rl.data import read_token_table
 from seqgan_rl.errors import ConfigError, DataError, ScorerError, SeqGANError
 from seqgan_rl.generator import Generator, GeneratorConfig
@@ -285,6 +285,53 @@ def transformed_scorer(scorer: Scorer | PrefixRolloutScorer, transform: str) -> 
     if isinstance(scorer, PrefixRolloutScorer):
         return _TransformedPrefixScorer(scorer, transform)
     return lambda tokens: transform_logits(probability_logits(scorer(tokens)), transform)
+
+
+def position_means(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mean over the batch of each position's valid values: [B, T] values and mask → [T] (0 where none)."""
+    counts = valid.sum(axis=0)
+    return np.where(valid, values, 0.0).sum(axis=0) / np.maximum(counts, 1)
+
+
+def position_spread(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Standard deviation over the batch of each position's valid values: [B, T] → [T] (0 where none)."""
+    means = position_means(values, valid)
+    return np.sqrt(position_means(np.where(valid, values - means, 0.0) ** 2, valid))
+
+
+def maligan_normalised(weights: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """MaliGAN's normalised importance weights: [B, T] values D/(1 − D), each position divided by its mean
+    over the sequences that reach it (mask [B, T]), so that they average 1 there."""
+    return weights / np.maximum(position_means(weights, valid), np.finfo(np.float64).tiny)
+
+
+def baselined(q: np.ndarray, valid: np.ndarray, baseline: str, average: np.ndarray | None = None,
+              decay: float = 0.9) -> tuple[np.ndarray, np.ndarray | None]:
+    """Q_t − b_t [B, T] for ``baseline`` (``TrainConfig.baseline``), and the moving average after this batch.
+
+    Args:
+        q: Monte Carlo values [B, T] of a batch; ``valid`` [B, T]: the steps each sequence has.
+        baseline: ``none`` (Q itself), ``batch_mean`` (b_t: the batch's mean Q at t), ``ema`` (b_t: the
+            moving average ``average`` [T] of earlier batches' means, ``None`` before the first batch, which
+            then uses its own mean; after the batch b_t ← decay·b_t + (1 − decay)·mean_t, a position no
+            sequence reaches keeping its b_t) or ``prefix`` (b_t = Q_{t−1}, the search's value of y_<t, whose
+            completions draw their own token t: it does not depend on y_t, so the gradient stays unbiased, and
+            it removes the earlier tokens' share of Q_t's variance; b_1 is the batch's mean Q_1).
+        average, decay: ``ema``'s state and its weight on the old average.
+    """
+    if baseline == "none":
+        return q, average
+    means = position_means(q, valid)  # (T,)
+    if baseline == "batch_mean":
+        return q - means, average
+    if baseline == "prefix":
+        return q - np.concatenate([np.full((len(q), 1), means[0]), q[:, :-1]], axis=1), average
+    if baseline != "ema":
+        raise ConfigError(f"unknown baseline {baseline!r}; use one of {', '.join(BASELINES)}")
+    reached = valid.any(axis=0)
+    if average is None:
+        average = np.where(reached, means, 0.0)
+    return q - average, np.where(reached, decay * average + (1.0 - decay) * means, average)
 
 
 class IdealDiscriminator(nn.Module):

@@ -110,7 +110,7 @@ def test_the_constant_reward_is_q_for_every_token_through_the_monte_carlo_search
     np.testing.assert_allclose(constant_pool(0.3, "2d-1").compute_q(sequences), -0.4, rtol=1e-6)
 
 
-def test_one_seqgan_update_under_the_constant_reward_is_the_controls_update(tiny_run) -> None:  # noqa: F811
+def test_one_seqgan_update_under_the_constant_reward_is_the_controls_update(ray_local, tiny_run) -> None:  # noqa: F811
     """The Learner's step with ``reward_model=constant`` equals one Adam step (lr 0.01, global-norm clip 5) on
     −Σ_t log G(y_t | y_<t)·c taken directly from the generator: the sharpening control's update."""
     from ray.rllib.core import DEFAULT_MODULE_ID
@@ -176,7 +176,7 @@ def test_baselines_subtract_the_batch_mean_or_its_moving_average_at_each_positio
 
 
 def test_maligan_weights_have_mean_one_at_each_position() -> None:
-    from seqgan_rl.rllib.monte_carlo import maligan_normalised
+    from seqgan_rl.rewards import maligan_normalised
 
     rng = np.random.default_rng(1)
     q = np.exp(rng.normal(-30, 5, size=(4, SMALL.seq_len)))  # D / (1 − D) of a sharp discriminator

@@ -74,7 +74,7 @@ from seqgan_rl.distributed.weights import Weights, module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc.rollout_policy import RolloutPolicy
-from seqgan_rl.rewards import IDEAL
+from seqgan_rl.rewards import IDEAL, baselined, maligan_normalised, position_spread
 from seqgan_rl.rllib.settings import SeqGANSettings
 from seqgan_rl.runs import read_generator_checkpoint
 
@@ -96,24 +96,6 @@ def kl_log_ratio(policy: Generator, reference: Generator, sequences: torch.Tenso
 def return_to_go(rewards: np.ndarray) -> np.ndarray:
     """Σ_{s≥t} r_s along the last axis of [..., L] rewards."""
     return np.flip(np.cumsum(np.flip(rewards, -1), -1), -1)
-
-
-def position_means(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Mean over the batch of each position's valid values: [B, T] values and mask → [T] (0 where none)."""
-    counts = valid.sum(axis=0)
-    return np.where(valid, values, 0.0).sum(axis=0) / np.maximum(counts, 1)
-
-
-def maligan_normalised(weights: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """MaliGAN's normalised importance weights: [B, T] values D/(1 − D), each position divided by its mean
-    over the sequences that reach it (mask [B, T]), so that they average 1 there."""
-    return weights / np.maximum(position_means(weights, valid), np.finfo(np.float64).tiny)
-
-
-def position_spread(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Standard deviation over the batch of each position's valid values: [B, T] → [T] (0 where none)."""
-    means = position_means(values, valid)
-    return np.sqrt(position_means(np.where(valid, values - means, 0.0) ** 2, valid))
 
 
 class MonteCarloQConnector(ConnectorV2):
@@ -236,30 +218,10 @@ class MonteCarloQConnector(ConnectorV2):
         return np.arange(shape[1])[None, :] < np.asarray(lengths)[:, None]
 
     def _baselined(self, q: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Q_t minus ``baseline``'s b_t [B, T]: none, the batch's mean at t, its moving average, or Q_{t−1}.
-
-        ``ema``: b_t is the average of the batch means of earlier batches (the first batch: its own mean),
-        b_t ← decay·b_t + (1 − decay)·mean_t after each batch. A position no sequence of the batch reaches
-        keeps its b_t. ``prefix``: b_t = Q_{t−1}, the search's value of y_<t (its completions draw their own
-        token t, so it does not depend on y_t: an unbiased baseline that also removes the earlier tokens'
-        share of Q_t's variance); b_1 is the batch's mean Q_1.
-        """
-        baseline = self.options.baseline
-        if baseline == "none":
-            return q
-        valid = self._valid(q.shape, lengths)
-        means = position_means(q, valid)  # (T,)
-        if baseline == "batch_mean":
-            return q - means
-        if baseline == "prefix":
-            return q - np.concatenate([np.full((len(q), 1), means[0]), q[:, :-1]], axis=1)
-        reached = valid.any(axis=0)
-        if self._baseline is None:
-            self._baseline = np.where(reached, means, 0.0)
-        centred = q - self._baseline
-        decay = self.options.baseline_decay
-        self._baseline = np.where(reached, decay * self._baseline + (1.0 - decay) * means, self._baseline)
-        return centred
+        """Q_t minus ``baseline``'s b_t [B, T] (``seqgan_rl.rewards.baselined``); the moving average kept."""
+        q, self._baseline = baselined(q, self._valid(q.shape, lengths), self.options.baseline,
+                                      self._baseline, self.options.baseline_decay)
+        return q
 
     def _write_q(self, batch: dict[str, Any], sa_episodes: list[Any], q: np.ndarray,
                  penalties: list[np.ndarray]) -> None:
