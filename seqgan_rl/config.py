@@ -93,10 +93,9 @@ PRECISIONS: tuple[str, ...] = tuple(PRECISION_PARTS)
 FAST_MIN_FEATURES = 1_024
 """``fast`` lowers the discriminator's precision only from this many features (Σ num_filters) on. bf16
 autocast and the int8 highway layer pay where the discriminator's GEMMs dominate its small ops: with the
-paper's 1,720 features a d-step took 48.5 ms in fp32 and 40.7 ms in bf16, a Monte Carlo batch 2.34 s with
-fp32 scoring and 1.84 s with int8; with the ``cpu`` preset's 430 a d-step took 16.1 ms in fp32 and 18.0 ms
-in bf16, a Monte Carlo batch 1.13 s either way, and the whole preset ran 5 % longer in bf16/int8 (1,088 s
-against 1,035 s; docs/results.md)."""
+paper's 1,720 features bf16 d-steps and int8 Monte Carlo scoring were faster than fp32; with the ``cpu``
+preset's 430, bf16 d-steps were slower, int8 scoring no faster, and the whole preset took longer in
+bf16/int8 than in fp32 (the measurements: docs/results.md, 'The cpu preset in both precision modes')."""
 
 
 def discriminator_features(sizes: dict[str, Any]) -> int:
@@ -298,8 +297,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 """``paper``: the original release's whole schedule (a GPU job: the discriminator actor asks for half a
 GPU; an actor without one computes on the CPU); ``cpu``: the same MLE phase and
-generator, a narrower discriminator and a lighter d-schedule, 100 adversarial batches (a 2-core
-CPU, ~21 min); ``smoke``: a minute, for tests and a first look."""
+generator, a narrower discriminator and a lighter d-schedule, 100 adversarial batches (sized for a
+2-core CPU; its time: docs/results.md, 'The cpu preset in both precision modes'); ``smoke``: the
+shortest run through every phase, for tests and a first look."""
 
 
 ALGORITHM_DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
