@@ -19,6 +19,7 @@ from typing import Any
 from seqgan_rl.bleu import SMOOTHING_METHODS
 from seqgan_rl.discriminator import PAPER_NUM_FILTERS
 from seqgan_rl.errors import ConfigError
+from seqgan_rl.mc.engine import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS
 from seqgan_rl.options import Options, option
 
 SEED_MAX = 2**31 - 1
@@ -153,7 +154,7 @@ class TrainConfig(Options):
                                                "dropout_keep, l2_reg); empty = the paper's CNN", factory=dict)
     discriminator_num_cpus: float = option(1.0, "CPUs of the discriminator actor", ge=0)
     discriminator_num_gpus: float = option(0.0, "GPUs of the discriminator actor", ge=0)
-    num_rollouts: int = option(16, "N, Monte Carlo completions per prefix (paper: 16)", gt=0)
+    num_rollouts: int = option(DEFAULT_NUM_ROLLOUTS, "N, Monte Carlo completions per prefix (paper: 16)", gt=0)
     rollout_beta: float = option(0.8, "beta, weight kept on the old rollout-policy parameters per update "
                                       "(paper: 0.8)", ge=0.0, le=1.0, flags=("--beta",))
     rollout_mix_embedding: bool = option(False, "also mix the embedding table into the rollout policy (the "
@@ -164,8 +165,8 @@ class TrainConfig(Options):
     learner_num_gpus: float = option(0.0, "GPUs of the RLlib Learner (the generator's update); it runs in the driver "
                                           "process, so > 0 puts it on the GPU the driver sees (the CPU, with a "
                                           "warning, where the driver sees none)", ge=0)
-    mc_max_batch: int = option(1 << 16, "rollout rows advanced and scored together in a worker (bounds memory)",
-                               gt=0)
+    mc_max_batch: int = option(DEFAULT_MAX_BATCH, "rollout rows advanced and scored together in a worker (bounds "
+                                                  "memory)", gt=0)
     score_precision: str | None = option(None, "precision of the rollout workers' discriminator: fp32 or int8 "
                                                "(CPU; a GPU scores in fp32 with TF32); unset: from --precision",
                                          choices=("fp32", "int8"))
