@@ -1,4 +1,7 @@
-"""Helpers shared by the benchmark scripts: timing and a description of the machine."""
+"""Helpers shared by the benchmark scripts: timing, a description of the machine, the generator's steps.
+
+Imports only torch and the Ray-free core, so that ``gpu_acceptance.py`` can use it on a bare GPU image.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,37 @@ from typing import Any
 
 import torch
 
+from seqgan_rl.config import TrainConfig
+
 
 def synchronize(device: torch.device | str) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU), so that a wall-clock time covers it."""
     if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
+
+
+def generator_step(generator: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   grad_clip: float) -> None:
+    """One update of the generator on ``loss`` (0-dim) as training makes it: gradients zeroed, ``loss``'s
+    backward, their global norm clipped at ``grad_clip``, the optimizer's step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
+    optimizer.step()
+
+
+def adversarial_g_step(generator: Any, rollout: Any, engine: Any, discriminator: Any,
+                       optimizer: torch.optim.Optimizer, batch: int, rng: torch.Generator) -> None:
+    """One adversarial generator step of the core loop, without RLlib: ``batch`` sequences sampled from G
+    (a ``Generator``), their Monte Carlo Q (``engine``, a ``MonteCarloQ``) by the rollout policy (a
+    ``RolloutPolicy``) scored by ``discriminator``, SeqGAN's policy gradient −Σ_(b,t) log G(y_t | y_<t) · Q_t
+    (summed, as the original release) clipped at the adversarial phase's default (``TrainConfig.grad_clip``),
+    then the rollout policy's β update."""
+    with torch.no_grad():
+        sequences = generator.sample(batch, generator=rng)  # (B, T)
+        q = engine(sequences, rollout.model, discriminator, generator=rng)  # (B, T)
+    generator_step(generator, optimizer, -(generator.log_prob(sequences) * q).sum(), TrainConfig().grad_clip)
+    rollout.update(generator)
 
 
 def median_seconds(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1, device: str = "cpu") -> float:

@@ -53,7 +53,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's seqgan_rl: a bare image has no installed copy
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import adversarial_g_step, generator_step, synchronize  # noqa: E402  (torch and the core only)
 
+from seqgan_rl.config import PretrainConfig  # noqa: E402
 from seqgan_rl.discriminator import Discriminator, make_discriminator_optimizer, train_discriminator  # noqa: E402
 from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
 from seqgan_rl.mc import MonteCarloQ, RolloutPolicy  # noqa: E402
@@ -101,11 +104,6 @@ MODEL = GeneratorConfig(vocab_size=5000, seq_len=20, emb_dim=32, hidden_dim=32)
 
 def log(message: str) -> None:
     print(f"[gpu_acceptance] {message}", file=sys.stderr, flush=True)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class Recorder:
@@ -398,17 +396,15 @@ def build_models(device: torch.device, setting: Setting) -> Models:
 
 def mle_epoch(models: Models, optimizer: torch.optim.Optimizer, steps: int | None = None) -> None:
     """One epoch of MLE as ``seqgan_rl.mle.pretrain_mle`` runs it (minibatches of 64 copied to the device,
-    clip 5, fused Adam, the loss read back every step), or its first ``steps`` minibatches."""
+    the MLE clip ``PretrainConfig.grad_clip``, fused Adam, the loss read back every step), or its first ``steps``
+    minibatches."""
     generator = models.generator
     generator.train()
     order = torch.randperm(models.train.shape[0])
     batches = range(0, models.train.shape[0], 64)
     for start in list(batches)[:steps]:
         loss = generator.mle_loss(models.train[order[start:start + 64]].to(generator.device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(generator.parameters(), 5.0)
-        optimizer.step()
+        generator_step(generator, optimizer, loss, PretrainConfig().grad_clip)
         loss.item()
     generator.eval()
 
@@ -423,17 +419,9 @@ def d_round(models: Models, disc: Discriminator, optimizer: torch.optim.Optimize
 
 
 def g_step(models: Models, optimizer: torch.optim.Optimizer, setting: Setting) -> None:
-    """One adversarial generator step of the core loop: sample a batch, its Monte Carlo Q, the policy gradient
-    -sum log G(y_t | y_<t) Q_t (Adam, clip 5), then the rollout policy's beta update."""
-    generator = models.generator
-    sequences = generator.sample(setting.mc_batch, generator=models.rng)  # (B, T)
-    q = models.engine(sequences, models.rollout.model, models.discriminator.eval(), generator=models.rng)  # (B, T)
-    loss = -(generator.log_prob(sequences) * q).sum()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(generator.parameters(), 5.0)
-    optimizer.step()
-    models.rollout.update(generator)
+    """One adversarial generator step of the core loop on a batch of ``mc_batch`` (``_common.adversarial_g_step``)."""
+    adversarial_g_step(models.generator, models.rollout, models.engine, models.discriminator.eval(), optimizer,
+                       setting.mc_batch, models.rng)
 
 
 def time_generator_parts(models: Models, setting: Setting, recorder: Recorder) -> dict[str, float]:

@@ -50,7 +50,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import gemm_gflops, machine, median_seconds  # noqa: E402
+from _common import adversarial_g_step, gemm_gflops, machine, median_seconds  # noqa: E402
 
 from seqgan_rl.config import PRECISION_PARTS, PRESETS  # noqa: E402
 from seqgan_rl.discriminator import Discriminator, make_discriminator_optimizer, train_discriminator  # noqa: E402
@@ -169,15 +169,7 @@ def phase_g_step(generator: Generator, oracle: Any, parts: dict[str, str], args:
     engine, rng = MonteCarloQ(num_rollouts=16), torch.Generator().manual_seed(args.seed)
 
     def step() -> None:
-        with torch.no_grad():
-            sequences = generator.sample(64, generator=rng)  # (64, T)
-            q = engine(sequences, rollout.model, discriminator, generator=rng)  # (64, T)
-        loss = -(generator.log_prob(sequences) * q).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(generator.parameters(), 5.0)
-        optimizer.step()
-        rollout.update(generator)
+        adversarial_g_step(generator, rollout, engine, discriminator, optimizer, 64, rng)
 
     return {"seconds": median_seconds(step, repeats=args.repeats), "score_precision": discriminator.score_precision}
 

@@ -19,6 +19,7 @@ from typing import Any
 from seqgan_rl.bleu import SMOOTHING_METHODS
 from seqgan_rl.discriminator import PAPER_NUM_FILTERS
 from seqgan_rl.errors import ConfigError
+from seqgan_rl.mc.engine import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS
 from seqgan_rl.options import Options, option
 
 SEED_MAX = 2**31 - 1
@@ -93,10 +94,9 @@ PRECISIONS: tuple[str, ...] = tuple(PRECISION_PARTS)
 FAST_MIN_FEATURES = 1_024
 """``fast`` lowers the discriminator's precision only from this many features (Σ num_filters) on. bf16
 autocast and the int8 highway layer pay where the discriminator's GEMMs dominate its small ops: with the
-paper's 1,720 features a d-step took 48.5 ms in fp32 and 40.7 ms in bf16, a Monte Carlo batch 2.34 s with
-fp32 scoring and 1.84 s with int8; with the ``cpu`` preset's 430 a d-step took 16.1 ms in fp32 and 18.0 ms
-in bf16, a Monte Carlo batch 1.13 s either way, and the whole preset ran 5 % longer in bf16/int8 (1,088 s
-against 1,035 s; docs/results.md)."""
+paper's 1,720 features bf16 d-steps and int8 Monte Carlo scoring were faster than fp32; with the ``cpu``
+preset's 430, bf16 d-steps were slower, int8 scoring no faster, and the whole preset took longer in
+bf16/int8 than in fp32 (the measurements: docs/results.md, 'The cpu preset in both precision modes')."""
 
 
 def discriminator_features(sizes: dict[str, Any]) -> int:
@@ -154,7 +154,7 @@ class TrainConfig(Options):
                                                "dropout_keep, l2_reg); empty = the paper's CNN", factory=dict)
     discriminator_num_cpus: float = option(1.0, "CPUs of the discriminator actor", ge=0)
     discriminator_num_gpus: float = option(0.0, "GPUs of the discriminator actor", ge=0)
-    num_rollouts: int = option(16, "N, Monte Carlo completions per prefix (paper: 16)", gt=0)
+    num_rollouts: int = option(DEFAULT_NUM_ROLLOUTS, "N, Monte Carlo completions per prefix (paper: 16)", gt=0)
     rollout_beta: float = option(0.8, "beta, weight kept on the old rollout-policy parameters per update "
                                       "(paper: 0.8)", ge=0.0, le=1.0, flags=("--beta",))
     rollout_mix_embedding: bool = option(False, "also mix the embedding table into the rollout policy (the "
@@ -165,8 +165,8 @@ class TrainConfig(Options):
     learner_num_gpus: float = option(0.0, "GPUs of the RLlib Learner (the generator's update); it runs in the driver "
                                           "process, so > 0 puts it on the GPU the driver sees (the CPU, with a "
                                           "warning, where the driver sees none)", ge=0)
-    mc_max_batch: int = option(1 << 16, "rollout rows advanced and scored together in a worker (bounds memory)",
-                               gt=0)
+    mc_max_batch: int = option(DEFAULT_MAX_BATCH, "rollout rows advanced and scored together in a worker (bounds "
+                                                  "memory)", gt=0)
     score_precision: str | None = option(None, "precision of the rollout workers' discriminator: fp32 or int8 "
                                                "(CPU; a GPU scores in fp32 with TF32); unset: from --precision",
                                          choices=("fp32", "int8"))
@@ -298,8 +298,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 """``paper``: the original release's whole schedule (a GPU job: the discriminator actor asks for half a
 GPU; an actor without one computes on the CPU); ``cpu``: the same MLE phase and
-generator, a narrower discriminator and a lighter d-schedule, 100 adversarial batches (a 2-core
-CPU, ~21 min); ``smoke``: a minute, for tests and a first look."""
+generator, a narrower discriminator and a lighter d-schedule, 100 adversarial batches (sized for a
+2-core CPU; its time: docs/results.md, 'The cpu preset in both precision modes'); ``smoke``: the
+shortest run through every phase, for tests and a first look."""
 
 
 ALGORITHM_DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {

@@ -40,6 +40,7 @@ __all__ = [
     "TokenTable",
     "iterate_minibatches",
     "prepare_text_dataset",
+    "read_text_lines",
     "read_token_table",
     "tokenize_line",
     "write_token_table",
@@ -386,23 +387,28 @@ class DatasetSummary(TypedDict):
     vocab_path: str
 
 
-def _read_corpus(path: Path, level: Literal["word", "char"], lowercase: bool) -> list[list[str]]:
-    """Tokenised non-blank lines of a UTF-8 corpus (a leading byte-order mark is ignored)."""
-    if not path.is_file():
-        raise DataError(f"text corpus not found: {path}")
-    lines: list[list[str]] = []
+def read_text_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, decoded one at a time (a leading byte-order mark is dropped).
+
+    Raises ``DataError`` naming the file, the line (1-based) and the byte of the first line that is not
+    valid UTF-8.
+    """
     with path.open("rb") as handle:
         for line_number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+                yield raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise DataError(
                     f"{path}, line {line_number} (1-based): not valid UTF-8 "
                     f"(byte 0x{raw[exc.start]:02x} at byte column {exc.start})"
                 ) from None
-            if line.strip():
-                lines.append(tokenize_line(line, level, lowercase))
-    return lines
+
+
+def _read_corpus(path: Path, level: Literal["word", "char"], lowercase: bool) -> list[list[str]]:
+    """Tokenised non-blank lines of a UTF-8 corpus (a leading byte-order mark is ignored)."""
+    if not path.is_file():
+        raise DataError(f"text corpus not found: {path}")
+    return [tokenize_line(line, level, lowercase) for line in read_text_lines(path) if line.strip()]
 
 
 def _encode_sequences(vocab: Vocabulary, lines: list[list[str]], seq_len: int) -> np.ndarray:

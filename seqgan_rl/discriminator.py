@@ -230,8 +230,9 @@ class Discriminator(nn.Module):
         tokens: (M, T) integer ids in [0, vocab_size). Returns (M,) float32 on the module's
         device. ``precision`` (default: ``self.score_precision``): "fp32" matches `forward`
         to float rounding (|dp| <= 1e-5);
-        "int8" keeps the token tables in float16 and runs the highway GEMM in int8, about
-        2x faster on CPU, max |dp| <= 1.5e-2 and mean |dp| <= 2e-3 (tested).
+        "int8" keeps the token tables in float16 and runs the highway GEMM in int8, faster
+        on a CPU with VNNI (docs/results.md, 'Discriminator scoring'), max |dp| <= 1.5e-2 and
+        mean |dp| <= 2e-3 (tested).
         """
         tokens = self._check_tokens(tokens, check_range=True)
         if max_batch <= 0:
@@ -433,8 +434,9 @@ def train_discriminator(
 
     real: (n_real, T), fake: (n_fake, T). ``generator`` (CPU) drives the shuffling.
     ``precision="bf16"`` runs the forward and backward under bfloat16 autocast (parameters,
-    gradients, Adam and the loss stay float32): 1.2–1.4x faster steps of the paper's discriminator on a
-    CPU with AVX512_BF16 (slower for one of a few hundred features, see ``config.FAST_MIN_FEATURES``),
+    gradients, Adam and the loss stay float32): faster steps of the paper's discriminator on a CPU with
+    AVX512_BF16 (docs/results.md, 'One d-round'; slower for one of a few hundred features, see
+    ``config.FAST_MIN_FEATURES``),
     same learning curve as fp32 up to bf16 rounding (a d-round's final loss within 0.01).
     Returns {"loss", "accuracy"}: means over the last epoch's examples (loss including the
     L2 term, accuracy of the train-mode logits as they were before each update).

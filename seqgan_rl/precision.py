@@ -10,8 +10,8 @@ stated tolerance of float32 (``tests/test_precision.py`` holds the tolerances):
 
 Both pay only where the discriminator's GEMMs dominate its many small ops: ``fast`` leaves a
 discriminator of fewer than ``FAST_MIN_FEATURES`` (1,024) features in float32 (the ``cpu``
-preset's 430: there bf16 d-steps were 12 % slower and int8 scoring no faster;
-``TrainConfig.precision_parts`` in ``seqgan_rl.config``).
+preset's 430: there bf16 d-steps were slower and int8 scoring no faster, docs/results.md, 'The cpu
+preset in both precision modes'; ``TrainConfig.precision_parts`` in ``seqgan_rl.config``).
 
 Each part still asks its own device whether it has the hardware (``train_precision_on``,
 ``score_precision_on`` in ``seqgan_rl.distributed.devices``): bfloat16 on a CPU without
@@ -19,15 +19,14 @@ AVX512_BF16/AMX is emulated and slower than float32, so there the d-steps stay f
 warning; the int8 GEMM is a CPU path, so a GPU scores in float32 (with TF32 matmuls, see
 ``enable_fast_matmul``).
 
-What ``fast`` leaves in float32, and why (measured on a 2-core Xeon with AMX, see
-docs/results.md): the generator's sampling, Monte Carlo rollouts and MLE step. Their vocabulary
-projection has K = H = 32: a bfloat16 GEMM there is twice as fast, but the step is bound by the
-softmax's passes over [rows, 5,000] values, not by the GEMM, and converting the bfloat16 logits
-back to float32 for an exact inverse-CDF draw costs more than the GEMM saves (one chunk of 256
-rows: 1.49 ms in float32, 1.72 ms with bfloat16 logits). In the MLE loss the logits must stay
-float32 (they are the log-likelihood); running only its three gradient GEMMs in bfloat16 on the
-converted weights gave 9.4 against 9.6 ms per 1,280-row step (within the host's noise) for a
-0.2 % error in the gradients, so it is not used.
+What ``fast`` leaves in float32, and why: the generator's sampling, Monte Carlo rollouts and MLE
+step. Their vocabulary projection has K = H = 32: a bfloat16 GEMM there is faster, but the step is
+bound by the softmax's passes over [rows, 5,000] values, not by the GEMM, and converting the
+bfloat16 logits back to float32 for an exact inverse-CDF draw costs more than the GEMM saves. In
+the MLE loss the logits must stay float32 (they are the log-likelihood); running only its three
+gradient GEMMs in bfloat16 on the converted weights gained nothing beyond the host's noise for an
+error in the gradients, so it is not used (both measurements: docs/results.md, 'Every phase
+against the original').
 
 The two options the mode sets, ``d_precision`` and ``score_precision``, can still be given
 one by one; left unset they follow ``precision`` (``PRECISION_PARTS`` and ``TrainConfig.resolved``

@@ -15,9 +15,10 @@ chunks that stay in cache, one GEMM and one fused (log-)softmax per chunk:
   row weights known in advance (MLE: ``w = 1 / R``). It computes the
   gradients during the forward pass, chunk by chunk while the chunk's
   probabilities are still in cache, and keeps nothing of size [R, V]; its
-  backward only scales them. Measured at the paper's size (1,280 rows,
-  V = 5,000, H = 32): forward + backward ~25 % faster than
-  ``linear_log_prob``'s, a whole MLE step ~15 %.
+  backward only scales them. At the paper's size (1,280 rows, V = 5,000,
+  H = 32) its forward + backward, and the whole MLE step, are faster than
+  with ``linear_log_prob`` (the measurements: docs/results.md, 'MLE on the
+  oracle').
 """
 
 from __future__ import annotations
@@ -202,9 +203,9 @@ class _LinearLogProbSum(torch.autograd.Function):
         #   d hidden = s ⊙ (E W / Z − W[y]),  [d W, d b] = Eᵀ [(s / Z) ⊙ h, s / Z] − Σ_r e_(y_r) [s_r h_r, s_r].
         # The normalisation moves onto the [m, H] operands: per chunk, the GEMM writing the logits, exp in
         # place, the row sums and three products reading E ([m, V] by [V, H], [m, H] and [m]; an H + 1
-        # column GEMM in place of a GEMM and a GEMV is ~10 % slower). c_r = 0, unless the row's sum leaves
-        # EXP_SAFE_TOTAL: then the row is recomputed with c_r its maximum. log p_y = logit_y − c_r − log Z is
-        # exact even where p_y underflows.
+        # column GEMM in place of a GEMM and a GEMV is slower: docs/results.md, 'MLE on the oracle').
+        # c_r = 0, unless the row's sum leaves EXP_SAFE_TOTAL: then the row is recomputed with c_r its maximum.
+        # log p_y = logit_y − c_r − log Z is exact even where p_y underflows.
         rows, width = hidden.shape
         vocab = weight.shape[0]
         want_hidden, want_weight, want_bias = ctx.needs_input_grad[:3]

@@ -32,10 +32,10 @@ boundaries, which is clamped so that a zero-probability token can never be
 returned); ``tests/test_sampling.py`` compares empirical frequencies with the
 softmax probabilities.
 
-Measured on a 2-core Xeon (AVX-512, AMX), 10,000 sequences of 20 tokens: 1.47 s
-with ``addmm``, ``softmax`` and chunks of 256 rows; 0.84 s with the folded bias,
-unnormalised weights without the row maximum, and chunks of 512 rows
-(``SAMPLING_CHUNK_ROWS``; 256 rows: 0.87 s, 1,024: 0.86 s).
+The folded bias, the unnormalised weights without the row maximum and chunks
+of 512 rows (``SAMPLING_CHUNK_ROWS``) were each kept because they measured
+faster than ``addmm``, ``softmax`` and chunks of 256 or 1,024 rows (the
+measurements: docs/results.md, 'Sampling').
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ BLOCK = 64
 """Columns per block of the two-level inverse-CDF search (≈ sqrt(5,000))."""
 SAMPLING_CHUNK_ROWS = 512
 """Rows per chunk of the fused projection + draw on a CPU: 512 × 5,000 float32 logits are 10 MB, which
-stays in a server CPU's L2 + L3 between the passes (see the module docstring for the measurement)."""
+stays in a server CPU's L2 + L3 between the passes (measured against 256 and 1,024: docs/results.md, 'Sampling')."""
 
 
 def sample_from_probs(probs: Tensor, uniform: Tensor) -> Tensor:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from seqgan_rl.bleu import BleuReferences, self_bleu
-from seqgan_rl.data import read_token_table, tokenize_line
+from seqgan_rl.data import read_text_lines, read_token_table, tokenize_line
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.mle import load_oracle
 from seqgan_rl.oracle import Oracle
@@ -200,18 +200,13 @@ def read_sentences(
             sentences = [sentence for sentence in sentences if sentence]
     else:
         sentences = []
-        with path.open("rb") as handle:
-            for line_number, raw in enumerate(handle, start=1):
-                try:
-                    line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"{path}, line {line_number}: not valid UTF-8 (byte column {exc.start})") from None
-                if tokenization == "whitespace":
-                    tokens = (line.lower() if lowercase else line).split()
-                else:
-                    tokens = tokenize_line(line, tokenization, lowercase)  # type: ignore[arg-type]
-                if tokens or keep_blank:
-                    sentences.append(tokens)
+        for line in read_text_lines(path):
+            if tokenization == "whitespace":
+                tokens = (line.lower() if lowercase else line).split()
+            else:
+                tokens = tokenize_line(line, tokenization, lowercase)  # type: ignore[arg-type]
+            if tokens or keep_blank:
+                sentences.append(tokens)
     if not any(sentences):
         raise DataError(f"{path}: no sentence with at least one token")
     return sentences

@@ -40,7 +40,7 @@ from seqgan_rl.distributed.discriminator_actor import failure_cause
 from seqgan_rl.distributed.weights import Weights, load_module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
-from seqgan_rl.mc import MonteCarloQ
+from seqgan_rl.mc import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS, MonteCarloQ
 from seqgan_rl.rewards import IDEAL, IdealDiscriminator, RewardModel, RewardModelSpec, transformed_scorer
 from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
 
@@ -64,7 +64,7 @@ class MonteCarloWorker:
         discriminator_kwargs: dict[str, Any],
         num_rollouts: int,
         *,
-        max_batch: int = 1 << 16,
+        max_batch: int = DEFAULT_MAX_BATCH,
         device: str = "auto",
         score_precision: str = "fp32",
         num_threads: int | None = None,
@@ -158,10 +158,10 @@ class RolloutPool:
         generator_config: GeneratorConfig,
         discriminator_kwargs: dict[str, Any],
         *,
-        num_rollouts: int = 16,
+        num_rollouts: int = DEFAULT_NUM_ROLLOUTS,
         num_cpus: float = 1.0,
         num_gpus: float = 0.0,
-        max_batch: int = 1 << 16,
+        max_batch: int = DEFAULT_MAX_BATCH,
         score_precision: str = "fp32",
         seed: int = 0,
         max_retries: int = 3,

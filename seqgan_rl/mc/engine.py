@@ -34,6 +34,12 @@ from seqgan_rl.errors import TrainingError
 from seqgan_rl.generator import Generator
 from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
 
+DEFAULT_NUM_ROLLOUTS = 16
+"""N, the completions of each prefix where none is given (the paper's; ``TrainConfig.num_rollouts``'s default)."""
+DEFAULT_MAX_BATCH = 1 << 16
+"""Rollout rows generated and scored together at most where no bound is given (``TrainConfig.mc_max_batch``'s
+default): it bounds memory and does not change Q."""
+
 Scorer = Callable[[Tensor], Tensor]
 """Maps token ids [M, T] (int64) to probabilities [M] that each sequence is real."""
 
@@ -58,9 +64,9 @@ class MonteCarloQ:
 
     def __init__(
         self,
-        num_rollouts: int = 16,
+        num_rollouts: int = DEFAULT_NUM_ROLLOUTS,
         *,
-        max_batch: int = 1 << 16,
+        max_batch: int = DEFAULT_MAX_BATCH,
         temperature: float = 1.0,
         chunk_rows: int = SAMPLING_CHUNK_ROWS,
     ) -> None:

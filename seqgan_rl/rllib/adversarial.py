@@ -27,7 +27,8 @@ no pretraining, no d-steps; the envs and the Monte Carlo piece score with the
 reward model itself (``ideal``: the piece, against the current generator).
 
 ``ENV_RUNNER_FAULT_TOLERANCE`` is RLlib's EnvRunner fault tolerance as every
-SeqGAN config sets it (``SeqGANConfig`` and ``algorithms.build_config``).
+SeqGAN config sets it (``SeqGANConfig``, and ``build_config`` in ``seqgan_rl.rllib.with_seqgan``
+for PPO, APPO and IMPALA; both reached from ``seqgan_rl.rllib.build``, which builds a run's config).
 
 Settings come from ``seqgan_settings(config)`` (a ``SeqGANSettings``: the run's
 ``TrainConfig`` and what only the run knows), from a ``SeqGANConfig`` or from
