@@ -153,6 +153,26 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return table
 
 
+def markdown_table(results: dict[str, dict[str, Any]]) -> str:
+    """The results as a Markdown table (docs/results.md): mean ± sd over seeds, one row per configuration."""
+    def cell(entry: dict[str, Any], key: str, digits: int = 3) -> str:
+        value = entry.get(key)
+        if not isinstance(value, dict) or not math.isfinite(value["mean"]):
+            return "–"
+        return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+
+    lines = ["| configuration | seeds | NLL-oracle | gain over MLE | NLL-test | gain over the control at matched "
+             "NLL-test | D's Spearman with D* | seconds per batch | of which reward | of which d-steps |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, entry in results.items():
+        lines.append(f"| {name} | {entry['seeds']} | {cell(entry, 'nll_oracle_final')} | "
+                     f"{cell(entry, 'nll_oracle_gain')} | "
+                     f"{cell(entry, 'nll_test_final')} | {cell(entry, 'gain_over_control')} | "
+                     f"{cell(entry, 'd_spearman', 2)} | {cell(entry, 'seconds_per_batch', 1)} | "
+                     f"{cell(entry, 'reward_s_per_batch', 1)} | {cell(entry, 'd_steps_s_per_batch', 1)} |")
+    return "\n".join(lines)
+
+
 def temperature_curve(checkpoint: Path, data_dir: Path, temperatures: list[float]) -> list[dict[str, float]]:
     """The MLE generator sampled at each temperature: NLL-oracle and NLL-test (scored at that temperature).
 
@@ -225,6 +245,7 @@ def main() -> None:
     parser.add_argument("--control", default=None,
                         help="the configuration every other is compared with at matched NLL-test (e.g. the "
                              "constant reward: control:reward_model=constant)")
+    parser.add_argument("--markdown", action="store_true", help="print the results as a Markdown table first")
     parser.add_argument("--temperatures", default="1.0,0.95,0.9,0.85,0.8",
                         help="the MLE generator's temperature curve to compare with ('' for none)")
     args = parser.parse_args()
@@ -259,6 +280,8 @@ def main() -> None:
                               temperatures)
     if args.plot:
         plot(results, (first["nll_oracle_start"], first["nll_test_start"]), curve, args.plot)
+    if args.markdown:
+        print(markdown_table(results), flush=True)
     print(json.dumps({
         "benchmark": "algorithms",
         "setting": {"preset": args.preset, "batches": args.batches, "seeds": seeds, "eval_every": args.eval_every,
