@@ -46,7 +46,7 @@ advantages): nothing (the paper), the batch's mean Q at position t, an exponenti
 the Monte Carlo value of the prefix before the token, Q_(t-1)."""
 
 
-def check_reward_model(name: str) -> None:
+def check_reward_model_name(name: str) -> None:
     """Refuse a ``reward_model`` that is neither a named model nor ``module:function`` (nothing imported here)."""
     module, sep, function = name.partition(":")
     if name in REWARD_MODELS or (sep and module.strip() and function.strip() and ":" not in function):
@@ -204,7 +204,7 @@ class TrainConfig(Options):
                                                 "sequence: the control), ideal (the optimal discriminator "
                                                 "p_oracle/(p_oracle+p_G) of the current G; oracle data only) or a "
                                                 "scorer 'module:function' mapping int64 ids [M, T] to M rewards in "
-                                                "[0, 1]", check=check_reward_model)
+                                                "[0, 1]", check=check_reward_model_name)
     constant_reward: float = option(0.45, "reward_model=constant: the score of every sequence, hence Q_t for every "
                                           "token (the default: SeqGAN's mean Q over its first batches on the cpu "
                                           "preset); the control that isolates the sharpening of SeqGAN's "

@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqgan_rl.bleu import SMOOTHING_METHODS, _Lengths, _sentence_scores
-from seqgan_rl.config import BASELINES, REWARD_MODELS, REWARD_TRANSFORMS, TrainConfig, check_reward_model
+from seqgan_rl.config import BASELINES, REWARD_MODELS, REWARD_TRANSFORMS, TrainConfig, check_reward_model_name
 from seqgan_rl.data import read_token_table
 from seqgan_rl.errors import ConfigError, DataError, ScorerError, SeqGANError
 from seqgan_rl.generator import Generator, GeneratorConfig
@@ -87,7 +87,7 @@ def import_reward_function(name: str) -> RewardFunction:
         ConfigError: naming the option, when the module cannot be imported, lacks the attribute or the
             attribute is not callable.
     """
-    check_reward_model(name)
+    check_reward_model_name(name)
     module_name, _, attribute = name.partition(":")
     try:
         target: Any = importlib.import_module(module_name.strip())

@@ -1,4 +1,4 @@
-"""What several sub-commands share: the device flag and run-directory names."""
+"""What several sub-commands share: the --device flag's device and run-directory names."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from seqgan_rl.errors import SeqGANError
 
 
-def resolve_device(name: str) -> str:
+def device_flag(name: str) -> str:
     """``auto`` → ``cuda`` when a GPU is present, else ``cpu``; a CUDA device without CUDA is refused."""
     import torch
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seqgan_rl.bleu import SELF_BLEU_SUBSETS, SMOOTHING_METHODS
-from seqgan_rl.commands.common import resolve_device
+from seqgan_rl.commands.common import device_flag
 from seqgan_rl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
         for record in evaluate_checkpoint(
                 path, temperatures, references=references, num_samples=args.n, seed=args.seed, protocol=protocol,
                 vocab_path=args.vocab, test_data=args.test_data, oracle_params=args.oracle_params,
-                device=resolve_device(args.device)):
+                device=device_flag(args.device)):
             records.append({"label": label, **record})
     summary: dict[str, Any] = {
         "references": None if references_path is None else str(references_path),

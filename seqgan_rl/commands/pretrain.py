@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from seqgan_rl.commands.common import default_run_dir, resolve_device
+from seqgan_rl.commands.common import default_run_dir, device_flag
 from seqgan_rl.config import PRESETS, PretrainConfig, get_preset
 from seqgan_rl.options import add_option_flags, option_overrides
 
@@ -19,7 +19,7 @@ def pretrain(args: argparse.Namespace) -> dict[str, Any]:
 
     config = get_preset(args.preset).with_overrides(**option_overrides(args, PretrainConfig))
     run_dir = args.run_dir or default_run_dir("pretrain", args.preset)
-    device = resolve_device(args.device)
+    device = device_flag(args.device)
     preflight_pretrain(config, run_dir, args.data, args.oracle_params)
     return run_pretraining(config, run_dir, data_dir=args.data, oracle_params=args.oracle_params, device=device,
                            progress=not args.no_progress)

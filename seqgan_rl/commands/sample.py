@@ -6,14 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from seqgan_rl.commands.common import resolve_device
+from seqgan_rl.commands.common import device_flag
 
 
 def sample(args: argparse.Namespace) -> dict[str, Any]:
     from seqgan_rl.runs import write_samples
 
     return write_samples(args.checkpoint, args.out, args.n, temperature=args.temperature, seed=args.seed,
-                         vocab_path=args.vocab, device=resolve_device(args.device))
+                         vocab_path=args.vocab, device=device_flag(args.device))
 
 
 def add_parser(sub: Any) -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from seqgan_rl.commands.common import default_run_dir, resolve_device
+from seqgan_rl.commands.common import default_run_dir, device_flag
 from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.options import add_option_flags, option_overrides
@@ -54,7 +54,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.resume:
         refuse_run_options_on_resume(args)
-    device = resolve_device(args.device)
+    device = device_flag(args.device)
     preset = args.preset
     if preset == "auto":
         preset = "paper" if device.startswith("cuda") else "cpu"
