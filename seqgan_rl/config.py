@@ -144,6 +144,9 @@ class TrainConfig(Options):
     d_batch_size: int = option(64, "discriminator minibatch size (paper: 64)", gt=0)
     d_num_negatives: int = option(10_000, "generated sequences per d-step (paper: 10,000, as many as real ones)",
                                   gt=0)
+    d_fresh_real: bool = option(False, "oracle data only: each d-step's real sequences are fresh samples of the "
+                                       "oracle (as many as its negatives) instead of the fixed training set, "
+                                       "so the discriminator cannot memorise its positives")
     d_pretrain_rounds: int = option(50, "d-steps against the MLE generator before the adversarial phase "
                                         "(paper: 50)", ge=0)
     d_lr: float = option(1e-4, "discriminator Adam learning rate (paper: 1e-4)", gt=0)

@@ -90,3 +90,31 @@ def test_d_step_on_generator_samples_balances_the_classes(ray_local, actor) -> N
     assert more["version"] == fewer["version"] + 1
     with pytest.raises(Exception, match=r"token ids must be in \[0, 30\)"):
         ray_local.get(actor.set_real_data.remote(np.full((4, LENGTH), VOCAB)))
+
+
+def test_fresh_positives_are_the_oracles_samples_drawn_for_each_d_step() -> None:
+    """``d_fresh_real``: a d-step's real sequences are new oracle samples (as many as its negatives), drawn from
+    the actor's own checkpointed RNG, not the fixed real set: the same weights as training by hand on them."""
+    from dataclasses import asdict
+
+    from seqgan_rl.distributed.discriminator_actor import DiscriminatorActor
+    from seqgan_rl.generator import Generator, GeneratorConfig
+    from seqgan_rl.oracle import Oracle
+
+    config = GeneratorConfig(vocab_size=VOCAB, seq_len=LENGTH, emb_dim=8, hidden_dim=8)
+    oracle, generator = Oracle.random(config, seed=1), Generator(config)
+    state = {k: v.numpy() for k, v in generator.state_dict().items()}
+    fixed = np.random.default_rng(3).integers(0, VOCAB, (10, LENGTH))
+    fresh = DiscriminatorActor(VOCAB, LENGTH, discriminator_kwargs=SMALL_D, device="cpu", seed=5, real_data=fixed,
+                               oracle=oracle.to_arrays())
+    stats = fresh.train_on_generator(asdict(config), state, 150, 1)
+    assert (stats["num_real"], stats["num_fake"]) == (150, 150)  # more positives than the fixed set holds
+    by_hand = DiscriminatorActor(VOCAB, LENGTH, discriminator_kwargs=SMALL_D, device="cpu", seed=5)
+    real = oracle.sample(150, generator=torch.Generator().manual_seed(5 + 2))
+    fake = generator.sample(150, generator=torch.Generator().manual_seed(5 + 1))
+    by_hand.train(real.numpy(), fake.numpy(), 1)
+    for name, value in fresh.model.state_dict().items():
+        assert torch.equal(value, by_hand.model.state_dict()[name]), name
+    restored = DiscriminatorActor(VOCAB, LENGTH, discriminator_kwargs=SMALL_D, device="cpu", seed=9, real_data=fixed,
+                                  oracle=oracle.to_arrays(), state=fresh.get_state())
+    assert torch.equal(restored.oracle_sampling.get_state(), fresh.oracle_sampling.get_state())

@@ -39,6 +39,7 @@ from seqgan_rl.distributed.devices import (
 from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
 from seqgan_rl.errors import ConfigError, DataError, TrainingError
 from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.oracle import Oracle
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +70,10 @@ class DiscriminatorActor:
         state: a ``get_state`` result loaded before the actor serves any call (a replacement
             for a dead actor starts from it, never from fresh weights).
         real_data: token ids [n, T] for ``set_real_data``, given the same way.
+        oracle: the synthetic oracle's arrays (``Oracle.to_arrays``) for fresh positives: each d-step of
+            ``train_on_generator`` then draws its real sequences from the oracle (as many as its negatives)
+            instead of the fixed real set, so the discriminator cannot memorise its positives
+            (``TrainConfig.d_fresh_real``).
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class DiscriminatorActor:
         train_precision: str = "fp32",
         state: dict[str, Any] | None = None,
         real_data: np.ndarray | None = None,
+        oracle: dict[str, np.ndarray] | None = None,
     ) -> None:
         if train_precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"train_precision must be one of {TRAIN_PRECISIONS}, got {train_precision!r}")
@@ -101,6 +107,12 @@ class DiscriminatorActor:
         self.sampling = torch.Generator(device=device).manual_seed(seed + 1)
         """Draws the negatives of ``train_on_generator`` (checkpointed with the rest)."""
         self.real: torch.Tensor | None = None
+        self.oracle: Oracle | None = None
+        self.oracle_sampling = torch.Generator(device=device).manual_seed(seed + 2)
+        """Draws the fresh positives when an oracle is given (checkpointed with the rest)."""
+        if oracle is not None:
+            with torch.random.fork_rng(devices=[]):
+                self.oracle = Oracle.from_arrays(oracle, "the run's oracle", seq_len=seq_len).to(device)
         self._generator: Generator | None = None
         self.version = 0
         """Incremented by every ``train`` / ``set_weights``: tells holders of a copy that it is stale."""
@@ -172,7 +184,9 @@ class DiscriminatorActor:
         started = time.perf_counter()
         fake = self._generator.sample(num_negatives, generator=self.sampling)  # (num_negatives, T)
         real = self.real
-        if num_negatives < real.shape[0]:  # balanced classes: as many real sequences as fakes
+        if self.oracle is not None:  # fresh positives, as many as the negatives
+            real = self.oracle.sample(num_negatives, generator=self.oracle_sampling)
+        elif num_negatives < real.shape[0]:  # balanced classes: as many real sequences as fakes
             real = real[torch.randperm(real.shape[0], generator=self.shuffle)[:num_negatives].to(real.device)]
         sampled = time.perf_counter()
         stats = self.train(real, fake, epochs, batch_size)
@@ -191,6 +205,7 @@ class DiscriminatorActor:
         process RNGs that dropout draws from (so a restored actor's next d-step is the same)."""
         state = {"weights": self.get_weights(), "optimizer": self.optimizer.state_dict(),
                  "shuffle_rng": self.shuffle.get_state(), "sampling_rng": self.sampling.get_state(),
+                 "oracle_sampling_rng": self.oracle_sampling.get_state(),
                  "torch_rng": torch.get_rng_state(),
                  "score_precision": self.model.score_precision}
         if self.model.device.type == "cuda":
@@ -202,6 +217,8 @@ class DiscriminatorActor:
         self.optimizer.load_state_dict(state["optimizer"])
         self.shuffle.set_state(state["shuffle_rng"])
         self.sampling.set_state(state["sampling_rng"])
+        if "oracle_sampling_rng" in state:
+            self.oracle_sampling.set_state(state["oracle_sampling_rng"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.model.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.model.device)

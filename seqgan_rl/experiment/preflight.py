@@ -236,6 +236,9 @@ def check_run_config(config: TrainConfig, inputs: RunInputs, generator_config: G
     algorithm. Returns the run's RLlib ``AlgorithmConfig`` (validated; not built into an algorithm)."""
     check_discriminator(config, inputs)
     check_reward_model(config, inputs)
+    if config.d_fresh_real and inputs.oracle is None:
+        raise ConfigError(f"d_fresh_real draws the d-steps' positives from the oracle, and {inputs.where} has none "
+                          "(oracle.npz): it is for synthetic oracle data only")
     return check_algorithm(config, generator_config, mle_checkpoint, real_data)
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,8 @@ from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
 from seqgan_rl.distributed.weights import Weights
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.rewards import IDEAL, RewardModel, probability_logits
+from seqgan_rl.oracle import Oracle
+from seqgan_rl.rewards import IDEAL, ORACLE_FILE, RewardModel, probability_logits
 from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector
 from seqgan_rl.rllib.settings import SeqGANSettings
 
@@ -91,6 +93,15 @@ def seqgan_settings(config: Any) -> SeqGANSettings:
     return settings
 
 
+def fresh_real_oracle(settings: SeqGANSettings) -> dict[str, np.ndarray]:
+    """``d_fresh_real``: the oracle beside the real data, as arrays for the discriminator actor (any node)."""
+    oracle_file = Path(settings.real_data).parent / ORACLE_FILE
+    if not oracle_file.is_file():
+        raise DataError(f"d_fresh_real draws the d-steps' positives from the oracle: {oracle_file} not found "
+                        "(synthetic oracle data only)")
+    return Oracle.from_npz(oracle_file).to_arrays()
+
+
 def timed(metrics: Any, name: str) -> Any:
     """Context manager timing a stage under ``timers/<name>`` (this iteration's seconds, not an average)."""
     return metrics.log_time((TIMERS, name), reduce="mean", window=1)
@@ -126,6 +137,7 @@ class AdversarialMixin:
                 num_cpus=options.discriminator_num_cpus, num_gpus=options.discriminator_num_gpus,
                 discriminator_kwargs=dict(options.discriminator), lr=options.d_lr, seed=options.seed,
                 num_threads=settings.discriminator_num_threads, train_precision=options.d_precision,
+                **({"oracle": fresh_real_oracle(settings)} if options.d_fresh_real else {}),
             )
         self.discriminator_pretrained = options.d_pretrain_rounds == 0 or not settings.uses_discriminator
         self.value_warmed_up = not options.value_warmup_steps
