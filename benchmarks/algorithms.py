@@ -139,6 +139,8 @@ def gains_over_control(runs: list[dict[str, Any]], path: list[tuple[float, float
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
+    if not all(math.isfinite(v) for v in values):  # e.g. the constant reward's Spearman: not defined
+        return {"mean": float("nan"), "std": float("nan")}
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
