@@ -41,9 +41,9 @@ import numpy as np  # noqa: E402
 from _common import machine  # noqa: E402
 
 from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset  # noqa: E402
+from seqgan_rl.config.options import parse_option_value  # noqa: E402
 from seqgan_rl.errors import ConfigError  # noqa: E402
 from seqgan_rl.experiment.run import CONFIG_FILE, run_training  # noqa: E402
-from seqgan_rl.options import parse_option_value  # noqa: E402
 
 DEFAULT_CONFIGS = ("seqgan", "ppo:algo=ppo", "appo:algo=appo", "impala:algo=impala")
 
@@ -97,7 +97,7 @@ def run_one(config: TrainConfig, run_dir: Path, checkpoint: Path) -> dict[str, A
 
 
 INFO_METRICS = ("d_spearman", "d_accuracy", "ideal_accuracy")
-"""The reward model's information measure at the run's last evaluation (``seqgan_rl.metrics``)."""
+"""The reward model's information measure at the run's last evaluation (``seqgan_rl.evaluation.information``)."""
 
 
 def last_value(records: list[dict[str, Any]], key: str) -> float:
@@ -184,8 +184,8 @@ def temperature_curve(checkpoint: Path, data_dir: Path, temperatures: list[float
     import torch
 
     from seqgan_rl.config import PRESETS
-    from seqgan_rl.metrics import nll_oracle, nll_test
-    from seqgan_rl.mle import load_dataset
+    from seqgan_rl.data.oracle_data import load_dataset
+    from seqgan_rl.evaluation.nll import nll_oracle, nll_test
     from seqgan_rl.runs import load_generator
 
     generator = load_generator(checkpoint, "cpu")

@@ -1,4 +1,4 @@
-"""BLEU-2..5 and Self-BLEU on real captions: seqgan_rl.bleu against NLTK, time and scores.
+"""BLEU-2..5 and Self-BLEU on real captions: seqgan_rl.evaluation.bleu against NLTK, time and scores.
 
 Hypotheses are the first ``--hypotheses`` lines of the Image COCO captions and
 the references the remaining lines (up to ``--references``), tokenised with
@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, median_seconds  # noqa: E402
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # noqa: E402
 
-from seqgan_rl.bleu import SMOOTHING_METHODS, BleuReferences, SelfBleuCorpus, bleu, self_bleu  # noqa: E402
-from seqgan_rl.data import tokenize_line  # noqa: E402
-from seqgan_rl.oracle import default_data_dir  # noqa: E402
+from seqgan_rl.data.text import tokenize_line  # noqa: E402
+from seqgan_rl.evaluation.bleu import SMOOTHING_METHODS, BleuReferences, SelfBleuCorpus, bleu, self_bleu  # noqa: E402
+from seqgan_rl.models.oracle import default_data_dir  # noqa: E402
 
 ORDERS = (2, 3, 4, 5)
 WEIGHTS = [(1 / n,) * n for n in ORDERS]

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, median_seconds  # noqa: E402
 
 from seqgan_rl.config import CPU_DISCRIMINATOR, PRESETS  # noqa: E402
-from seqgan_rl.discriminator import Discriminator  # noqa: E402
+from seqgan_rl.data.oracle_data import load_dataset  # noqa: E402
 from seqgan_rl.mc import MonteCarloQ  # noqa: E402
-from seqgan_rl.mle import load_dataset  # noqa: E402
+from seqgan_rl.models.discriminator import Discriminator  # noqa: E402
 from seqgan_rl.rewards import TokenBleu  # noqa: E402
 
 

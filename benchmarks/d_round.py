@@ -27,14 +27,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
-from seqgan_rl.discriminator import (  # noqa: E402
+from seqgan_rl.data.oracle_data import load_oracle  # noqa: E402
+from seqgan_rl.models.discriminator import (  # noqa: E402
     TRAIN_PRECISIONS,
     Discriminator,
     make_discriminator_optimizer,
-    train_discriminator,  # noqa: E402
+    train_discriminator,
 )
-from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
-from seqgan_rl.mle import load_oracle  # noqa: E402
+from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
 
 VOCAB, SEQ_LEN = 5_000, 20
 ORIGINAL_RELEASE_S = 940.0

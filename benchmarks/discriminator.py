@@ -15,7 +15,7 @@ import json
 import torch
 from _common import machine, median_seconds
 
-from seqgan_rl.discriminator import PRECISIONS, Discriminator
+from seqgan_rl.models.discriminator import PRECISIONS, Discriminator
 
 VOCAB, SEQ_LEN, BATCH, ROLLOUTS = 5_000, 20, 64, 16
 

@@ -35,8 +35,8 @@ def main() -> None:
 
     from envs import TokenGenerationEnv
     from seqgan_rl.config import CPU_DISCRIMINATOR
-    from seqgan_rl.discriminator import Discriminator
     from seqgan_rl.distributed import start_discriminator_actor
+    from seqgan_rl.models.discriminator import Discriminator
 
     vocab, length = 5000, 20
     sizes = {} if args.discriminator == "paper" else dict(CPU_DISCRIMINATOR)

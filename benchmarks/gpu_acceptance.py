@@ -14,7 +14,7 @@ Checks, each on the device against the CPU, with the tolerance it states:
 * ``sampling_chi_square``: the sampler's token frequencies against the float64
   softmax (Pearson chi-square, two temperatures), and its draws equal to the
   CPU's for the same uniforms;
-* ``projection``: the fused projection + log-softmax (``seqgan_rl.projection``),
+* ``projection``: the fused projection + log-softmax (``seqgan_rl.models.projection``),
   values and gradients, against float64 on the CPU;
 * ``monte_carlo_q``: Q of the paper's batch from the same uniforms equal to the
   CPU's, up to rollouts whose tokens diverged at a float rounding;
@@ -57,13 +57,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import adversarial_g_step, generator_step, synchronize  # noqa: E402  (torch and the core only)
 
 from seqgan_rl.config import PretrainConfig  # noqa: E402
-from seqgan_rl.discriminator import Discriminator, make_discriminator_optimizer, train_discriminator  # noqa: E402
-from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
+from seqgan_rl.evaluation.nll import nll_oracle, nll_test  # noqa: E402
 from seqgan_rl.mc import MonteCarloQ, RolloutPolicy  # noqa: E402
-from seqgan_rl.metrics import nll_oracle, nll_test  # noqa: E402
-from seqgan_rl.oracle import PAPER_ORACLE_SEED, Oracle, default_oracle_params  # noqa: E402
-from seqgan_rl.projection import linear_log_prob, linear_log_prob_sum  # noqa: E402
-from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS, sample_next_tokens  # noqa: E402
+from seqgan_rl.models.categorical import SAMPLING_CHUNK_ROWS, sample_next_tokens  # noqa: E402
+from seqgan_rl.models.discriminator import Discriminator, make_discriminator_optimizer, train_discriminator  # noqa: E402
+from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
+from seqgan_rl.models.oracle import PAPER_ORACLE_SEED, Oracle, default_oracle_params  # noqa: E402
+from seqgan_rl.models.projection import linear_log_prob, linear_log_prob_sum  # noqa: E402
 
 GPU_CHUNK_ROWS = 8192
 """Rows per sampling chunk of a rollout worker on a GPU (``seqgan_rl.distributed.devices.sampling_chunk_rows``,
@@ -552,7 +552,7 @@ def run_timings(device: torch.device, setting: Setting, recorder: Recorder,
 
 def environment(device: torch.device) -> dict[str, Any]:
     """What the figures were measured on, and the torch settings that change CUDA results."""
-    from seqgan_rl import torch_ops
+    from seqgan_rl.models import torch_ops
 
     info: dict[str, Any] = {"device": str(device), "torch": torch.__version__, "cuda": torch.version.cuda,
                             "torch_threads": torch.get_num_threads(),

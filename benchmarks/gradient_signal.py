@@ -42,9 +42,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
-from seqgan_rl.generator import Generator  # noqa: E402
 from seqgan_rl.mc import MonteCarloQ  # noqa: E402
-from seqgan_rl.oracle import Oracle  # noqa: E402
+from seqgan_rl.models.generator import Generator  # noqa: E402
+from seqgan_rl.models.oracle import Oracle  # noqa: E402
 from seqgan_rl.rewards import IdealDiscriminator, baselined, transformed_scorer  # noqa: E402
 from seqgan_rl.runs import load_generator  # noqa: E402
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from _common import machine, median_seconds, pick_device  # noqa: E402
 from reference_mc import reference_q  # noqa: E402
 
-from seqgan_rl.discriminator import Discriminator  # noqa: E402
-from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
 from seqgan_rl.mc import MonteCarloQ  # noqa: E402
+from seqgan_rl.models.discriminator import Discriminator  # noqa: E402
+from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
 
 ORIGINAL_GET_REWARD_S = 16.3
 

@@ -33,9 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import gemm_gflops, machine, median_seconds, pick_device  # noqa: E402
 
 from seqgan_rl.config import PRESETS  # noqa: E402
-from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
-from seqgan_rl.metrics import MetricsLog, nll_oracle  # noqa: E402
-from seqgan_rl.mle import Dataset, load_oracle, pretrain_mle, sample_oracle_data  # noqa: E402
+from seqgan_rl.data.oracle_data import Dataset, load_oracle, sample_oracle_data  # noqa: E402
+from seqgan_rl.evaluation.metrics_log import MetricsLog  # noqa: E402
+from seqgan_rl.evaluation.nll import nll_oracle  # noqa: E402
+from seqgan_rl.mle import pretrain_mle  # noqa: E402
+from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
 
 ORIGINAL_MLE_EPOCH_S = 16.2
 ORIGINAL_NLL_ORACLE_EVAL_S = 15.9

@@ -80,8 +80,9 @@ def random_row(seed: int, oracle_params: Path | None) -> dict[str, Any]:
     """An untrained generator (N(0, 0.1²) parameters drawn from ``seed``), evaluated as MLE evaluates."""
     import torch
 
-    from seqgan_rl.generator import Generator, GeneratorConfig
-    from seqgan_rl.mle import load_dataset, nll_metrics
+    from seqgan_rl.data.oracle_data import load_dataset
+    from seqgan_rl.evaluation.nll import nll_metrics
+    from seqgan_rl.models.generator import Generator, GeneratorConfig
 
     config = mle_config(seed, 1)
     data = load_dataset(config, None, oracle_params)

@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, median_seconds, pick_device  # noqa: E402
 
-from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
+from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
 
 
 @torch.no_grad()

@@ -32,8 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
-from seqgan_rl.discriminator import Discriminator  # noqa: E402
-from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
+from seqgan_rl.models.discriminator import Discriminator  # noqa: E402
+from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
 
 
 def main() -> None:

@@ -53,13 +53,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import adversarial_g_step, gemm_gflops, machine, median_seconds  # noqa: E402
 
 from seqgan_rl.config import PRECISION_PARTS, PRESETS  # noqa: E402
-from seqgan_rl.discriminator import Discriminator, make_discriminator_optimizer, train_discriminator  # noqa: E402
+from seqgan_rl.data.oracle_data import Dataset, load_oracle  # noqa: E402
 from seqgan_rl.distributed.devices import score_precision_on, train_precision_on  # noqa: E402
-from seqgan_rl.generator import Generator, GeneratorConfig  # noqa: E402
+from seqgan_rl.evaluation.nll import nll_oracle  # noqa: E402
 from seqgan_rl.mc import MonteCarloQ, RolloutPolicy  # noqa: E402
-from seqgan_rl.metrics import nll_oracle  # noqa: E402
-from seqgan_rl.mle import Dataset, load_oracle, make_generator_optimizer, pretrain_mle  # noqa: E402
-from seqgan_rl.precision import hardware_summary  # noqa: E402
+from seqgan_rl.mle import make_generator_optimizer, pretrain_mle  # noqa: E402
+from seqgan_rl.models.discriminator import Discriminator, make_discriminator_optimizer, train_discriminator  # noqa: E402
+from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
+from seqgan_rl.models.precision import hardware_summary  # noqa: E402
 from seqgan_rl.runs import load_generator  # noqa: E402
 
 ORIGINAL_S: dict[str, float] = {

@@ -1,9 +1,8 @@
 """MLE pretraining of the generator (the paper's first phase, and its MLE baseline).
 
-``pretrain_mle`` is the training loop; ``load_dataset`` resolves where the
-data comes from (a prepared directory, or oracle samples made on the fly);
-``run_pretraining`` ties both to a run directory (metrics, plot, checkpoint)
-and is what ``seqgan-rl pretrain`` calls.
+``pretrain_mle`` is the training loop; ``run_pretraining`` ties it to a run
+directory (data from ``seqgan_rl.data.oracle_data.load_dataset``, metrics, plot,
+checkpoint) and is what ``seqgan-rl pretrain`` calls.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,132 +17,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from seqgan_rl.checkpoint import save_checkpoint
 from seqgan_rl.config import PretrainConfig
-from seqgan_rl.data import iterate_minibatches, read_token_table, write_token_table
-from seqgan_rl.errors import DataError
-from seqgan_rl.fileio import write_json
-from seqgan_rl.generator import Generator, GeneratorConfig
-from seqgan_rl.metrics import MetricsLog, nll_oracle, nll_test, plot_curves
-from seqgan_rl.oracle import PAPER_ORACLE_SEED, Oracle, default_oracle_params
+from seqgan_rl.data.oracle_data import Dataset, load_dataset
+from seqgan_rl.data.tables import iterate_minibatches
+from seqgan_rl.evaluation.metrics_log import MetricsLog, plot_curves
+from seqgan_rl.evaluation.nll import nll_metrics
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.storage.checkpoint import save_checkpoint
+from seqgan_rl.storage.files import write_json
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Dataset:
-    """Training data of a run.
-
-    Attributes:
-        train: [n_train, T] int64 training sequences.
-        valid: [n_valid, T] held-out sequences (``valid.parquet``) for NLL-test (may be empty).
-        vocab_size: id space of the data (the generator's vocabulary).
-        oracle: the oracle for NLL-oracle, when the data is synthetic.
-        description: where the data came from, for logs and checkpoints.
-    """
-
-    train: torch.Tensor
-    valid: torch.Tensor
-    vocab_size: int
-    oracle: Oracle | None
-    description: str
-
-    @property
-    def seq_len(self) -> int:
-        return int(self.train.shape[1])
 
 
 def make_generator_optimizer(generator: Generator, lr: float) -> torch.optim.Adam:
     """Adam for MLE; the fused kernel (CPU and CUDA) updates each parameter and its moments in one pass
     instead of a loop of element-wise ops, most of it over the [V, H] embedding and projection."""
     return torch.optim.Adam(generator.parameters(), lr=lr, fused=generator.device.type in ("cpu", "cuda"))
-
-
-def load_oracle(oracle_params: str | Path | None) -> tuple[Oracle, str]:
-    """The oracle from ``oracle_params``, else the original file if present, else a fresh N(0, 1) one."""
-    path = Path(oracle_params) if oracle_params is not None else default_oracle_params()
-    if path is not None:
-        return Oracle.from_npz(path), f"oracle {path}"
-    logger.warning(
-        "original oracle file not found (../shared/data/oracle_lstm_params.npz or --oracle-params): using a "
-        "fresh N(0, 1) oracle with seed %d; its NLL-oracle figures are NOT comparable with the paper's",
-        PAPER_ORACLE_SEED,
-    )
-    return Oracle.random(seed=PAPER_ORACLE_SEED), f"fresh N(0,1) oracle, seed {PAPER_ORACLE_SEED}"
-
-
-def sample_oracle_data(oracle: Oracle, num_train: int, num_valid: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw training and held-out sequences from the oracle with one seeded RNG."""
-    rng = torch.Generator(device=oracle.device).manual_seed(seed)
-    return oracle.sample(num_train, generator=rng), oracle.sample(num_valid, generator=rng)
-
-
-def write_oracle_dataset(out_dir: str | Path, oracle: Oracle, source: str, num_train: int, num_valid: int,
-                         seed: int) -> dict[str, Any]:
-    """``prepare-data --oracle``: write train/valid token tables and the oracle's parameters.
-
-    The oracle is saved beside the data (``oracle.npz``) so that a run on this
-    directory can compute NLL-oracle without knowing where it came from.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    train, valid = sample_oracle_data(oracle, num_train, num_valid, seed)
-    meta = {"source": source, "oracle": "oracle.npz", "seed": str(seed)}
-    write_token_table(out_dir / "train.parquet", train.numpy(), oracle.vocab_size, {**meta, "split": "train"})
-    write_token_table(out_dir / "valid.parquet", valid.numpy(), oracle.vocab_size, {**meta, "split": "valid"})
-    oracle.save_npz(out_dir / "oracle.npz")
-    return {"out_dir": str(out_dir), "num_train": num_train, "num_valid": num_valid,
-            "vocab_size": oracle.vocab_size, "seq_len": oracle.seq_len, "source": source}
-
-
-def load_dataset(config: PretrainConfig, data_dir: str | Path | None, oracle_params: str | Path | None) -> Dataset:
-    """Resolve the run's data.
-
-    With ``data_dir``: ``train.parquet`` (required), ``valid.parquet`` (for
-    NLL-test, optional) and ``oracle.npz`` (for NLL-oracle, optional) from it.
-    Without: ``config.num_train`` + ``config.num_valid`` oracle samples, drawn
-    with ``config.data_seed`` from the oracle given by ``oracle_params`` (or
-    the original file, or a fresh one, see ``load_oracle``).
-    """
-    if data_dir is None:
-        oracle, source = load_oracle(oracle_params)
-        train, valid = sample_oracle_data(oracle, config.num_train, config.num_valid, config.data_seed)
-        return Dataset(train, valid, oracle.vocab_size, oracle, source)
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise DataError(f"{data_dir}: data directory not found (make one with `seqgan-rl prepare-data`)")
-    train_table = read_token_table(data_dir / "train.parquet")
-    valid = torch.zeros((0, train_table.seq_len), dtype=torch.long)
-    if (data_dir / "valid.parquet").exists():
-        valid_table = read_token_table(data_dir / "valid.parquet", seq_len=train_table.seq_len)
-        if valid_table.vocab_size != train_table.vocab_size:
-            raise DataError(
-                f"{data_dir / 'valid.parquet'}: vocab_size {valid_table.vocab_size} differs from "
-                f"train.parquet's {train_table.vocab_size}"
-            )
-        valid = torch.tensor(valid_table.tokens, dtype=torch.long)  # a copy: Arrow buffers are read-only
-    oracle = None
-    oracle_path = Path(oracle_params) if oracle_params is not None else data_dir / "oracle.npz"
-    if oracle_path.exists():
-        oracle = Oracle.from_npz(oracle_path)
-        if oracle.vocab_size != train_table.vocab_size or oracle.seq_len != train_table.seq_len:
-            raise DataError(
-                f"{oracle_path}: oracle vocabulary {oracle.vocab_size} / length {oracle.seq_len} does not match "
-                f"{data_dir / 'train.parquet'} ({train_table.vocab_size} / {train_table.seq_len})"
-            )
-    train = torch.tensor(train_table.tokens, dtype=torch.long)
-    return Dataset(train, valid, train_table.vocab_size, oracle, str(data_dir))
-
-
-def nll_metrics(generator: Generator, data: Dataset, num_samples: int, rng: torch.Generator) -> dict[str, float]:
-    """NLL-oracle (when an oracle exists) and NLL-test (when held-out data exists)."""
-    metrics: dict[str, float] = {}
-    generator.eval()
-    if data.oracle is not None:
-        metrics["eval/nll_oracle"] = nll_oracle(generator, data.oracle, num_samples, rng=rng)
-    if len(data.valid):
-        metrics["eval/nll_test"] = nll_test(generator, data.valid.to(generator.device))
-    return metrics
 
 
 SCHEDULED_SAMPLING_STREAM = 2
@@ -277,10 +165,10 @@ def run_pretraining(
     that ``sample`` and ``evaluate`` find the vocabulary, held-out split and
     oracle of the run), ``metrics.jsonl`` and the same records in ``tensorboard/``,
     ``samples.txt`` (the generator's text at each evaluation, also TensorBoard
-    text; ``seqgan_rl.samples``), ``curves.png`` and ``checkpoint.pt`` (model,
+    text; ``seqgan_rl.evaluation.sample_log``), ``curves.png`` and ``checkpoint.pt`` (model,
     optimiser, config, epoch, data description) and returns a summary.
     """
-    from seqgan_rl.samples import SampleLog
+    from seqgan_rl.evaluation.sample_log import SampleLog
 
     config.validate()
     run_dir = Path(run_dir)

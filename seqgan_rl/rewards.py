@@ -7,7 +7,7 @@ same rollout machinery trains a generator on any other sequence-level score
 * ``discriminator``: the paper's CNN, trained against the generator (a Ray actor
   with its pretraining and d-steps; ``seqgan_rl.rllib.adversarial``);
 * ``bleu``: BLEU-n of each sequence against the real training data (the paper's
-  PG-BLEU baseline), n = ``bleu_n``, the arithmetic of :func:`seqgan_rl.bleu.bleu`
+  PG-BLEU baseline), n = ``bleu_n``, the arithmetic of :func:`seqgan_rl.evaluation.bleu.bleu`
   (NLTK's) with its counting vectorised over token ids (:class:`TokenBleu`);
 * ``constant``: ``constant_reward`` for every sequence, so Q_t is that value for
   every token: the control. Its expected policy gradient is zero, so what a
@@ -58,14 +58,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqgan_rl.bleu import SMOOTHING_METHODS, _Lengths, _sentence_scores
 from seqgan_rl.config import BASELINES, REWARD_MODELS, REWARD_TRANSFORMS, TrainConfig, check_reward_model_name
-from seqgan_rl.data import read_token_table
+from seqgan_rl.data.tables import read_token_table
+from seqgan_rl.data.vocabulary import Vocabulary
 from seqgan_rl.errors import ConfigError, DataError, ScorerError, SeqGANError
-from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.evaluation.bleu import SMOOTHING_METHODS, _Lengths, _sentence_scores
 from seqgan_rl.mc.engine import PrefixRolloutScorer, Scorer
-from seqgan_rl.oracle import Oracle
-from seqgan_rl.vocab import Vocabulary
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.models.oracle import Oracle
 
 DISCRIMINATOR, BLEU, CONSTANT, IDEAL = REWARD_MODELS
 ORACLE_FILE = "oracle.npz"
@@ -130,17 +130,17 @@ def checked_rewards(values: Any, expected: int, source: str) -> np.ndarray:
 class TokenBleu:
     """Sentence BLEU-n of token-id sequences against a fixed reference set, counted with NumPy.
 
-    Equal to :func:`seqgan_rl.bleu.bleu`'s per-sentence scores (NLTK's ``sentence_bleu`` with weights
+    Equal to :func:`seqgan_rl.evaluation.bleu.bleu`'s per-sentence scores (NLTK's ``sentence_bleu`` with weights
     (1/n,)·n against all references) on the same token sequences: the clipped n-gram matches are counted
     vectorised over the batch (each n-gram an integer code, the reference maxima a sorted table), and the
-    per-sentence arithmetic is ``seqgan_rl.bleu``'s, evaluated once per distinct (matches, lengths).
+    per-sentence arithmetic is ``seqgan_rl.evaluation.bleu``'s, evaluated once per distinct (matches, lengths).
     Scoring the paper's Monte Carlo batch (19,520 completions against 10,000 references) is
     ``benchmarks/bleu.py --reward``.
 
     Args:
         references: int [R, T] reference ids.
         n: the BLEU order (uniform weights over orders 1..n).
-        smoothing: ``None`` or one of ``seqgan_rl.bleu.SMOOTHING_METHODS``.
+        smoothing: ``None`` or one of ``seqgan_rl.evaluation.bleu.SMOOTHING_METHODS``.
         vocab_size: ids are in [0, vocab_size).
         stop_tokens: ``(eos, pad)`` for text: a row is scored as its ids before the first ``eos`` with
             ``pad`` dropped; ``None``: rows are scored whole (the oracle).

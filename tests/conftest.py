@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.oracle import Oracle, default_data_dir
+from seqgan_rl.models.generator import GeneratorConfig
+from seqgan_rl.models.oracle import Oracle, default_data_dir
 
 SLOW_TEST_TIMEOUT_S = 900
 """Deadline of a test marked slow (a whole smoke run, a two-node cluster); others get setup.cfg's ``timeout``."""
@@ -53,9 +53,9 @@ def small_oracle() -> Oracle:
 @pytest.fixture()
 def inputs(tmp_path: Path) -> tuple[str, str]:
     """Real data (oracle samples) and an MLE checkpoint (a fresh generator) for SMALL."""
-    from seqgan_rl.checkpoint import save_checkpoint
-    from seqgan_rl.data import write_token_table
-    from seqgan_rl.generator import Generator
+    from seqgan_rl.data.tables import write_token_table
+    from seqgan_rl.models.generator import Generator
+    from seqgan_rl.storage.checkpoint import save_checkpoint
 
     oracle = Oracle.random(SMALL, seed=3)
     write_token_table(tmp_path / "real.parquet", oracle.sample(300).numpy(), SMALL.vocab_size)

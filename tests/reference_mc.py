@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seqgan_rl.generator import Generator
 from seqgan_rl.mc.engine import Scorer
+from seqgan_rl.models.generator import Generator
 
 
 @torch.no_grad()

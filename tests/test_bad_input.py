@@ -20,16 +20,16 @@ from conftest import SMALL
 from test_cli import run_cli
 from test_data import VALID_METADATA, write_raw
 
-from seqgan_rl.checkpoint import save_checkpoint
 from seqgan_rl.commands.cli import main
 from seqgan_rl.config import TrainConfig
-from seqgan_rl.data import write_token_table
+from seqgan_rl.data.tables import write_token_table
 from seqgan_rl.errors import ConfigError, DataError, SeqGANError
 from seqgan_rl.experiment.ray_session import check_reachable
 from seqgan_rl.experiment.run import run_training
-from seqgan_rl.generator import Generator, GeneratorConfig
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.rllib.with_seqgan import build_config
+from seqgan_rl.storage.checkpoint import save_checkpoint
 
 GOOD_TOKENS = np.random.default_rng(0).integers(0, SMALL.vocab_size, size=(64, SMALL.seq_len))
 

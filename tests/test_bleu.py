@@ -1,4 +1,4 @@
-"""Parity of :mod:`seqgan_rl.bleu` with NLTK's ``sentence_bleu``, and its errors.
+"""Parity of :mod:`seqgan_rl.evaluation.bleu` with NLTK's ``sentence_bleu``, and its errors.
 
 NLTK is the reference implementation the SeqGAN/Texygen numbers come from and a
 declared test dependency: the import below fails loudly rather than skipping.
@@ -15,8 +15,8 @@ import warnings
 import pytest
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from seqgan_rl.bleu import SMOOTHING_METHODS, BleuReferences, SelfBleuCorpus, bleu, self_bleu
 from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.evaluation.bleu import SMOOTHING_METHODS, BleuReferences, SelfBleuCorpus, bleu, self_bleu
 
 SMOOTHINGS = (None, *SMOOTHING_METHODS)
 MAX_N = 5

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from seqgan_rl.data import read_token_table
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.data.tables import read_token_table
+from seqgan_rl.models.oracle import Oracle
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ import pytest
 from conftest import SMALL
 from ray_nodes import free_port, start_node, stop_nodes
 
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.oracle import Oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture()

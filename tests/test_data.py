@@ -15,15 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from seqgan_rl.data import (
-    iterate_minibatches,
-    prepare_text_dataset,
-    read_token_table,
-    tokenize_line,
-    write_token_table,
-)
+from seqgan_rl.data.tables import iterate_minibatches, read_token_table, write_token_table
+from seqgan_rl.data.text import prepare_text_dataset, tokenize_line
+from seqgan_rl.data.vocabulary import Vocabulary
 from seqgan_rl.errors import ConfigError, DataError, SeqGANError
-from seqgan_rl.vocab import Vocabulary
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

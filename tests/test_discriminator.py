@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqgan_rl import torch_ops
-from seqgan_rl.discriminator import (
+from seqgan_rl.models import torch_ops
+from seqgan_rl.models.discriminator import (
     PAPER_FILTER_SIZES,
     PAPER_NUM_FILTERS,
     Discriminator,

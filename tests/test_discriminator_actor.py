@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqgan_rl.discriminator import Discriminator
+from seqgan_rl.models.discriminator import Discriminator
 
 SMALL_D = {"emb_dim": 8, "filter_sizes": (1, 2, 3), "num_filters": (4, 4, 4)}
 VOCAB, LENGTH = 30, 6
@@ -76,7 +76,7 @@ def test_bad_batches_get_a_clear_error(ray_local, actor) -> None:
 def test_d_step_on_generator_samples_balances_the_classes(ray_local, actor) -> None:
     from dataclasses import asdict
 
-    from seqgan_rl.generator import Generator, GeneratorConfig
+    from seqgan_rl.models.generator import Generator, GeneratorConfig
 
     config = GeneratorConfig(vocab_size=VOCAB, seq_len=LENGTH, emb_dim=8, hidden_dim=8)
     state = {k: v.numpy() for k, v in Generator(config).state_dict().items()}
@@ -98,8 +98,8 @@ def test_fresh_positives_are_the_oracles_samples_drawn_for_each_d_step() -> None
     from dataclasses import asdict
 
     from seqgan_rl.distributed.discriminator_actor import DiscriminatorActor
-    from seqgan_rl.generator import Generator, GeneratorConfig
-    from seqgan_rl.oracle import Oracle
+    from seqgan_rl.models.generator import Generator, GeneratorConfig
+    from seqgan_rl.models.oracle import Oracle
 
     config = GeneratorConfig(vocab_size=VOCAB, seq_len=LENGTH, emb_dim=8, hidden_dim=8)
     oracle, generator = Oracle.random(config, seed=1), Generator(config)

@@ -11,7 +11,7 @@ import pytest
 from conftest import SMALL
 from test_cli import run_cli
 
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.oracle import Oracle
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

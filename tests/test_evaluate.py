@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqgan_rl.bleu import bleu, self_bleu
 from seqgan_rl.commands.cli import main
 from seqgan_rl.commands.evaluate import parse_temperatures
 from seqgan_rl.config import get_preset
-from seqgan_rl.data import prepare_text_dataset, read_token_table
+from seqgan_rl.data.tables import read_token_table
+from seqgan_rl.data.text import prepare_text_dataset
 from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.evaluation.bleu import bleu, self_bleu
+from seqgan_rl.evaluation.text_quality import PROTOCOLS, distinct_n, read_sentences
 from seqgan_rl.mle import run_pretraining
 from seqgan_rl.runs import load_generator
-from seqgan_rl.text_metrics import PROTOCOLS, distinct_n, read_sentences
 
 NOUNS = ["man", "dog", "cat", "horse", "woman", "bike", "table", "plate", "street", "kitchen"]
 VERBS = ["sits", "stands", "runs", "rides", "waits", "sleeps"]

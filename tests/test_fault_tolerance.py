@@ -17,9 +17,9 @@ import torch
 from conftest import SMALL
 from test_seqgan_algorithm import SMALL_D, generator_state, small_config
 
-from seqgan_rl.discriminator import Discriminator
 from seqgan_rl.errors import SeqGANError
-from seqgan_rl.generator import Generator
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.generator import Generator
 
 DISC = {"vocab_size": SMALL.vocab_size, "seq_len": SMALL.seq_len, **SMALL_D}
 

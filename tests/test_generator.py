@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import SMALL
 
-from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.models.generator import Generator, GeneratorConfig
 
 
 @pytest.fixture()

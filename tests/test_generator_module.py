@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from seqgan_rl.checkpoint import save_checkpoint
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.storage.checkpoint import save_checkpoint
 
 CONFIG = GeneratorConfig(vocab_size=50, seq_len=6, emb_dim=8, hidden_dim=8)
 

@@ -79,10 +79,10 @@ def test_a_failed_check_is_reported_and_exits_non_zero() -> None:
     projection module's namespaces), the sampler and the fused projection no longer match their float64
     references, and the run says so and exits with 1."""
     broken = ("import torch\n"
-              "from seqgan_rl import projection, sampling\n"
+              "from seqgan_rl.models import categorical, projection\n"
               "def too_large(weight_t, bias, scale=1.0):\n"
               "    return torch.cat([weight_t, bias.unsqueeze(0)]).mul_(scale * 1.05)\n"
-              "projection.folded_projection = sampling.folded_projection = too_large\n")
+              "projection.folded_projection = categorical.folded_projection = too_large\n")
     result = run_without(ABSENT, "--device", "cpu", "--checks-only", prelude=broken)
     assert result.returncode == 1, result.stderr[-3000:]
     report = one_json_object(result.stdout)
@@ -119,7 +119,7 @@ def test_gpu_chunk_rows_match_the_rollout_workers() -> None:
     import torch
 
     from seqgan_rl.distributed.devices import sampling_chunk_rows
-    from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
+    from seqgan_rl.models.categorical import SAMPLING_CHUNK_ROWS
 
     script = runpy.run_path(str(SCRIPT), run_name="gpu_acceptance")
     assert script["GPU_CHUNK_ROWS"] == sampling_chunk_rows(torch.device("cuda"), SAMPLING_CHUNK_ROWS)

@@ -40,8 +40,8 @@ from ray_nodes import free_port, start_node, stop_nodes
 
 from seqgan_rl.commands.cli import build_parser
 from seqgan_rl.config import TrainConfig, get_train_preset
-from seqgan_rl.options import option_overrides
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.config.options import option_overrides
+from seqgan_rl.models.oracle import Oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 GPUS_PER_NODE = 3

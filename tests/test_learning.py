@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import torch
 
-from seqgan_rl.checkpoint import save_checkpoint
 from seqgan_rl.config import TrainConfig
-from seqgan_rl.data import write_token_table
-from seqgan_rl.discriminator import Discriminator
+from seqgan_rl.data.tables import write_token_table
 from seqgan_rl.distributed.weights import module_weights
-from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.storage.checkpoint import save_checkpoint
 
 TINY = GeneratorConfig(vocab_size=6, seq_len=3, emb_dim=8, hidden_dim=8)
 GOOD_TOKENS = (0, 1, 2)

@@ -8,8 +8,8 @@ from conftest import SMALL
 from reference_mc import reference_q
 
 from seqgan_rl.errors import TrainingError
-from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ, RolloutPolicy
+from seqgan_rl.models.generator import Generator, GeneratorConfig
 
 LOW = SMALL.vocab_size // 2
 
@@ -137,7 +137,7 @@ def test_rollout_policy_update_direction() -> None:
 
 def test_discriminator_prefix_path_equals_plain_scoring(policy: Generator) -> None:
     """The engine uses a Discriminator's shared-prefix scoring; Q equals plain per-sequence scoring."""
-    from seqgan_rl.discriminator import Discriminator
+    from seqgan_rl.models.discriminator import Discriminator
 
     disc = Discriminator(SMALL.vocab_size, SMALL.seq_len, emb_dim=8, filter_sizes=(1, 3, SMALL.seq_len),
                          num_filters=(4, 5, 6)).eval()

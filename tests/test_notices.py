@@ -23,8 +23,8 @@ from conftest import SMALL
 
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.experiment.notices import KNOWN_NOTICES, NOTICES_FILE, run_notices
-from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.generator import GeneratorConfig
+from seqgan_rl.models.oracle import Oracle
 
 TOKEN_AUTH = "Token authentication is enabled for this Ray cluster"
 NEW_API_STACK = "on the new API stack! This is the new default behavior"

@@ -22,8 +22,8 @@ from conftest import SMALL
 
 from seqgan_rl.commands.cli import build_parser
 from seqgan_rl.config import PRESETS, TRAIN_PRESETS, PretrainConfig, TrainConfig
+from seqgan_rl.config.options import option_overrides, optional_type
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.options import option_overrides, optional_type
 
 PACKAGE = Path(__file__).resolve().parent.parent / "seqgan_rl"
 DECLARATIONS = {PACKAGE / "config.py", PACKAGE / "options.py"}
@@ -129,10 +129,10 @@ def test_config_json_round_trip_keeps_every_field() -> None:
 
 @pytest.fixture(scope="module")
 def run_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    from seqgan_rl.checkpoint import save_checkpoint
-    from seqgan_rl.data import write_token_table
-    from seqgan_rl.generator import Generator
-    from seqgan_rl.oracle import Oracle
+    from seqgan_rl.data.tables import write_token_table
+    from seqgan_rl.models.generator import Generator
+    from seqgan_rl.models.oracle import Oracle
+    from seqgan_rl.storage.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("options")
     write_token_table(root / "real.parquet", Oracle.random(SMALL, seed=3).sample(50).numpy(), SMALL.vocab_size)

@@ -12,7 +12,7 @@ import torch
 from conftest import SMALL
 
 from seqgan_rl.errors import DataError
-from seqgan_rl.oracle import ORACLE_ARRAY_NAMES, Oracle, convert_oracle_pickle
+from seqgan_rl.models.oracle import ORACLE_ARRAY_NAMES, Oracle, convert_oracle_pickle
 
 
 def _reference_log_probs(p: dict[str, np.ndarray], tokens: np.ndarray) -> np.ndarray:

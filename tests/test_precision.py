@@ -4,7 +4,7 @@ The fast mode's parts have their own tolerance tests: bf16 d-steps learn like fp
 (``test_discriminator.test_bf16_training_tracks_fp32``), int8 scores stay within 0.015 of fp32
 (``test_discriminator.test_int8_precision_stays_close_to_fp32_at_paper_size``). Here: the Monte
 Carlo Q of the fast mode stays within the Monte Carlo noise of fp32's, from the same uniforms.
-The generator's sampling, rollouts and MLE step are float32 in both modes (``seqgan_rl.precision``
+The generator's sampling, rollouts and MLE step are float32 in both modes (``seqgan_rl.models.precision``
 says why); the sampler's exactness is ``test_sampling``'s chi-square test.
 """
 
@@ -15,14 +15,14 @@ import math
 import pytest
 import torch
 
-from seqgan_rl import precision
 from seqgan_rl.config import FAST_MIN_FEATURES, PRECISION_PARTS, TRAIN_PRESETS, TrainConfig, discriminator_features
-from seqgan_rl.discriminator import Discriminator
 from seqgan_rl.distributed.devices import score_precision_on, train_precision_on
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.experiment.run import precision_report
-from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import MonteCarloQ
+from seqgan_rl.models import precision
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.generator import Generator, GeneratorConfig
 
 
 @pytest.mark.parametrize("mode", ["exact", "fast"])

@@ -25,14 +25,14 @@ from conftest import SMALL
 from test_bad_input import fails
 from test_cli import run_cli
 
-from seqgan_rl.checkpoint import save_checkpoint
 from seqgan_rl.commands.cli import main
 from seqgan_rl.config import get_train_preset
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.experiment.preflight import preflight
 from seqgan_rl.experiment.run import resolve_fresh_run, run_training
-from seqgan_rl.generator import Generator
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.oracle import Oracle
+from seqgan_rl.storage.checkpoint import save_checkpoint
 
 CAPTIONS = [
     "a man rides a horse on the beach", "a dog runs on the grass", "the cat sits on a red chair",

@@ -9,19 +9,13 @@ import pytest
 import torch
 from conftest import SMALL
 
-from seqgan_rl.checkpoint import load_checkpoint, save_checkpoint
 from seqgan_rl.config import PRESETS, PretrainConfig, get_preset
+from seqgan_rl.data.oracle_data import Dataset, load_dataset, sample_oracle_data
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.generator import Generator, GeneratorConfig
-from seqgan_rl.mle import (
-    Dataset,
-    load_dataset,
-    make_generator_optimizer,
-    pretrain_mle,
-    run_pretraining,
-    sample_oracle_data,
-)
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.mle import make_generator_optimizer, pretrain_mle, run_pretraining
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.models.oracle import Oracle
+from seqgan_rl.storage.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_short_mle_run_lowers_nll_oracle(small_oracle: Oracle) -> None:
@@ -111,7 +105,7 @@ def test_checkpoint_versioning(tmp_path: Path) -> None:
 
 def test_curves_put_each_quantity_on_an_axis_of_its_own(tmp_path: Path) -> None:
     """A training run's loss (~4,000) never shares an axis with NLL (~9): one panel per unit."""
-    from seqgan_rl.metrics import curve_panels, plot_curves
+    from seqgan_rl.evaluation.metrics_log import curve_panels, plot_curves
 
     records = [{"iteration": 0, "eval/nll_oracle": 9.06, "eval/nll_test": 9.05, "train/d_accuracy": 0.53}]
     records += [{"iteration": i, "train/policy_loss": 4000.0 - i, "train/d_accuracy": 0.5 + i / 100,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqgan_rl.projection import linear_log_prob, linear_log_prob_sum
+from seqgan_rl.models.projection import linear_log_prob, linear_log_prob_sum
 
 
 def _plain(hidden, weight, bias, targets):

@@ -22,10 +22,10 @@ import pytest
 import torch
 from conftest import SMALL
 
-from seqgan_rl.checkpoint import MANIFEST_FILE, save_checkpoint
 from seqgan_rl.commands.cli import main
-from seqgan_rl.generator import Generator
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.oracle import Oracle
+from seqgan_rl.storage.checkpoint import MANIFEST_FILE, save_checkpoint
 
 SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7", "--kl-coef", "0.05",
             "--kl-target", "0.02", "--reward-transform", "log_d", "--baseline", "ema")

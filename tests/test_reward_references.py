@@ -22,14 +22,14 @@ from conftest import SMALL
 from test_learning import TINY, episodes_of, learner_batch, q_column, tiny_learner, tiny_run  # noqa: F401
 
 from seqgan_rl.config import TrainConfig
-from seqgan_rl.discriminator import Discriminator
 from seqgan_rl.distributed.rollout_workers import RolloutPool
 from seqgan_rl.distributed.weights import module_weights
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.generator import Generator
+from seqgan_rl.evaluation.information import discriminator_information, spearman
 from seqgan_rl.mc import MonteCarloQ
-from seqgan_rl.metrics import discriminator_information, spearman
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.rewards import (
     IdealDiscriminator,
     RewardModelSpec,
@@ -225,10 +225,10 @@ def exact_nll_oracle(generator: Generator, oracle: Oracle) -> float:
 def test_ppo_under_the_ideal_discriminator_lowers_nll_oracle(ray_local, tmp_path: Path) -> None:
     """PPO with the reward log D* (the reverse KL to the oracle, as a return) on a tiny oracle moves a fresh
     generator toward it: the exact NLL-oracle falls by a stated margin."""
-    from seqgan_rl.checkpoint import save_checkpoint
-    from seqgan_rl.data import write_token_table
+    from seqgan_rl.data.tables import write_token_table
     from seqgan_rl.experiment.run import generator_from_algorithm
     from seqgan_rl.rllib.build import build_algorithm_config
+    from seqgan_rl.storage.checkpoint import save_checkpoint
 
     oracle = Oracle.random(TINY, seed=5)
     oracle.save_npz(tmp_path / "oracle.npz")

@@ -10,13 +10,13 @@ import pytest
 from conftest import SMALL
 from test_cli import run_cli
 
-from seqgan_rl.bleu import BleuReferences, bleu
 from seqgan_rl.config import TrainConfig
-from seqgan_rl.data import write_token_table
+from seqgan_rl.data.tables import write_token_table
+from seqgan_rl.data.vocabulary import Vocabulary
 from seqgan_rl.errors import ConfigError, ScorerError
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.evaluation.bleu import BleuReferences, bleu
+from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.rewards import RewardModel, RewardModelSpec, TokenBleu, import_reward_function
-from seqgan_rl.vocab import Vocabulary
 
 SCORERS = '''
 import numpy as np

@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import SMALL
 
-from seqgan_rl.discriminator import Discriminator
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.generator import Generator
 from seqgan_rl.mc import MonteCarloQ
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.generator import Generator
 
 DISC = {"vocab_size": SMALL.vocab_size, "seq_len": SMALL.seq_len, "emb_dim": 8, "filter_sizes": (1, 3),
         "num_filters": (4, 4)}

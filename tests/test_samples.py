@@ -11,15 +11,15 @@ import torch
 from conftest import SMALL
 from test_docs_metrics import tensorboard_tags
 
-from seqgan_rl.checkpoint import save_checkpoint
 from seqgan_rl.commands.cli import main
 from seqgan_rl.config import get_preset
-from seqgan_rl.data import prepare_text_dataset
-from seqgan_rl.generator import Generator
+from seqgan_rl.data.text import prepare_text_dataset
+from seqgan_rl.evaluation.generation import TextDecoder
+from seqgan_rl.evaluation.sample_log import NUM_SHOWN_SAMPLES, SAMPLES_FILE, SampleLog, read_samples, shown_samples
 from seqgan_rl.mle import run_pretraining
-from seqgan_rl.oracle import Oracle
-from seqgan_rl.runs import TextDecoder
-from seqgan_rl.samples import NUM_SHOWN_SAMPLES, SAMPLES_FILE, SampleLog, read_samples, shown_samples
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.oracle import Oracle
+from seqgan_rl.storage.checkpoint import save_checkpoint
 
 WORDS = ["a", "the", "dog", "cat", "man", "sits", "runs", "on", "grass", "."]
 """The tiny corpus's words: every sentence is made of them."""

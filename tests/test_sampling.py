@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seqgan_rl.sampling import BLOCK, sample_from_probs, sample_next_tokens
+from seqgan_rl.models.categorical import BLOCK, sample_from_probs, sample_next_tokens
 
 
 def _chi_square(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, int]:

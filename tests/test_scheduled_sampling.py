@@ -10,10 +10,11 @@ import torch
 from conftest import SMALL
 
 from seqgan_rl.config import PRESETS, SCHEDULED_SAMPLING, PretrainConfig
+from seqgan_rl.data.oracle_data import Dataset
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.generator import Generator
-from seqgan_rl.mle import Dataset, pretrain_mle, sampling_probability
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.mle import pretrain_mle, sampling_probability
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.oracle import Oracle
 
 
 def real_tokens(rows: int = 32) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from conftest import SMALL
 
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.generator import Generator
+from seqgan_rl.models.generator import Generator
 
 SMALL_D = {"emb_dim": 8, "filter_sizes": (1, 3), "num_filters": (6, 6)}
 
@@ -66,8 +66,8 @@ def test_q_column_matches_the_rollout_pool(ray_local, inputs) -> None:
     """The learner connector's Q for sampled episodes = the engine's Q with the same weights and uniforms."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
-    from seqgan_rl.discriminator import Discriminator
     from seqgan_rl.mc import MonteCarloQ
+    from seqgan_rl.models.discriminator import Discriminator
     from seqgan_rl.rllib.monte_carlo import MC_Q
 
     algo = small_config(inputs).build_algo()

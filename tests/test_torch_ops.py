@@ -1,4 +1,4 @@
-"""seqgan_rl.torch_ops: private and public paths agree, in place; the import probe falls back when an op breaks."""
+"""torch_ops: private and public paths agree, in place; the import probe falls back when an op breaks."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from seqgan_rl import torch_ops
-from seqgan_rl.discriminator import Discriminator
-from seqgan_rl.projection import linear_log_prob
+from seqgan_rl.models import torch_ops
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.projection import linear_log_prob
 
 PATHS = {"private": nullcontext, "public": torch_ops.public_ops}
 

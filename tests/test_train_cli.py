@@ -10,8 +10,8 @@ import pytest
 from conftest import SMALL
 from test_cli import run_cli
 
-from seqgan_rl.data import read_token_table
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.data.tables import read_token_table
+from seqgan_rl.models.oracle import Oracle
 
 
 def records(run_dir: Path) -> list[dict]:

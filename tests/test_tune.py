@@ -10,11 +10,11 @@ import torch
 from conftest import SMALL
 from test_cli import run_cli
 
-from seqgan_rl.checkpoint import save_checkpoint
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.experiment.tune import parse_grid
-from seqgan_rl.generator import Generator
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.oracle import Oracle
+from seqgan_rl.storage.checkpoint import save_checkpoint
 
 
 @pytest.mark.slow

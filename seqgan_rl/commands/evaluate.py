@@ -1,6 +1,6 @@
 """``seqgan-rl evaluate``: BLEU, Self-BLEU, distinct-n, NLL of generated text; temperature sweeps.
 
-The metrics themselves are ``seqgan_rl.text_metrics``; this module reads the
+The metrics themselves are ``seqgan_rl.evaluation.text_quality``; this module reads the
 flags, picks the references, prints the table and, with ``--json``, one JSON
 object whose ``results`` list has one record per input (and temperature),
 whether one input was given or several.
@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seqgan_rl.bleu import SELF_BLEU_SUBSETS, SMOOTHING_METHODS
 from seqgan_rl.commands.common import device_flag
 from seqgan_rl.errors import ConfigError
+from seqgan_rl.evaluation.bleu import SELF_BLEU_SUBSETS, SMOOTHING_METHODS
 
 if TYPE_CHECKING:
-    from seqgan_rl.text_metrics import ScoringProtocol
+    from seqgan_rl.evaluation.text_quality import ScoringProtocol
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
-    from seqgan_rl.text_metrics import evaluate_checkpoint, plot_sweep, read_sentences, text_metrics
+    from seqgan_rl.evaluation.text_quality import evaluate_checkpoint, plot_sweep, read_sentences, text_metrics
 
     checkpoints, sample_files = labelled(args.checkpoint or []), labelled(args.samples or [])
     if not checkpoints and not sample_files:
@@ -67,7 +67,7 @@ def resolve_protocol(args: argparse.Namespace) -> ScoringProtocol:
     Raises:
         ConfigError: an unknown protocol or a bad ``--self-bleu-sample-size``, naming the option.
     """
-    from seqgan_rl.text_metrics import scoring_protocol
+    from seqgan_rl.evaluation.text_quality import scoring_protocol
 
     protocol = scoring_protocol(args.protocol)
     overrides: dict[str, Any] = {}
@@ -113,9 +113,9 @@ def describe_scoring(protocol: ScoringProtocol) -> str:
 
 def read_references(args: argparse.Namespace, checkpoints: list[tuple[str, Path]]) -> tuple[Path | None, Any]:
     """``--references``, else the first checkpoint's held-out split (``valid.parquet`` beside its data), else none."""
-    from seqgan_rl.bleu import BleuReferences
+    from seqgan_rl.evaluation.bleu import BleuReferences
+    from seqgan_rl.evaluation.text_quality import read_sentences
     from seqgan_rl.runs import find_data_dir, resolve_generator_file
-    from seqgan_rl.text_metrics import read_sentences
 
     references_path = args.references
     if references_path is None and checkpoints:

@@ -13,13 +13,13 @@ def prepare_data(args: argparse.Namespace) -> dict[str, Any]:
     if bool(args.text) == bool(args.oracle):
         raise ConfigError("prepare-data needs exactly one of --text FILE or --oracle")
     if args.text:
-        from seqgan_rl.data import prepare_text_dataset
+        from seqgan_rl.data.text import prepare_text_dataset
 
         return dict(prepare_text_dataset(
             args.text, args.out, level=args.level, max_len=args.max_len, min_freq=args.min_freq,
             valid_fraction=args.valid_fraction, seed=args.seed, lowercase=not args.keep_case,
         ))
-    from seqgan_rl.mle import load_oracle, write_oracle_dataset
+    from seqgan_rl.data.oracle_data import load_oracle, write_oracle_dataset
 
     if args.num_train <= 0 or args.num_valid < 0:
         raise ConfigError(f"--num-train must be > 0 and --num-valid >= 0, got {args.num_train}, {args.num_valid}")
@@ -28,7 +28,7 @@ def prepare_data(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def convert_oracle(args: argparse.Namespace) -> dict[str, Any]:
-    from seqgan_rl.oracle import convert_oracle_pickle
+    from seqgan_rl.models.oracle import convert_oracle_pickle
 
     oracle = convert_oracle_pickle(args.pickle, args.out)
     return {"out": str(args.out), "vocab_size": oracle.vocab_size, "emb_dim": oracle.config.emb_dim,

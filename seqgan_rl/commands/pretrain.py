@@ -8,7 +8,7 @@ from typing import Any
 
 from seqgan_rl.commands.common import default_run_dir, device_flag
 from seqgan_rl.config import PRESETS, PretrainConfig, get_preset
-from seqgan_rl.options import add_option_flags, option_overrides
+from seqgan_rl.config.options import add_option_flags, option_overrides
 
 
 def pretrain(args: argparse.Namespace) -> dict[str, Any]:

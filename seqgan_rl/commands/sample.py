@@ -10,7 +10,7 @@ from seqgan_rl.commands.common import device_flag
 
 
 def sample(args: argparse.Namespace) -> dict[str, Any]:
-    from seqgan_rl.runs import write_samples
+    from seqgan_rl.evaluation.generation import write_samples
 
     return write_samples(args.checkpoint, args.out, args.n, temperature=args.temperature, seed=args.seed,
                          vocab_path=args.vocab, device=device_flag(args.device))

@@ -8,8 +8,8 @@ from typing import Any
 
 from seqgan_rl.commands.common import default_run_dir, device_flag
 from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
+from seqgan_rl.config.options import add_option_flags, option_overrides
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.options import add_option_flags, option_overrides
 
 RESUME_OPTIONS = frozenset({"resume", "adversarial_batches", "address", "num_cpus", "device", "no_progress",
                             "verbose"})

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
+from seqgan_rl.config.options import add_option_flags, option_overrides
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.options import add_option_flags, option_overrides
 
 TRIAL_CPUS = 1.0
 """CPUs of a trial's driver (``seqgan_rl.experiment.tune.trial_resources``)."""

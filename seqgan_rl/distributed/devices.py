@@ -35,7 +35,7 @@ import threading
 import ray
 import torch
 
-from seqgan_rl.precision import bf16_supported_on, enable_fast_matmul, hardware_summary
+from seqgan_rl.models.precision import bf16_supported_on, enable_fast_matmul, hardware_summary
 
 logger = logging.getLogger(__name__)
 

@@ -24,12 +24,6 @@ import ray
 import torch
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from seqgan_rl.discriminator import (
-    TRAIN_PRECISIONS,
-    Discriminator,
-    make_discriminator_optimizer,
-    train_discriminator,
-)
 from seqgan_rl.distributed.devices import (
     actor_description,
     resolve_device,
@@ -38,8 +32,14 @@ from seqgan_rl.distributed.devices import (
 )
 from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
 from seqgan_rl.errors import ConfigError, DataError, TrainingError
-from seqgan_rl.generator import Generator, GeneratorConfig
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.discriminator import (
+    TRAIN_PRECISIONS,
+    Discriminator,
+    make_discriminator_optimizer,
+    train_discriminator,
+)
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.models.oracle import Oracle
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -29,7 +29,6 @@ import ray
 import torch
 from ray.exceptions import RayActorError
 
-from seqgan_rl.discriminator import Discriminator
 from seqgan_rl.distributed.devices import (
     actor_description,
     resolve_device,
@@ -39,10 +38,11 @@ from seqgan_rl.distributed.devices import (
 from seqgan_rl.distributed.discriminator_actor import failure_cause
 from seqgan_rl.distributed.weights import Weights, load_module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
-from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS, MonteCarloQ
+from seqgan_rl.models.categorical import SAMPLING_CHUNK_ROWS
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.rewards import IDEAL, IdealDiscriminator, RewardModel, RewardModelSpec, transformed_scorer
-from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
 
 logger = logging.getLogger(__name__)
 

@@ -52,8 +52,9 @@ import numpy as np
 import torch
 
 from seqgan_rl.config import PretrainConfig, TrainConfig
-from seqgan_rl.discriminator import Discriminator
+from seqgan_rl.data.oracle_data import load_dataset, load_oracle
 from seqgan_rl.errors import ConfigError, DataError, SeqGANError
+from seqgan_rl.experiment.plan import RunPlan
 from seqgan_rl.experiment.ray_session import (
     check_cluster_resources,
     check_local_resources,
@@ -61,13 +62,12 @@ from seqgan_rl.experiment.ray_session import (
     cluster_address,
     connect_ray,
 )
-from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.mle import load_dataset, load_oracle
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.generator import GeneratorConfig
+from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.runs import read_generator_checkpoint
 
 if TYPE_CHECKING:
-    from seqgan_rl.experiment.run import RunPlan
     from seqgan_rl.rewards import RewardModelSpec
 
 REWARD_PROBE_ROWS = 4
@@ -189,7 +189,7 @@ def _shown_params(params: dict[str, Any]) -> str:
 def read_run_inputs(config: PretrainConfig, data_dir: str | Path | None,
                     oracle_params: str | Path | None) -> RunInputs:
     """The run's data as the checks need it: every table of ``data_dir`` read and checked
-    (``seqgan_rl.mle.load_dataset``), or the oracle it will be sampled from (a few sequences drawn, with
+    (``seqgan_rl.data.oracle_data.load_dataset``), or the oracle it will be sampled from (a few sequences drawn, with
     their own seeded RNG, for the reward model's probe)."""
     if data_dir is None:
         oracle, source = load_oracle(oracle_params)
@@ -303,7 +303,7 @@ def check_reward_model(config: TrainConfig, inputs: RunInputs) -> None:
     """
     if config.reward_model == "discriminator":
         return
-    from seqgan_rl.data import write_token_table
+    from seqgan_rl.data.tables import write_token_table
     from seqgan_rl.rewards import RewardModelSpec
 
     if inputs.real_data is not None:

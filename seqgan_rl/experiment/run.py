@@ -12,7 +12,7 @@ Run directory layout::
     data/                oracle samples as Parquet (+ oracle.npz) when no --data is given
     mle/                 the MLE phase: metrics.jsonl, samples.txt, tensorboard/, curves.png, checkpoint.pt
     metrics.jsonl        one record per adversarial batch (eval/, train/, time/ keys)
-    samples.txt          a few decoded samples of the generator per evaluation (``seqgan_rl.samples``)
+    samples.txt          a few decoded samples of the generator per evaluation (``seqgan_rl.evaluation.sample_log``)
     tensorboard/         the same records as TensorBoard scalars; samples/: the samples as TensorBoard text
     checkpoints/         algorithm checkpoints (``seqgan_rl.experiment.run_checkpoints``);
                          ``latest.json``, written after the manifest, names the newest one
@@ -35,7 +35,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,13 @@ import torch
 from tqdm import tqdm
 
 from seqgan_rl.config import FAST_MIN_FEATURES, PRECISION_PARTS, TrainConfig, discriminator_features
+from seqgan_rl.data.oracle_data import Dataset, load_dataset, load_oracle, write_oracle_dataset
 from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.evaluation.information import discriminator_information
+from seqgan_rl.evaluation.metrics_log import MetricsLog, plot_curves
+from seqgan_rl.evaluation.nll import nll_metrics
+from seqgan_rl.evaluation.sample_log import SampleLog
+from seqgan_rl.experiment.plan import RunPlan
 from seqgan_rl.experiment.preflight import preflight
 from seqgan_rl.experiment.ray_session import check_cluster_resources, check_local_resources
 from seqgan_rl.experiment.run_checkpoints import (
@@ -54,14 +59,11 @@ from seqgan_rl.experiment.run_checkpoints import (
     restore_run_checkpoint,
     save_run_checkpoint,
 )
-from seqgan_rl.fileio import atomic_path, write_json
-from seqgan_rl.generator import Generator, GeneratorConfig
-from seqgan_rl.metrics import MetricsLog, discriminator_information, plot_curves
-from seqgan_rl.mle import Dataset, load_dataset, load_oracle, nll_metrics, run_pretraining, write_oracle_dataset
-from seqgan_rl.oracle import Oracle
-from seqgan_rl.precision import hardware_summary
+from seqgan_rl.mle import run_pretraining
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.models.precision import hardware_summary
 from seqgan_rl.runs import read_generator_checkpoint
-from seqgan_rl.samples import SampleLog
+from seqgan_rl.storage.files import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -93,25 +95,6 @@ RESULT_METRICS: dict[str, tuple[str, ...]] = {
     "time/d_step_train_s": ("discriminator", "train_s"),
 }
 """metrics.jsonl name → where ``Algorithm.train()``'s result holds it (the declarative table of what is logged)."""
-
-
-@dataclass
-class RunPlan:
-    """A run resolved before any work: its options, inputs and, when resumed, where it stopped."""
-
-    config: TrainConfig
-    run_dir: Path
-    data_dir: str | Path | None
-    oracle_params: str | Path | None
-    generator_checkpoint: str | Path | None
-    checkpoint: Path | None = None
-    """The latest checkpoint of a resumed run (``None``: a fresh run)."""
-    iteration: int = 0
-    records: list[dict[str, Any]] = field(default_factory=list)
-    phase_s: dict[str, float] = field(default_factory=dict)
-    oracle: tuple[Oracle, str] | None = None
-    """A run without a data directory: the oracle its data is sampled from and where that came from
-    (``load_oracle``; loaded once, by ``preflight``)."""
 
 
 class RunLog:
@@ -340,7 +323,7 @@ def generator_from_algorithm(algo: Any, config: GeneratorConfig, device: str) ->
 def evaluation(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig, iteration: int,
                device: str, samples: SampleLog) -> dict[str, float]:
     """NLL-oracle / NLL-test of the current generator, on samples drawn from a seed of (seed, iteration) alone;
-    its text shown in ``samples`` (drawn from a seed of their own, ``seqgan_rl.samples``).
+    its text shown in ``samples`` (drawn from a seed of their own, ``seqgan_rl.evaluation.sample_log``).
 
     So an evaluation gives the same numbers whichever evaluations came before
     it: a run stopped at a batch that is not a multiple of ``eval_every``
@@ -357,8 +340,8 @@ def evaluation(algo: Any, plan: RunPlan, data: Dataset, generator_config: Genera
 
 def information(algo: Any, plan: RunPlan, data: Dataset, generator_config: GeneratorConfig, iteration: int,
                 device: str) -> dict[str, float]:
-    """The reward model's information measure (``seqgan_rl.metrics.discriminator_information``) on the first
-    ``info_samples`` held-out real sequences and as many fresh samples of the current generator (a seed of
+    """The reward model's information measure (``seqgan_rl.evaluation.information.discriminator_information``)
+    on the first ``info_samples`` held-out real sequences and as many fresh samples of the current generator (a seed of
     (seed, iteration, ``INFO_STREAM``) alone: the same whichever evaluations came before); ``{}`` when off or
     without held-out data."""
     count = min(plan.config.info_samples, len(data.valid))

@@ -4,7 +4,7 @@ Each checkpoint directory ``checkpoints/iteration-NNNNNN/`` holds the RLlib
 algorithm's state (generator, optimiser, Learner's Monte Carlo state, the
 discriminator actor's state), ``generator.pt`` (the generator alone) and
 ``rng.pt`` (the driver's global RNGs, from which the local EnvRunner samples),
-and is sealed by a manifest (``seqgan_rl.checkpoint``) written last.
+and is sealed by a manifest (``seqgan_rl.storage.checkpoint``) written last.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqgan_rl.checkpoint import load_checkpoint, open_checkpoint_dir, save_checkpoint, seal_checkpoint_dir
 from seqgan_rl.errors import DataError
-from seqgan_rl.fileio import atomic_path, write_json
-from seqgan_rl.generator import Generator
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.storage.checkpoint import load_checkpoint, open_checkpoint_dir, save_checkpoint, seal_checkpoint_dir
+from seqgan_rl.storage.files import atomic_path, write_json
 
 LATEST_FILE = "latest.json"
 RNG_FILE = "rng.pt"
 RUN_CHECKPOINT_KIND = "run"
-"""Kind of a sealed algorithm checkpoint directory (``seqgan_rl.checkpoint.seal_checkpoint_dir``)."""
+"""Kind of a sealed algorithm checkpoint directory (``seqgan_rl.storage.checkpoint.seal_checkpoint_dir``)."""
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:

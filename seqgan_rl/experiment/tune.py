@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from seqgan_rl.config import TrainConfig
+from seqgan_rl.config.options import parse_option_value
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.experiment.ray_session import autoscaler_can_add_nodes, cluster_shortfall
-from seqgan_rl.options import parse_option_value
 
 logger = logging.getLogger(__name__)
 

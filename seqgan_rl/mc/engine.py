@@ -31,8 +31,8 @@ import torch
 from torch import Tensor
 
 from seqgan_rl.errors import TrainingError
-from seqgan_rl.generator import Generator
-from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS
+from seqgan_rl.models.categorical import SAMPLING_CHUNK_ROWS
+from seqgan_rl.models.generator import Generator
 
 DEFAULT_NUM_ROLLOUTS = 16
 """N, the completions of each prefix where none is given (the paper's; ``TrainConfig.num_rollouts``'s default)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from seqgan_rl.generator import Generator
+from seqgan_rl.models.generator import Generator
 
 
 class RolloutPolicy:

@@ -49,12 +49,12 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import TIMERS
 
 from envs import register_rllib_env
-from seqgan_rl.data import read_token_table
+from seqgan_rl.data.tables import read_token_table
 from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
 from seqgan_rl.distributed.weights import Weights
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.oracle import Oracle
+from seqgan_rl.models.generator import GeneratorConfig
+from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.rewards import IDEAL, ORACLE_FILE, RewardModel, probability_logits
 from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector
 from seqgan_rl.rllib.settings import SeqGANSettings

@@ -16,7 +16,7 @@ from typing import Any
 
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.generator import GeneratorConfig
+from seqgan_rl.models.generator import GeneratorConfig
 from seqgan_rl.rllib.seqgan import SeqGANConfig
 from seqgan_rl.rllib.settings import SeqGANSettings, new_discriminator_name
 from seqgan_rl.rllib.with_seqgan import build_config, with_seqgan

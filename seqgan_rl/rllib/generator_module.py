@@ -32,12 +32,12 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
 
 from seqgan_rl.errors import ConfigError
-from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.runs import read_generator_checkpoint
 
 
 class GeneratorRLModule(TorchRLModule):
-    """Wraps ``seqgan_rl.generator.Generator``; its weights are ``self.generator``'s.
+    """Wraps ``seqgan_rl.models.generator.Generator``; its weights are ``self.generator``'s.
 
     Built the supported way: RLlib (``RLModuleSpec.build``) calls the inherited
     constructor with keyword arguments (``observation_space``, ``action_space``,

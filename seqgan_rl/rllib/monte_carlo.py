@@ -72,8 +72,8 @@ from ray.rllib.utils.annotations import override
 from seqgan_rl.distributed.rollout_workers import RolloutPool
 from seqgan_rl.distributed.weights import Weights, module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
-from seqgan_rl.generator import Generator, GeneratorConfig
 from seqgan_rl.mc.rollout_policy import RolloutPolicy
+from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.rewards import IDEAL, baselined, maligan_normalised, position_spread
 from seqgan_rl.rllib.settings import SeqGANSettings
 from seqgan_rl.runs import read_generator_checkpoint

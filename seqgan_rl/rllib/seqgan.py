@@ -53,9 +53,9 @@ from ray.rllib.utils.metrics import (
 
 from envs import RLLIB_ENV_NAME
 from seqgan_rl.config import TrainConfig
+from seqgan_rl.config.options import with_overrides
 from seqgan_rl.errors import ConfigError, SeqGANError, TrainingError
-from seqgan_rl.generator import GeneratorConfig
-from seqgan_rl.options import with_overrides
+from seqgan_rl.models.generator import GeneratorConfig
 from seqgan_rl.rllib.adversarial import ENV_RUNNER_FAULT_TOLERANCE, AdversarialMixin, timed
 from seqgan_rl.rllib.generator_module import generator_module_spec
 from seqgan_rl.rllib.settings import (

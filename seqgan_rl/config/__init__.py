@@ -3,7 +3,7 @@
 One frozen dataclass per job (cleanrl's ``Args`` pattern): each field is an
 ``option(default, doc, <checks>)`` and that declaration is the only one. The
 ``seqgan-rl`` flags (``pretrain``, ``train``, ``tune``) are generated from it
-(``seqgan_rl.options``), ``config.json`` is its ``to_dict``, and the RLlib-side
+(``seqgan_rl.config.options``), ``config.json`` is its ``to_dict``, and the RLlib-side
 settings carry the ``TrainConfig`` itself to the algorithm, the Learner and its
 Monte Carlo piece (``seqgan_rl.rllib.settings``). Presets are named instances,
 not copies of code (``PRESETS["paper"]``, ``TRAIN_PRESETS["cpu"]``).
@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from seqgan_rl.bleu import SMOOTHING_METHODS
-from seqgan_rl.discriminator import PAPER_NUM_FILTERS
+from seqgan_rl.config.options import Options, option
 from seqgan_rl.errors import ConfigError
+from seqgan_rl.evaluation.bleu import SMOOTHING_METHODS
 from seqgan_rl.mc.engine import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS
-from seqgan_rl.options import Options, option
+from seqgan_rl.models.discriminator import PAPER_NUM_FILTERS
 
 SEED_MAX = 2**31 - 1
 """The largest seed. RLlib seeds NumPy's global RNG with ``seed`` plus an EnvRunner's index (and 10**6 for an
@@ -89,7 +89,7 @@ PRECISION_PARTS: dict[str, dict[str, str]] = {
     "fast": {"d_precision": "bf16", "score_precision": "int8"},
 }
 """``--precision``'s modes: the value each part's own option takes under each (unless set on its own).
-Each part still checks its device's hardware (``seqgan_rl.precision``)."""
+Each part still checks its device's hardware (``seqgan_rl.models.precision``)."""
 PRECISIONS: tuple[str, ...] = tuple(PRECISION_PARTS)
 FAST_MIN_FEATURES = 1_024
 """``fast`` lowers the discriminator's precision only from this many features (Σ num_filters) on. bf16

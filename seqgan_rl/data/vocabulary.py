@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.fileio import atomic_path
+from seqgan_rl.storage.files import atomic_path
 
 __all__ = ["EOS_TOKEN", "PAD_TOKEN", "SPECIAL_TOKENS", "UNK_TOKEN", "Vocabulary"]
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from seqgan_rl.errors import DataError
-from seqgan_rl.fileio import atomic_path
-from seqgan_rl.generator import Generator, GeneratorConfig
+from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.storage.files import atomic_path
 
 ORACLE_ARRAY_NAMES: tuple[str, ...] = (
     "g_embeddings", "Wi", "Ui", "bi", "Wf", "Uf", "bf", "Wog", "Uog", "bog", "Wc", "Uc", "bc", "Wo", "bo",

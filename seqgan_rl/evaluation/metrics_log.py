@@ -1,11 +1,4 @@
-"""Evaluation metrics and the metrics log of a run.
-
-* NLL-oracle (the paper's metric): the oracle's mean negative log-likelihood
-  per token of sequences sampled from G. Lower means G's samples are more
-  likely under the true distribution; it alone rewards low-entropy
-  generators, so it is always reported beside
-* NLL-test: G's own mean negative log-likelihood per token of held-out real
-  sequences (how much of the real distribution G covers).
+"""The metrics log of a run: ``metrics.jsonl``, TensorBoard, and a PNG of the curves.
 
 Metrics of a run go to ``metrics.jsonl`` in the run directory (one JSON object
 per evaluation, keys named by prefix: ``train/``, ``eval/``, ``time/``), the
@@ -20,86 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from torch import Tensor
-
-from seqgan_rl.generator import Generator
-
 if TYPE_CHECKING:
-    from seqgan_rl.samples import SampleLog
-
-
-@torch.no_grad()
-def nll_oracle(
-    generator: Generator,
-    oracle: Generator,
-    num_samples: int = 10_000,
-    *,
-    rng: torch.Generator | None = None,
-    temperature: float = 1.0,
-) -> float:
-    """NLL-oracle: sample ``num_samples`` sequences from ``generator``, score them with ``oracle``.
-
-    Returns:
-        Mean negative log-likelihood per token (nats) under the oracle.
-    """
-    samples = generator.sample(num_samples, temperature=temperature, generator=rng)  # (n, T)
-    return oracle.nll(samples.to(oracle.device))
-
-
-@torch.no_grad()
-def nll_test(generator: Generator, tokens: Tensor, *, temperature: float = 1.0) -> float:
-    """NLL-test: ``generator``'s mean negative log-likelihood per token of held-out ``tokens`` [n, T].
-
-    ``temperature`` scores under the distribution sampled at that temperature."""
-    return generator.nll(tokens, temperature=temperature)
-
-
-def ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of [n] values, ties given the mean of their ranks (float64 [n])."""
-    order = np.argsort(values, kind="stable")
-    ordered = np.asarray(values)[order]
-    _, first, counts = np.unique(ordered, return_index=True, return_counts=True)
-    mean_rank = first + (counts + 1) / 2.0  # ranks first+1 .. first+count
-    result = np.empty(len(values), dtype=np.float64)
-    result[order] = np.repeat(mean_rank, counts)
-    return result
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation of [n] and [n] (Pearson's of their tie-averaged ranks); NaN when either
-    is constant (a constant reward ranks nothing)."""
-    rx, ry = ranks(np.asarray(x, dtype=np.float64)), ranks(np.asarray(y, dtype=np.float64))
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
-    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
-
-
-def discriminator_information(logits: np.ndarray, is_real: np.ndarray,
-                              log_ratio: np.ndarray | None = None) -> dict[str, float]:
-    """How much a reward model knows about real vs generated sequences, beside the ideal discriminator.
-
-    Args:
-        logits: log D(y) − log(1 − D(y)) [n] of held-out real and fresh generated sequences (logits, not
-            probabilities: D* saturates to 0 or 1 in floating point where its logit still orders sequences).
-        is_real: [n] bool, which of them are real.
-        log_ratio: log p_oracle(y) − log p_G(y) [n] (synthetic data only): D*'s logit.
-
-    Returns:
-        ``eval/d_accuracy``: the share of sequences on the right side of D = 0.5 (real above);
-        with ``log_ratio`` also ``eval/ideal_accuracy`` (the same for D*, the most any discriminator can
-        reach on these sequences) and ``eval/d_spearman``: the rank correlation of D with D* (1: D orders
-        sequences as the optimal discriminator does; 0: D carries no information on the density ratio).
-    """
-    is_real = np.asarray(is_real, dtype=bool)
-    logits = np.asarray(logits, dtype=np.float64)
-    metrics = {"eval/d_accuracy": float(np.mean(np.where(is_real, logits > 0, logits < 0)))}
-    if log_ratio is not None:
-        log_ratio = np.asarray(log_ratio, dtype=np.float64)
-        metrics["eval/ideal_accuracy"] = float(np.mean(np.where(is_real, log_ratio > 0, log_ratio < 0)))
-        metrics["eval/d_spearman"] = spearman(logits, log_ratio)
-    return metrics
+    from seqgan_rl.evaluation.sample_log import SampleLog
 
 
 class MetricsLog:
@@ -108,7 +23,7 @@ class MetricsLog:
     With ``step_key`` (the key that numbers the records: ``epoch`` for MLE, ``iteration`` for the
     adversarial batches) every other key of a record also goes to TensorBoard, as a scalar at that
     step, in ``<run_dir>/tensorboard/``. ``samples``, when given, is where the run shows the
-    generator's text at each evaluation (``seqgan_rl.samples``); whoever evaluates writes to it.
+    generator's text at each evaluation (``seqgan_rl.evaluation.sample_log``); whoever evaluates writes to it.
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], *, step_key: str | None = None,

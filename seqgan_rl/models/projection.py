@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor
 
-from seqgan_rl import torch_ops
+from seqgan_rl.models import torch_ops
 
 DEFAULT_CHUNK_ROWS = 256
 """Rows per chunk of the projection and of sampling: 256 × 5,000 fp32 values are 5 MB, which stays in

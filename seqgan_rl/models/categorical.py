@@ -43,7 +43,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from seqgan_rl.projection import folded_projection, shifted_exp, unsafe_rows, with_ones
+from seqgan_rl.models.projection import folded_projection, shifted_exp, unsafe_rows, with_ones
 
 BLOCK = 64
 """Columns per block of the two-level inverse-CDF search (≈ sqrt(5,000))."""

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from seqgan_rl.errors import DataError
-from seqgan_rl.fileio import atomic_path, write_json
+from seqgan_rl.storage.files import atomic_path, write_json
 
 CHECKPOINT_FORMAT = "seqgan-rl-checkpoint"
 CHECKPOINT_VERSION = 1

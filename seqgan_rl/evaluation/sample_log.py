@@ -6,7 +6,7 @@ endings as they appear. Both phases show them: ``pretrain_mle`` per evaluated
 epoch, the adversarial phase per evaluated batch.
 
 The sequences are decoded as ``seqgan-rl sample`` decodes them
-(``seqgan_rl.runs.TextDecoder``): words of the run's vocabulary, up to
+(``seqgan_rl.evaluation.generation.TextDecoder``): words of the run's vocabulary, up to
 ``<eos>``, for a text corpus; space-separated token ids for the synthetic
 oracle. They are drawn with an RNG of their own, seeded from (seed, step)
 alone, so showing them changes nothing that training or evaluation draws
@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqgan_rl.fileio import atomic_path
-from seqgan_rl.generator import Generator
-from seqgan_rl.runs import TextDecoder
+from seqgan_rl.evaluation.generation import TextDecoder
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.storage.files import atomic_path
 
 NUM_SHOWN_SAMPLES = 5
 """Sequences shown per evaluation: enough to see variety, few enough to read at a glance."""

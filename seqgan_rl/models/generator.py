@@ -1,7 +1,7 @@
 """The generator: an LSTM language model used as SeqGAN's stochastic policy.
 
 One implementation serves three roles: the generator G (trained by MLE, then by
-policy gradient), the synthetic oracle (``seqgan_rl.oracle.Oracle`` is a frozen
+policy gradient), the synthetic oracle (``seqgan_rl.models.oracle.Oracle`` is a frozen
 ``Generator`` with the paper's parameters) and the Monte Carlo rollout policy
 (``seqgan_rl.mc.RolloutPolicy`` holds a delayed copy).
 
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqgan_rl.projection import linear_log_prob, linear_log_prob_sum
-from seqgan_rl.sampling import SAMPLING_CHUNK_ROWS, sample_next_tokens
+from seqgan_rl.models.categorical import SAMPLING_CHUNK_ROWS, sample_next_tokens
+from seqgan_rl.models.projection import linear_log_prob, linear_log_prob_sum
 
 LSTMState = tuple[Tensor, Tensor]
 """(h, c), each [B, H]: the recurrent state after the tokens consumed so far."""

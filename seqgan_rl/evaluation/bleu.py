@@ -44,7 +44,7 @@ denominator from bigrams on), ``"method3"`` (NIST geometric) and ``"method4"``
 to NLTK's fixed 4-/5-gram layout and are not offered.
 
 Tokens are compared with ``==`` and hashed, so any hashable tokens work; text
-must already be tokenised (e.g. :func:`seqgan_rl.data.tokenize_line`).
+must already be tokenised (e.g. :func:`seqgan_rl.data.text.tokenize_line`).
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqgan_rl import torch_ops
 from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.models import torch_ops
 
 __all__ = [
     "PAPER_FILTER_SIZES",

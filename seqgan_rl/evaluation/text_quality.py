@@ -5,7 +5,7 @@ here, or from a text file):
 
 * **BLEU-2..5** (quality): every generated sentence against the *whole*
   reference corpus, averaged over sentences, as the SeqGAN paper and Texygen
-  do (``seqgan_rl.bleu``: NLTK's numbers, without its cost);
+  do (``seqgan_rl.evaluation.bleu``: NLTK's numbers, without its cost);
 * **Self-BLEU-2..5** (diversity, lower = more diverse): every generated
   sentence against all the other generated ones;
 * **distinct-n** (diversity): distinct n-grams / all n-grams over the whole set;
@@ -44,13 +44,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqgan_rl.bleu import BleuReferences, self_bleu
-from seqgan_rl.data import read_text_lines, read_token_table, tokenize_line
+from seqgan_rl.data.oracle_data import load_oracle
+from seqgan_rl.data.tables import read_token_table
+from seqgan_rl.data.text import read_text_lines, tokenize_line
+from seqgan_rl.data.vocabulary import Vocabulary
 from seqgan_rl.errors import ConfigError, DataError
-from seqgan_rl.mle import load_oracle
-from seqgan_rl.oracle import Oracle
-from seqgan_rl.runs import TextDecoder, find_data_dir, load_generator, resolve_generator_file, run_record
-from seqgan_rl.vocab import Vocabulary
+from seqgan_rl.evaluation.bleu import BleuReferences, self_bleu
+from seqgan_rl.evaluation.generation import TextDecoder
+from seqgan_rl.models.oracle import Oracle
+from seqgan_rl.runs import find_data_dir, load_generator, resolve_generator_file, run_record
 
 TOKENIZATIONS: tuple[str, ...] = ("whitespace", "word", "char")
 """How lines of a text file become tokens: split on whitespace, or ``prepare-data``'s word / char tokeniser."""
@@ -84,7 +86,8 @@ class ScoringProtocol:
     self_bleu_sample_size: int | None
     """Self-BLEU of this many samples; ``None``: all."""
     self_bleu_subset: str
-    """How those samples are picked: one of :data:`seqgan_rl.bleu.SELF_BLEU_SUBSETS` (checked when scoring)."""
+    """How those samples are picked: one of :data:`seqgan_rl.evaluation.bleu.SELF_BLEU_SUBSETS` (checked when
+    scoring)."""
     source: str
     """Where the choices come from (a paper, a file of a repository)."""
     overridden: tuple[str, ...] = ()

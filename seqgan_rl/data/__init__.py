@@ -1,0 +1,1 @@
+"""What runs train on: token tables on disk, text corpora and their vocabulary, the oracle's samples."""

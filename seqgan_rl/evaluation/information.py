@@ -1,0 +1,59 @@
+"""How much a discriminator knows: its scores ranked against the ideal discriminator's.
+
+The ideal discriminator's logit is log p_oracle(y) - log p_G(y) (Goodfellow et
+al. 2014, Prop. 1); ``discriminator_information`` gives the Spearman rank
+correlation of a discriminator's logits with it, and both accuracies on held-out
+real against fresh generated sequences (docs/rewards.md, "The information measure").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of [n] values, ties given the mean of their ranks (float64 [n])."""
+    order = np.argsort(values, kind="stable")
+    ordered = np.asarray(values)[order]
+    _, first, counts = np.unique(ordered, return_index=True, return_counts=True)
+    mean_rank = first + (counts + 1) / 2.0  # ranks first+1 .. first+count
+    result = np.empty(len(values), dtype=np.float64)
+    result[order] = np.repeat(mean_rank, counts)
+    return result
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation of [n] and [n] (Pearson's of their tie-averaged ranks); NaN when either
+    is constant (a constant reward ranks nothing)."""
+    rx, ry = ranks(np.asarray(x, dtype=np.float64)), ranks(np.asarray(y, dtype=np.float64))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
+    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def discriminator_information(logits: np.ndarray, is_real: np.ndarray,
+                              log_ratio: np.ndarray | None = None) -> dict[str, float]:
+    """How much a reward model knows about real vs generated sequences, beside the ideal discriminator.
+
+    Args:
+        logits: log D(y) − log(1 − D(y)) [n] of held-out real and fresh generated sequences (logits, not
+            probabilities: D* saturates to 0 or 1 in floating point where its logit still orders sequences).
+        is_real: [n] bool, which of them are real.
+        log_ratio: log p_oracle(y) − log p_G(y) [n] (synthetic data only): D*'s logit.
+
+    Returns:
+        ``eval/d_accuracy``: the share of sequences on the right side of D = 0.5 (real above);
+        with ``log_ratio`` also ``eval/ideal_accuracy`` (the same for D*, the most any discriminator can
+        reach on these sequences) and ``eval/d_spearman``: the rank correlation of D with D* (1: D orders
+        sequences as the optimal discriminator does; 0: D carries no information on the density ratio).
+    """
+    is_real = np.asarray(is_real, dtype=bool)
+    logits = np.asarray(logits, dtype=np.float64)
+    metrics = {"eval/d_accuracy": float(np.mean(np.where(is_real, logits > 0, logits < 0)))}
+    if log_ratio is not None:
+        log_ratio = np.asarray(log_ratio, dtype=np.float64)
+        metrics["eval/ideal_accuracy"] = float(np.mean(np.where(is_real, log_ratio > 0, log_ratio < 0)))
+        metrics["eval/d_spearman"] = spearman(logits, log_ratio)
+    return metrics
