@@ -10,11 +10,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
-from seqgan_rl.data.oracle_data import Dataset
 from seqgan_rl.models.generator import Generator
+
+if TYPE_CHECKING:  # the annotation only: NLL needs no Parquet reader
+    from seqgan_rl.data.oracle_data import Dataset
 
 
 @torch.no_grad()
