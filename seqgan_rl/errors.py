@@ -9,7 +9,7 @@ so library callers that already catch ``ValueError`` keep working.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "ScorerError", "SeqGANError", "TrainingError"]
+__all__ = ["ConfigError", "DataError", "RunInUseError", "ScorerError", "SeqGANError", "TrainingError"]
 
 
 class SeqGANError(Exception):
@@ -36,3 +36,7 @@ class TrainingError(SeqGANError, RuntimeError):
 
 class ScorerError(TrainingError):
     """The scorer gave no usable reward for a finished episode (training must not go on without it)."""
+
+
+class RunInUseError(SeqGANError, RuntimeError):
+    """Another live process is writing this run directory (``seqgan_rl.storage.files.run_dir_lock``)."""

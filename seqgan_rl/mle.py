@@ -7,9 +7,12 @@ checkpoint) and is what ``seqgan-rl pretrain`` calls.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +23,24 @@ from tqdm import tqdm
 from seqgan_rl.config import PretrainConfig
 from seqgan_rl.data.oracle_data import Dataset, load_dataset
 from seqgan_rl.data.tables import iterate_minibatches
-from seqgan_rl.evaluation.metrics_log import MetricsLog, plot_curves
+from seqgan_rl.errors import ConfigError, DataError
+from seqgan_rl.evaluation.metrics_log import (
+    METRICS_FILE,
+    MetricsLog,
+    parse_records,
+    plot_curves,
+    read_records,
+    restart_logs,
+)
 from seqgan_rl.evaluation.nll import nll_metrics
 from seqgan_rl.models.generator import Generator, GeneratorConfig
-from seqgan_rl.storage.checkpoint import save_checkpoint
-from seqgan_rl.storage.files import write_json
+from seqgan_rl.storage.checkpoint import load_checkpoint, save_checkpoint
+from seqgan_rl.storage.files import resolved_path, run_dir_lock, stored_path, write_json
 
 logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+"""A run directory's configuration and inputs (``pretrain``'s and ``train``'s), read back by ``seqgan_rl.runs``."""
 
 
 def make_generator_optimizer(generator: Generator, lr: float) -> torch.optim.Adam:
@@ -76,6 +90,46 @@ def _inverse_sigmoid_k(epochs: int, last: float) -> float:
     return high
 
 
+@dataclass
+class MLEProgress:
+    """Everything the MLE epochs after ``epoch`` depend on besides the model and its optimiser.
+
+    ``pretrain_mle`` draws from exactly these three RNGs (the minibatch order,
+    the evaluation samples, scheduled sampling's coins), so a run continued
+    from an ``MLEProgress`` taken after an evaluation trains and evaluates
+    exactly as the run that never stopped. ``elapsed_s`` is the training time
+    before ``epoch`` (the records' ``time/elapsed_s`` go on from it).
+    """
+
+    epoch: int
+    batch_rng: np.random.Generator
+    eval_rng: torch.Generator
+    ss_rng: torch.Generator
+    elapsed_s: float = 0.0
+
+    @classmethod
+    def start(cls, config: PretrainConfig, device: torch.device) -> MLEProgress:
+        """Before the first epoch: the RNGs seeded from ``config.seed``."""
+        ss_seed = int(np.random.SeedSequence(config.seed, spawn_key=(SCHEDULED_SAMPLING_STREAM,)).generate_state(1)[0])
+        return cls(0, np.random.default_rng(config.seed), torch.Generator(device=device).manual_seed(config.seed),
+                   torch.Generator(device=device).manual_seed(ss_seed))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data and tensors only (a weights-only checkpoint holds it)."""
+        return {"epoch": self.epoch, "batch_rng": self.batch_rng.bit_generator.state,
+                "eval_rng": self.eval_rng.get_state(), "ss_rng": self.ss_rng.get_state(), "elapsed_s": self.elapsed_s}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], config: PretrainConfig, device: torch.device) -> MLEProgress:
+        """Inverse of ``state_dict``, the RNGs on ``device``."""
+        progress = cls.start(config, device)
+        progress.batch_rng.bit_generator.state = state["batch_rng"]
+        progress.eval_rng.set_state(state["eval_rng"])
+        progress.ss_rng.set_state(state["ss_rng"])
+        progress.epoch, progress.elapsed_s = int(state["epoch"]), float(state["elapsed_s"])
+        return progress
+
+
 def pretrain_mle(
     generator: Generator,
     data: Dataset,
@@ -84,34 +138,36 @@ def pretrain_mle(
     log: MetricsLog | None = None,
     progress: bool = True,
     optimizer: torch.optim.Optimizer | None = None,
+    start: MLEProgress | None = None,
+    on_evaluation: Callable[[MLEProgress], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``generator`` by maximum likelihood on ``data.train``.
 
     Adam (``config.lr``), minibatches of ``config.batch_size`` reshuffled every
     epoch, gradient-norm clipping at ``config.grad_clip``; evaluation before
     training, every ``config.eval_every`` epochs and after the last one.
+    ``start`` continues a run after its epoch (``generator`` and ``optimizer``
+    as they were then; ``log`` holding its records); ``on_evaluation``
+    receives the progress after each evaluation (``run_pretraining``
+    checkpoints it there).
 
     Returns:
-        One record per evaluation: ``epoch``, ``train/nll`` (mean loss of the
-        epoch), ``eval/nll_oracle``, ``eval/nll_test``, ``time/epoch_s`` (mean
-        training time of the epochs since the previous evaluation),
-        ``time/eval_s``, ``time/elapsed_s``.
+        One record per evaluation (those of ``log`` before ``start`` first):
+        ``epoch``, ``train/nll`` (mean loss of the epoch), ``eval/nll_oracle``,
+        ``eval/nll_test``, ``time/epoch_s`` (mean training time of the epochs
+        since the previous evaluation), ``time/eval_s``, ``time/elapsed_s``.
     """
     config.validate()
     device = generator.device
     optimizer = optimizer or make_generator_optimizer(generator, config.lr)
-    batch_rng = np.random.default_rng(config.seed)
-    eval_rng = torch.Generator(device=device).manual_seed(config.seed)
-    # scheduled sampling's coins and draws: a stream of their own (teacher forcing draws nothing from it)
-    ss_rng = torch.Generator(device=device).manual_seed(
-        int(np.random.SeedSequence(config.seed, spawn_key=(SCHEDULED_SAMPLING_STREAM,)).generate_state(1)[0]))
+    state = start or MLEProgress.start(config, device)
     train = data.train.numpy() if data.train.device.type == "cpu" else data.train.cpu().numpy()
-    records: list[dict[str, Any]] = []
-    started = time.perf_counter()
+    records: list[dict[str, Any]] = list(log.records) if log is not None and start is not None else []
+    started = time.perf_counter() - state.elapsed_s
 
     def record(epoch: int, extra: dict[str, float]) -> None:
         eval_start = time.perf_counter()
-        metrics = nll_metrics(generator, data, config.num_eval_samples, eval_rng)
+        metrics = nll_metrics(generator, data, config.num_eval_samples, state.eval_rng)
         entry = {"epoch": epoch, **extra, **metrics, "time/eval_s": time.perf_counter() - eval_start,
                  "time/elapsed_s": time.perf_counter() - started}
         records.append(entry)
@@ -119,18 +175,23 @@ def pretrain_mle(
             log.log(entry)
             if log.samples is not None:
                 log.samples.write(generator, epoch)
+        state.epoch, state.elapsed_s = epoch, time.perf_counter() - started
+        if on_evaluation is not None:
+            on_evaluation(state)
 
-    record(0, {})
+    if start is None:
+        record(0, {})
     train_s, epochs_timed = 0.0, 0  # since the previous evaluation
-    bar = tqdm(range(1, config.epochs + 1), desc="MLE", unit="epoch", disable=not progress)
+    bar = tqdm(range(state.epoch + 1, config.epochs + 1), desc="MLE", unit="epoch", disable=not progress,
+               initial=state.epoch, total=config.epochs)
     for epoch in bar:
         generator.train()
         sample_probability = sampling_probability(config, epoch)
         epoch_start = time.perf_counter()
         total, count = 0.0, 0
-        for batch in iterate_minibatches(train, config.batch_size, shuffle=True, rng=batch_rng):
+        for batch in iterate_minibatches(train, config.batch_size, shuffle=True, rng=state.batch_rng):
             tokens = torch.from_numpy(batch).to(device)
-            loss = generator.scheduled_sampling_loss(tokens, sample_probability, generator=ss_rng)
+            loss = generator.scheduled_sampling_loss(tokens, sample_probability, generator=state.ss_rng)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
@@ -150,6 +211,13 @@ def pretrain_mle(
     return records
 
 
+MLE_CHECKPOINT_FILE = "checkpoint.pt"
+"""The finished MLE generator of a pretrain run (what ``train`` starts its adversarial phase from)."""
+PROGRESS_FILE = "progress.pt"
+"""An unfinished pretrain run's state after its latest evaluation (kind ``PROGRESS_KIND``)."""
+PROGRESS_KIND = "mle-progress"
+
+
 def run_pretraining(
     config: PretrainConfig,
     run_dir: str | Path,
@@ -158,26 +226,44 @@ def run_pretraining(
     oracle_params: str | Path | None = None,
     device: str = "cpu",
     progress: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Pretrain a generator end to end into ``run_dir``.
+    """Pretrain a generator end to end into ``run_dir``; with ``resume``, continue the run it holds.
 
     Writes ``config.json`` (the configuration and where the data came from, so
-    that ``sample`` and ``evaluate`` find the vocabulary, held-out split and
-    oracle of the run), ``metrics.jsonl`` and the same records in ``tensorboard/``,
-    ``samples.txt`` (the generator's text at each evaluation, also TensorBoard
-    text; ``seqgan_rl.evaluation.sample_log``), ``curves.png`` and ``checkpoint.pt`` (model,
-    optimiser, config, epoch, data description) and returns a summary.
+    that ``sample``, ``evaluate`` and ``--resume`` find the vocabulary,
+    held-out split and oracle of the run), ``metrics.jsonl`` and the same
+    records in ``tensorboard/``, ``samples.txt`` (the generator's text at each
+    evaluation, also TensorBoard text; ``seqgan_rl.evaluation.sample_log``),
+    ``progress.pt`` after every evaluation (model, optimiser, ``MLEProgress``:
+    a killed run resumes from its latest evaluation exactly, bit for bit on
+    CPU), then ``curves.png`` and ``checkpoint.pt`` (model, optimiser, config,
+    epoch, data description, seconds) at the end; returns a summary. A resumed
+    run whose ``checkpoint.pt`` exists is done: its summary is returned.
+    The run directory is locked while it is written (``run_dir_lock``).
     """
-    from seqgan_rl.evaluation.sample_log import SampleLog
-
     config.validate()
     run_dir = Path(run_dir)
     torch.manual_seed(config.seed)  # before the oracle is built: its layers' construction draws from it
     data = load_dataset(config, data_dir, oracle_params)  # bad data is refused before run_dir is written
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", {
-        "config": config.to_dict(), "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
-        "oracle_params": None if oracle_params is None else str(Path(oracle_params).resolve())})
+    with run_dir_lock(run_dir):
+        if not (run_dir / MLE_CHECKPOINT_FILE).is_file():
+            train_mle_phase(config, run_dir, data, data_dir, oracle_params, device, progress, resume)
+        final = load_checkpoint(run_dir / MLE_CHECKPOINT_FILE, "mle")
+    last = read_records(run_dir / METRICS_FILE)[-1]
+    return {"run_dir": str(run_dir), "checkpoint": str(run_dir / MLE_CHECKPOINT_FILE), "data": data.description,
+            "epochs": config.epochs, "nll_oracle": last.get("eval/nll_oracle"), "nll_test": last.get("eval/nll_test"),
+            "wall_s": final.get("wall_s")}
+
+
+def train_mle_phase(config: PretrainConfig, run_dir: Path, data: Dataset, data_dir: str | Path | None,
+                    oracle_params: str | Path | None, device: str, progress: bool, resume: bool) -> None:
+    """The epochs of a pretrain run, from its ``progress.pt`` when resuming one, to its ``checkpoint.pt``."""
+    from seqgan_rl.evaluation.sample_log import SampleLog
+
+    if not (run_dir / CONFIG_FILE).is_file():
+        write_json(run_dir / CONFIG_FILE, {"config": config.to_dict(), "data_dir": stored_path(data_dir, run_dir),
+                                           "oracle_params": stored_path(oracle_params, run_dir)})
     generator_config = GeneratorConfig(
         vocab_size=data.vocab_size, seq_len=data.seq_len, emb_dim=config.emb_dim, hidden_dim=config.hidden_dim
     )
@@ -186,34 +272,62 @@ def run_pretraining(
     if data.oracle is not None:
         data.oracle.to(device)
     optimizer = make_generator_optimizer(generator, config.lr)
-    samples = SampleLog.for_run(run_dir, "mle", "epoch", run_dir / "checkpoint.pt", data.vocab_size, config.seed)
+    start = None
+    if resume and (run_dir / PROGRESS_FILE).is_file():
+        saved = load_checkpoint(run_dir / PROGRESS_FILE, PROGRESS_KIND)
+        generator.load_state_dict(saved["generator"])
+        optimizer.load_state_dict(saved["optimizer"])
+        start = MLEProgress.from_state_dict(saved["progress"], config, generator.device)
+        restart_logs(run_dir, kept_epochs(run_dir / METRICS_FILE, start.epoch), start.epoch)
+        logger.info("resuming the MLE phase of %s after epoch %d", run_dir, start.epoch)
+    else:
+        restart_logs(run_dir, [], -1)  # what a start killed before its first evaluation left
+
+    def save_progress(state: MLEProgress) -> None:
+        save_checkpoint(run_dir / PROGRESS_FILE, PROGRESS_KIND, {
+            "generator": generator.state_dict(), "optimizer": optimizer.state_dict(),
+            "progress": state.state_dict()})
+
+    samples = SampleLog.for_run(run_dir, "mle", "epoch", run_dir / MLE_CHECKPOINT_FILE, data.vocab_size, config.seed)
     log = MetricsLog(run_dir, step_key="epoch", samples=samples)
-    started = time.perf_counter()
     try:
-        records = pretrain_mle(generator, data, config, log=log, progress=progress, optimizer=optimizer)
+        records = pretrain_mle(generator, data, config, log=log, progress=progress, optimizer=optimizer,
+                               start=start, on_evaluation=save_progress)
     finally:
         log.close()
-    wall_s = time.perf_counter() - started
     plot_curves(records, run_dir / "curves.png")
-    checkpoint = save_checkpoint(
-        run_dir / "checkpoint.pt",
-        "mle",
-        {
-            "generator": generator.state_dict(),
-            "generator_config": generator_config.__dict__,
-            "optimizer": optimizer.state_dict(),
-            "config": config.to_dict(),
-            "epoch": config.epochs,
-            "data": data.description,
-        },
-    )
-    final = records[-1]
-    return {
-        "run_dir": str(run_dir),
-        "checkpoint": str(checkpoint),
-        "data": data.description,
-        "epochs": config.epochs,
-        "nll_oracle": final.get("eval/nll_oracle"),
-        "nll_test": final.get("eval/nll_test"),
-        "wall_s": wall_s,
-    }
+    save_checkpoint(run_dir / MLE_CHECKPOINT_FILE, "mle", {
+        "generator": generator.state_dict(), "generator_config": generator_config.__dict__,
+        "optimizer": optimizer.state_dict(), "config": config.to_dict(), "epoch": config.epochs,
+        "data": data.description, "wall_s": records[-1]["time/elapsed_s"]})
+    (run_dir / PROGRESS_FILE).unlink(missing_ok=True)
+
+
+def kept_epochs(path: Path, epoch: int) -> list[dict[str, Any]]:
+    """The records of an MLE ``metrics.jsonl`` up to ``epoch``: records of later epochs, and a last line a
+    crash cut short, are dropped (the resumed run logs those epochs again)."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    try:
+        records = parse_records(path, lines)
+    except DataError:
+        records = parse_records(path, lines[:-1])  # still refused if the bad line is not the last
+    return [record for record in records if record["epoch"] <= epoch]
+
+
+def read_pretrain_run(run_dir: str | Path) -> tuple[PretrainConfig, Path | None, Path | None]:
+    """The configuration, data directory and oracle file of the pretrain run in ``run_dir`` (``--resume``).
+
+    Raises:
+        DataError: naming the directory or its ``config.json``: not a pretrain run, or not one this
+            seqgan-rl can read.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise DataError(f"{run_dir}: not a pretrain run directory ({CONFIG_FILE} missing)")
+    try:
+        record = json.loads(path.read_text())
+        config = PretrainConfig.from_dict(record["config"])
+        return (config, resolved_path(record["data_dir"], run_dir), resolved_path(record["oracle_params"], run_dir))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ConfigError) as error:
+        raise DataError(f"{path}: not a pretrain run configuration this seqgan-rl can resume "
+                        f"({type(error).__name__}: {error})") from None

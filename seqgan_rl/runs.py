@@ -17,6 +17,7 @@ import torch
 from seqgan_rl.errors import DataError
 from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.storage.checkpoint import GENERATOR_KINDS, load_checkpoint
+from seqgan_rl.storage.files import resolved_path
 
 
 def resolve_generator_file(checkpoint: str | Path) -> Path:
@@ -45,15 +46,24 @@ def load_generator(checkpoint: str | Path, device: str = "cpu") -> Generator:
     return generator.to(device).eval()
 
 
+RUN_PATHS = ("data_dir", "oracle_params", "mle_checkpoint")
+"""The paths a run's ``config.json`` keeps (``seqgan_rl.storage.files.stored_path``: relative inside the run)."""
+
+
 def run_record(generator_file: Path) -> dict[str, Any] | None:
-    """The ``config.json`` of the run a generator file belongs to (nearest directory up), if any.
+    """The ``config.json`` of the run a generator file belongs to (nearest directory up), if any, with its
+    paths (``RUN_PATHS``) taken from where that directory now is.
 
     Both ``pretrain`` and ``train`` runs write one, with ``data_dir`` and ``oracle_params``.
     """
     for directory in (generator_file.parent, *generator_file.parents[:3]):
         config = directory / "config.json"
         if config.is_file():
-            return json.loads(config.read_text())
+            record = json.loads(config.read_text())
+            for key in RUN_PATHS:
+                path = resolved_path(record.get(key), directory)
+                record[key] = None if path is None else str(path)
+            return record
     return None
 
 

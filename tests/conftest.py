@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -77,3 +81,44 @@ def ray_local():
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray
     ray.shutdown()
+
+
+SMOKE_TRAIN: tuple[object, ...] = (
+    "train", "--preset", "smoke", "--oracle-params", "small.npz", "--mle-epochs", 10, "--mle-num-train", 3000,
+    "--batches", 4, "--checkpoint-every", 1, "--num-mc-workers", 1, "--mc-worker-num-cpus", 0.5, "--num-cpus", 2,
+    "--no-progress", "--device", "cpu")
+"""A whole ``seqgan-rl train`` run in a few seconds per phase (run from a directory holding ``small.npz``):
+MLE with an evaluation per epoch, Monte Carlo rollouts on a worker actor, a checkpoint per batch."""
+
+
+def user_env() -> dict[str, str]:
+    """The environment of a user's shell: an earlier ``ray.init`` in this process set ``RAY_AUTH_MODE``."""
+    return {name: value for name, value in os.environ.items() if name != "RAY_AUTH_MODE"}
+
+
+def run_seqgan(*args: object, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``seqgan-rl ARGS`` as a user runs it: a process of its own (its own local Ray), output captured."""
+    return subprocess.run([sys.executable, "-m", "seqgan_rl.commands.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=user_env())
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    root: Path
+    """Holds ``small.npz`` (the oracle) and ``run/``."""
+    result: subprocess.CompletedProcess
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """One uninterrupted ``SMOKE_TRAIN`` run, shared by the tests that read what a whole run writes (its
+    metrics and TensorBoard, its terminal, its checkpoints) and that compare a killed and resumed run to it."""
+    root = tmp_path_factory.mktemp("smoke")
+    Oracle.random(SMALL, seed=3).save_npz(root / "small.npz")
+    result = run_seqgan(*SMOKE_TRAIN, "--run-dir", "run", cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return SmokeRun(root, result)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from pathlib import Path
 
 import pytest
-from conftest import SMALL
+from conftest import SmokeRun
 from test_cli import run_cli
 
-from seqgan_rl.models.oracle import Oracle
+from seqgan_rl.evaluation.event_files import logged_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -29,19 +28,8 @@ def documented_metrics() -> dict[str, list[str]]:
 
 
 def tensorboard_tags(directory: Path) -> set[str]:
-    """The scalar tags of every TensorBoard event file under ``directory`` (TFRecord framing, Event protos)."""
-    from tensorboardX.proto.event_pb2 import Event
-
-    tags: set[str] = set()
-    for path in directory.glob("events.out.tfevents.*"):
-        data = path.read_bytes()
-        offset = 0
-        while offset < len(data):
-            (length,) = struct.unpack_from("<Q", data, offset)
-            event = Event.FromString(data[offset + 12: offset + 12 + length])  # 8 length + 4 CRC, then 4 CRC
-            tags |= {value.tag for value in event.summary.value}
-            offset += 12 + length + 4
-    return tags
+    """The scalar tags of every TensorBoard event file in ``directory``."""
+    return {tag for tag, _ in logged_steps(directory)}
 
 
 def test_the_docs_name_metrics_only_by_their_logged_names() -> None:
@@ -51,22 +39,18 @@ def test_the_docs_name_metrics_only_by_their_logged_names() -> None:
 
 
 @pytest.mark.slow
-def test_every_documented_metric_is_logged_by_a_smoke_run(tmp_path: Path) -> None:
-    Oracle.random(SMALL, seed=3).save_npz(tmp_path / "small.npz")
-    result = run_cli("train", "--preset", "smoke", "--oracle-params", "small.npz", "--run-dir", "run", "--batches", 1,
-                     "--num-mc-workers", 1, "--mc-worker-num-cpus", 0.5, "--num-cpus", 2, "--no-progress",
+def test_every_documented_metric_is_logged_by_a_smoke_run(smoke_run: SmokeRun, tmp_path: Path) -> None:
+    # an actor-critic algorithm with the KL penalty logs its own metrics (value warm-up, explained variance)
+    result = run_cli("train", "--preset", "smoke", "--oracle-params", smoke_run.root / "small.npz", "--run-dir",
+                     "ppo", "--batches", 1, "--generator-checkpoint", smoke_run.run_dir / "mle" / "checkpoint.pt",
+                     "--algo", "ppo", "--kl-coef", 0.05, "--value-warmup-steps", 2, "--num-cpus", 2, "--no-progress",
                      "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    # an actor-critic algorithm with the KL penalty logs its own metrics (value warm-up, explained variance)
-    result = run_cli("train", "--preset", "smoke", "--oracle-params", "small.npz", "--run-dir", "ppo", "--batches", 1,
-                     "--generator-checkpoint", "run/mle/checkpoint.pt", "--algo", "ppo", "--kl-coef", 0.05,
-                     "--value-warmup-steps", 2, "--num-cpus", 2, "--no-progress", "--device", "cpu", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
     logged = set()
-    for run in ("run", "ppo"):
-        records = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    for run in (smoke_run.run_dir, tmp_path / "ppo"):
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         keys = {key for record in records for key in record} - {"iteration"}
-        assert tensorboard_tags(tmp_path / run / "tensorboard") == keys  # TensorBoard gets every key, only those
+        assert tensorboard_tags(run / "tensorboard") == keys  # TensorBoard gets every key, only those
         logged |= keys
     documented = documented_metrics()
     missing = {name: files for name, files in documented.items() if name not in logged}

@@ -9,7 +9,6 @@ through the real handler that ``import ray`` installs, which writes to
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,12 +18,11 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import pytest
-from conftest import SMALL
+from conftest import SmokeRun
 
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.experiment.notices import KNOWN_NOTICES, NOTICES_FILE, run_notices
 from seqgan_rl.models.generator import GeneratorConfig
-from seqgan_rl.models.oracle import Oracle
 
 TOKEN_AUTH = "Token authentication is enabled for this Ray cluster"
 NEW_API_STACK = "on the new API stack! This is the new default behavior"
@@ -280,16 +278,9 @@ def test_in_a_real_process_warnings_and_errors_reach_stderr(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_smoke_train_terminal_shows_no_known_notice(tmp_path: Path) -> None:
-    Oracle.random(SMALL, seed=3).save_npz(tmp_path / "small.npz")
-    result = subprocess.run(
-        [sys.executable, "-m", "seqgan_rl.commands.cli", "train", "--preset", "smoke", "--batches", "1",
-         "--oracle-params", "small.npz", "--num-cpus", "2", "--no-progress", "--device", "cpu", "--run-dir", "run"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        # as from a user's shell: an earlier ray.init in this process set RAY_AUTH_MODE, which silences (a)
-        env={name: value for name, value in os.environ.items() if name != "RAY_AUTH_MODE"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = (tmp_path / "run" / NOTICES_FILE).read_text()
+def test_smoke_train_terminal_shows_no_known_notice(smoke_run: SmokeRun) -> None:
+    result = smoke_run.result  # run as from a user's shell: without RAY_AUTH_MODE, which silences (a)
+    log = (smoke_run.run_dir / NOTICES_FILE).read_text()
     for notice in (TOKEN_AUTH, NEW_API_STACK, RLMODULE_CONFIG):
         assert notice not in result.stderr, result.stderr[-3000:]
         assert notice in log

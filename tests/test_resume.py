@@ -14,7 +14,11 @@ gradient, under the log D reward transform.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,9 +27,12 @@ import torch
 from conftest import SMALL
 
 from seqgan_rl.commands.cli import main
+from seqgan_rl.evaluation.event_files import logged_steps
+from seqgan_rl.evaluation.sample_log import read_samples
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.storage.checkpoint import MANIFEST_FILE, save_checkpoint
+from seqgan_rl.storage.files import run_dir_lock
 
 SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7", "--kl-coef", "0.05",
             "--kl-target", "0.02", "--reward-transform", "log_d", "--baseline", "ema")
@@ -86,7 +93,8 @@ def test_resume_takes_the_sealed_checkpoint_and_drops_what_a_crash_left(runs: di
     assert {"eval/nll_oracle", "train/mean_q"} <= set(history[3])  # batch 3 was trained and evaluated again
     checkpoints = resumed / "checkpoints"
     assert json.loads((checkpoints / "latest.json").read_text())["iteration"] == 4
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["iteration-000004", "latest.json"]
+    # keep_checkpoints=2: the newest two sealed ones (3 sealed again over the half-written one)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["iteration-000003", "iteration-000004", "latest.json"]
     manifest = json.loads((checkpoints / "iteration-000004" / MANIFEST_FILE).read_text())
     assert (manifest["format"], manifest["version"], manifest["kind"]) == ("seqgan-rl-checkpoint", 1, "run")
     assert {"generator.pt", "rng.pt"} <= set(manifest["files"]) and manifest["num_records"] == 5
@@ -117,15 +125,10 @@ def _unversioned_manifest(path: Path) -> None:
 DAMAGE: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "truncated file": ("checkpoints/iteration-000002/generator.pt", _cut, "bytes, the checkpoint's manifest says"),
     "changed file": ("checkpoints/iteration-000002/rng.pt", _flip_last_byte, "contents differ from the checkpoint"),
-    "no manifest": (f"checkpoints/iteration-000002/{MANIFEST_FILE}", Path.unlink,
-                    "incomplete checkpoint (state.json missing: its write never finished)"),
     "old version": (f"checkpoints/iteration-000002/{MANIFEST_FILE}", _set_manifest_version,
                     "checkpoint version 0, this seqgan-rl reads version 1"),
     "unversioned": (f"checkpoints/iteration-000002/{MANIFEST_FILE}", _unversioned_manifest,
                     "a checkpoint written before checkpoints had a format version"),
-    "garbled pointer": ("checkpoints/latest.json", lambda p: p.write_text('{"iter'),
-                        "not a readable checkpoint pointer"),
-    "no pointer": ("checkpoints/latest.json", Path.unlink, "no checkpoint to resume from"),
     "lost metrics": ("metrics.jsonl", lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
                      "1 records, but the checkpoint at adversarial batch 2 was written after 3"),
     "garbled config": ("config.json", lambda p: p.write_text("not json"), "not a readable run configuration"),
@@ -144,8 +147,7 @@ def test_resume_refuses_a_damaged_run_naming_the_file(runs: dict[str, Path], tmp
     assert main(["train", "--resume", str(run), "--batches", "4", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("seqgan-rl train: error: ") and "\n" not in err
-    named = run / target if case != "no manifest" else (run / target).parent  # a missing manifest: its directory
-    assert f"{named}: " in err or f"({named} is missing)" in err
+    assert f"{run / target}: " in err
     assert message in err
 
 
@@ -159,3 +161,68 @@ def test_resume_cannot_shorten_a_run_nor_start_over_it(runs: dict[str, Path], tm
     assert main(["train", "--preset", "smoke", "--run-dir", str(run), "--no-progress"]) == 2
     assert f"{run} already holds a run; use --resume to continue it" in capsys.readouterr().err
     assert records(run) == records(runs["half"])  # untouched
+
+
+def generator_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "generator.pt", weights_only=True)["generator"]
+
+
+def assert_same_generator(run_dir: Path, reference: Path) -> None:
+    expected = generator_weights(reference)
+    for name, weights in generator_weights(run_dir).items():
+        assert torch.equal(weights, expected[name]), name
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(runs: dict[str, Path], tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """``resumed`` keeps the checkpoints of batches 3 and 4; with 4's generator changed, a resume to 4 starts
+    from 3 again, redoes batch 4, and ends where the uninterrupted run ended."""
+    shutil.copytree(runs["resumed"], tmp_path / "copy")
+    run = (tmp_path / "copy").rename(tmp_path / "moved")  # config.json's paths inside the run are relative
+    _flip_last_byte(run / "checkpoints" / "iteration-000004" / "generator.pt")
+    assert main(["train", "--resume", str(run), "--batches", "4", "--no-progress"]) == 0
+    assert "passing over a damaged checkpoint" in caplog.text and "iteration-000004" in caplog.text
+    assert [r["iteration"] for r in records(run)] == [0, 1, 2, 3, 4]
+    assert_same_generator(run, runs["full"])
+    # batch 4 was logged twice; TensorBoard, as metrics.jsonl and samples.txt, holds each once
+    shown = [step for _, _, step, _ in read_samples(run / "samples.txt")]
+    assert shown == [step for _, _, step, _ in read_samples(runs["resumed"] / "samples.txt")]  # each evaluation
+    for directory, steps in ((run / "tensorboard", [0, 1, 2, 3, 4]), (run / "tensorboard" / "samples", shown)):
+        logged = logged_steps(directory)
+        assert len(logged) == len(set(logged)) and sorted({step for _, step in logged}) == steps
+
+
+def test_a_checkpoint_never_sealed_is_not_resumed_from(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A run killed while writing its first checkpoint (no manifest: the write never finished) has nothing
+    to resume from but its MLE generator: the adversarial phase starts again and ends as if never stopped."""
+    shutil.copytree(runs["half"], tmp_path / "copy")
+    run = (tmp_path / "copy").rename(tmp_path / "moved")
+    (run / "checkpoints" / "iteration-000002" / MANIFEST_FILE).unlink()
+    assert main(["train", "--resume", str(run), "--batches", "4", "--no-progress"]) == 0
+    assert [r["iteration"] for r in records(run)] == [0, 1, 2, 3, 4]
+    assert_same_generator(run, runs["full"])
+    assert [without_timings(r) for r in records(run)] == [without_timings(r) for r in records(runs["full"])]
+
+
+def test_a_second_process_on_the_run_is_refused_until_the_first_dies(runs: dict[str, Path], tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A real process holds the run's lock; ``--resume`` is refused at once (nothing done, the run unchanged);
+    once the holder is killed with SIGKILL, nothing holds the run any more."""
+    run = tmp_path / "run"
+    shutil.copytree(runs["half"], run)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom seqgan_rl.storage.files import run_dir_lock\n"
+         "with run_dir_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n", str(run)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = records(run)
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), "--batches", "4", "--no-progress"]) == 2
+        assert f"{run} is in use by another process (pid {holder.pid})" in capsys.readouterr().err
+        assert records(run) == before
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    with run_dir_lock(run):  # the kernel released the dead process's lock
+        pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import struct
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,16 @@ from test_docs_metrics import tensorboard_tags
 from seqgan_rl.commands.cli import main
 from seqgan_rl.config import get_preset
 from seqgan_rl.data.text import prepare_text_dataset
+from seqgan_rl.evaluation.event_files import event_frames
 from seqgan_rl.evaluation.generation import TextDecoder
-from seqgan_rl.evaluation.sample_log import NUM_SHOWN_SAMPLES, SAMPLES_FILE, SampleLog, read_samples, shown_samples
+from seqgan_rl.evaluation.sample_log import (
+    NUM_SHOWN_SAMPLES,
+    SAMPLES_FILE,
+    SampleLog,
+    read_samples,
+    shown_samples,
+    trim_samples,
+)
 from seqgan_rl.mle import run_pretraining
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import Oracle
@@ -26,21 +33,10 @@ WORDS = ["a", "the", "dog", "cat", "man", "sits", "runs", "on", "grass", "."]
 
 
 def tensorboard_texts(directory: Path) -> dict[int, str]:
-    """step → the text of every TensorBoard text summary under ``directory`` (TFRecord framing, Event protos)."""
-    from tensorboardX.proto.event_pb2 import Event
-
-    texts: dict[int, str] = {}
-    for path in directory.glob("events.out.tfevents.*"):
-        data = path.read_bytes()
-        offset = 0
-        while offset < len(data):
-            (length,) = struct.unpack_from("<Q", data, offset)
-            event = Event.FromString(data[offset + 12: offset + 12 + length])  # 8 length + 4 CRC, then 4 CRC
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "text":
-                    texts[event.step] = value.tensor.string_val[0].decode()
-            offset += 12 + length + 4
-    return texts
+    """step → the text of every TensorBoard text summary in ``directory``."""
+    return {event.step: value.tensor.string_val[0].decode() for path in directory.glob("events.out.tfevents.*")
+            for _, event in event_frames(path) for value in event.summary.value
+            if value.metadata.plugin_data.plugin_name == "text"}
 
 
 def assert_shown_in_tensorboard(run_dir: Path, blocks: list[tuple[str, str, int, list[str]]]) -> None:
@@ -95,7 +91,11 @@ def test_a_restarted_log_keeps_the_blocks_up_to_its_step(tmp_path: Path) -> None
     log = SampleLog(tmp_path, "adversarial", "iteration", TextDecoder(None, "word", None), seed=0)
     generator = Generator(SMALL)
     shown = {step: log.write(generator, step) for step in range(4)}
-    log.restart_from(1)
+    log.close()
+    with (tmp_path / SAMPLES_FILE).open("a") as stream:
+        stream.write("== adversarial iteration 4 ==\n  1 2")  # a block a crash cut short
+    trim_samples(tmp_path / SAMPLES_FILE, 1)
+    log = SampleLog(tmp_path, "adversarial", "iteration", TextDecoder(None, "word", None), seed=0)
     log.write(generator, 2)
     log.close()
     assert read_samples(tmp_path / SAMPLES_FILE) == [("adversarial", "iteration", s, shown[s]) for s in (0, 1, 2)]

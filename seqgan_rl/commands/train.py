@@ -6,10 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from seqgan_rl.commands.common import default_run_dir, device_flag
+from seqgan_rl.commands.common import default_run_dir, device_flag, refuse_options_on_resume
 from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
 from seqgan_rl.config.options import add_option_flags, option_overrides
-from seqgan_rl.errors import ConfigError
 
 RESUME_OPTIONS = frozenset({"resume", "adversarial_batches", "address", "num_cpus", "device", "no_progress",
                             "verbose"})
@@ -36,24 +35,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      TrainConfig, presets=TRAIN_PRESETS)
 
 
-def refuse_run_options_on_resume(args: argparse.Namespace) -> None:
-    """Raise if ``--resume`` comes with an option it would ignore (the run's config.json decides them)."""
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    defaults = vars(parser.parse_args([]))
-    given = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
-             if name in defaults and name not in RESUME_OPTIONS and value != defaults[name]]
-    if given:
-        raise ConfigError(f"--resume continues {args.resume} with its own configuration and data; "
-                          f"{', '.join(given)} cannot change them (only --batches may be raised)")
-
-
 def train(args: argparse.Namespace) -> dict[str, Any]:
     from seqgan_rl.experiment.notices import run_notices
     from seqgan_rl.experiment.run import run_training
 
     if args.resume:
-        refuse_run_options_on_resume(args)
+        refuse_options_on_resume(args, add_train_arguments, RESUME_OPTIONS, "only --batches may be raised")
     device = device_flag(args.device)
     preset = args.preset
     if preset == "auto":

@@ -235,6 +235,8 @@ class TrainConfig(Options):
                                 "(the original: 5)", gt=0)
     checkpoint_every: int = option(10, "write a checkpoint every this many adversarial batches (and after the "
                                        "last)", gt=0)
+    keep_checkpoints: int = option(2, "keep this many newest checkpoints (a resume falls back to an older one "
+                                      "when the newest fails its manifest)", gt=0)
     seed: int = option(0, "seeds RLlib, the discriminator, the rollouts and the evaluation samples", ge=0,
                        le=SEED_MAX)
 

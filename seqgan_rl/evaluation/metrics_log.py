@@ -3,6 +3,11 @@
 Metrics of a run go to ``metrics.jsonl`` in the run directory (one JSON object
 per evaluation, keys named by prefix: ``train/``, ``eval/``, ``time/``), the
 same records to TensorBoard, and a PNG of the curves at the end.
+
+A resumed run continues from a checkpoint taken at some step: ``restart_logs``
+first cuts all three logs back to that step (metrics.jsonl to the records the
+checkpoint follows, samples.txt's blocks and every TensorBoard event after the
+step), so no step appears twice once the run logs it again.
 """
 
 from __future__ import annotations
@@ -13,8 +18,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seqgan_rl.errors import DataError
+from seqgan_rl.evaluation.event_files import EventWriter, trim_event_files
+from seqgan_rl.evaluation.sample_log import SAMPLES_FILE, trim_samples
+from seqgan_rl.storage.files import atomic_path
+
 if TYPE_CHECKING:
     from seqgan_rl.evaluation.sample_log import SampleLog
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
 
 
 class MetricsLog:
@@ -28,16 +41,12 @@ class MetricsLog:
 
     def __init__(self, run_dir: str | os.PathLike[str], *, step_key: str | None = None,
                  samples: SampleLog | None = None) -> None:
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path = Path(run_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = read_records(self.path) if self.path.is_file() else []
         self.step_key = step_key
         self.samples = samples
-        self.writer = None
-        if step_key is not None:
-            from tensorboardX import SummaryWriter
-
-            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+        self.writer = EventWriter(Path(run_dir) / TENSORBOARD_DIR) if step_key is not None else None
 
     def log(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -47,7 +56,6 @@ class MetricsLog:
             for key, value in record.items():
                 if key != self.step_key:
                     self.writer.add_scalar(key, value, record[self.step_key])
-            self.writer.flush()
 
     def close(self) -> None:
         """Close the TensorBoard files (of the scalars and of the samples)."""
@@ -55,6 +63,40 @@ class MetricsLog:
             self.writer.close()
         if self.samples is not None:
             self.samples.close()
+
+
+def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl``, one JSON object per line (``parse_records``)."""
+    return parse_records(path, Path(path).read_text().splitlines())
+
+
+def parse_records(path: str | os.PathLike[str], lines: list[str]) -> list[dict[str, Any]]:
+    """Metrics records from ``lines`` of the ``metrics.jsonl`` at ``path``.
+
+    Raises:
+        DataError: naming the file and line of one that is not JSON (a line a crash cut short is one).
+    """
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: line {number} is not JSON ({error.msg})") from None
+    return records
+
+
+def restart_logs(run_dir: str | os.PathLike[str], records: list[dict[str, Any]], step: int) -> None:
+    """Cut a run's logs back to where its checkpoint at ``step`` left them, before they are opened again.
+
+    ``metrics.jsonl`` keeps exactly ``records`` (those the checkpoint follows;
+    later lines and a line a crash cut short go), ``samples.txt`` its blocks
+    up to ``step``, TensorBoard its events up to ``step``.
+    """
+    run_dir = Path(run_dir)
+    with atomic_path(run_dir / METRICS_FILE) as tmp:
+        tmp.write_text("".join(json.dumps(record) + "\n" for record in records))
+    trim_samples(run_dir / SAMPLES_FILE, step)
+    trim_event_files(run_dir / TENSORBOARD_DIR, step)
 
 
 CURVE_PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

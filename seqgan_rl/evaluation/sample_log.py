@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqgan_rl.evaluation.event_files import EventWriter
 from seqgan_rl.evaluation.generation import TextDecoder
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.storage.files import atomic_path
@@ -70,13 +71,11 @@ class SampleLog:
     """
 
     def __init__(self, run_dir: str | Path, phase: str, step_name: str, decoder: TextDecoder, seed: int) -> None:
-        from tensorboardX import SummaryWriter
-
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / SAMPLES_FILE
         self.phase, self.step_name, self.decoder, self.seed = phase, step_name, decoder, seed
-        self.writer = SummaryWriter(str(run_dir / "tensorboard" / "samples"))
+        self.writer = EventWriter(run_dir / "tensorboard" / "samples")
 
     @classmethod
     def for_run(cls, run_dir: str | Path, phase: str, step_name: str, generator_file: str | Path, vocab_size: int,
@@ -92,16 +91,7 @@ class SampleLog:
             stream.write(format_block(self.phase, self.step_name, step, lines))
         # an indented Markdown code block: one sample per line, and <unk>, <eos> shown rather than taken for HTML
         self.writer.add_text(TENSORBOARD_TAG, "\n".join(f"    {line}" for line in lines), step)
-        self.writer.flush()
         return lines
-
-    def restart_from(self, step: int) -> None:
-        """Keep the blocks up to ``step`` (where a resumed run continues), dropping later ones."""
-        if not self.path.is_file():
-            return
-        kept = [block for block in read_samples(self.path) if block[2] <= step]
-        with atomic_path(self.path) as tmp:
-            tmp.write_text("".join(format_block(*block) for block in kept), encoding="utf-8")
 
     def close(self) -> None:
         self.writer.close()
@@ -122,3 +112,14 @@ def read_samples(path: str | Path) -> list[tuple[str, str, int, list[str]]]:
         elif line.startswith(INDENT) and blocks:
             blocks[-1][3].append(line[len(INDENT):])
     return blocks
+
+
+def trim_samples(path: str | Path, step: int) -> None:
+    """Keep the blocks of a ``samples.txt`` up to ``step`` (where a resumed run continues), dropping later ones
+    (and a block a crash cut short after it)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = [block for block in read_samples(path) if block[2] <= step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(format_block(*block) for block in kept), encoding="utf-8")

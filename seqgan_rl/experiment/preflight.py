@@ -119,11 +119,12 @@ def preflight(plan: RunPlan, address: str | None = None, num_cpus: int | None = 
 
 
 def preflight_pretrain(config: PretrainConfig, run_dir: str | Path, data_dir: str | Path | None,
-                       oracle_params: str | Path | None) -> None:
-    """The checks of ``seqgan-rl pretrain``: its options, a new run directory, data it can train and
-    evaluate on. ``pretrain`` has no ``--resume``: a run directory in use would be overwritten."""
+                       oracle_params: str | Path | None, *, resume: bool = False) -> None:
+    """The checks of ``seqgan-rl pretrain``: its options, a new run directory (unless it resumes one: a
+    run directory in use would be overwritten), data it can train and evaluate on."""
     config.validate()
-    check_new_run_dir(Path(run_dir))
+    if not resume:
+        check_new_run_dir(Path(run_dir))
     check_evaluable(read_run_inputs(config, data_dir, oracle_params))
 
 

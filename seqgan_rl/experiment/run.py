@@ -14,10 +14,18 @@ Run directory layout::
     metrics.jsonl        one record per adversarial batch (eval/, train/, time/ keys)
     samples.txt          a few decoded samples of the generator per evaluation (``seqgan_rl.evaluation.sample_log``)
     tensorboard/         the same records as TensorBoard scalars; samples/: the samples as TensorBoard text
-    checkpoints/         algorithm checkpoints (``seqgan_rl.experiment.run_checkpoints``);
-                         ``latest.json``, written after the manifest, names the newest one
+    checkpoints/         the newest ``keep_checkpoints`` algorithm checkpoints
+                         (``seqgan_rl.experiment.run_checkpoints``); ``latest.json`` names the newest
     generator.pt         the newest generator alone (``seqgan-rl sample``, evaluation)
     curves.png, summary.json
+    .lock                held by the process that writes the run (``seqgan_rl.storage.files.run_dir_lock``)
+
+Paths in ``config.json`` are relative when they lie inside the run directory,
+so a moved or copied run resumes. The directory can always be resumed: a run
+killed during MLE continues from its latest MLE evaluation (``mle/progress.pt``),
+one killed after MLE but before its first checkpoint starts the adversarial
+phase from the finished MLE generator, and a later one from its newest sound
+checkpoint.
 
 Exact resume: a run stopped after k batches and resumed to 2k gives the same
 generator, bit for bit on CPU, as a run of 2k batches. Everything random is
@@ -30,11 +38,11 @@ evaluating or checkpointing draws nothing from the global RNGs.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -46,28 +54,29 @@ from seqgan_rl.config import FAST_MIN_FEATURES, PRECISION_PARTS, TrainConfig, di
 from seqgan_rl.data.oracle_data import Dataset, load_dataset, load_oracle, write_oracle_dataset
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.evaluation.information import discriminator_information
-from seqgan_rl.evaluation.metrics_log import MetricsLog, plot_curves
+from seqgan_rl.evaluation.metrics_log import MetricsLog, plot_curves, restart_logs
 from seqgan_rl.evaluation.nll import nll_metrics
 from seqgan_rl.evaluation.sample_log import SampleLog
 from seqgan_rl.experiment.plan import RunPlan
 from seqgan_rl.experiment.preflight import preflight
 from seqgan_rl.experiment.ray_session import check_cluster_resources, check_local_resources
 from seqgan_rl.experiment.run_checkpoints import (
+    checkpoint_dirs,
     kept_records,
     latest_checkpoint,
     read_json,
     restore_run_checkpoint,
     save_run_checkpoint,
 )
-from seqgan_rl.mle import run_pretraining
+from seqgan_rl.mle import CONFIG_FILE, MLE_CHECKPOINT_FILE, run_pretraining
 from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.models.precision import hardware_summary
 from seqgan_rl.runs import read_generator_checkpoint
-from seqgan_rl.storage.files import atomic_path, write_json
+from seqgan_rl.storage.checkpoint import MANIFEST_FILE
+from seqgan_rl.storage.files import resolved_path, run_dir_lock, stored_path, write_json
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
 INFO_STREAM = 3
 """Third entry of the information measure's sample seed ``SeedSequence([seed, iteration, 3])``."""
 
@@ -99,20 +108,15 @@ RESULT_METRICS: dict[str, tuple[str, ...]] = {
 
 class RunLog:
     """Every metrics record of a run to metrics.jsonl, TensorBoard and an optional callback; the
-    generator's samples at each evaluation to samples.txt and TensorBoard text (``samples``)."""
+    generator's samples at each evaluation to samples.txt and TensorBoard text (``samples``).
+
+    Opened on the logs as ``restart_logs`` left them: those of the checkpoint the run continues from.
+    """
 
     def __init__(self, run_dir: Path, on_record: Callable[[dict[str, Any]], None] | None, samples: SampleLog) -> None:
         self.metrics = MetricsLog(run_dir, step_key="iteration", samples=samples)
         self.samples = samples
         self.on_record = on_record
-
-    def restart_from(self, records: list[dict[str, Any]], iteration: int) -> None:
-        """Keep exactly these records and the samples up to ``iteration`` (what a checkpoint follows),
-        dropping later lines."""
-        self.metrics.records = records
-        with atomic_path(self.metrics.path) as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        self.samples.restart_from(iteration)
 
     def log(self, entry: dict[str, Any], *, notify: bool = True) -> None:
         """Write ``entry``; ``notify=False`` keeps it from the callback (record 0, the MLE starting point)."""
@@ -151,39 +155,46 @@ def run_training(
     Every input is checked before any work (``seqgan_rl.experiment.preflight``:
     the options, the data against the models, the reward model, the
     algorithm's rules and the actors against the Ray the run joins or starts
-    here), and nothing is written to ``run_dir`` until they all pass;
-    ``config.json`` is written only once the MLE phase is done, so a failed
-    start never leaves a run that ``--resume`` would take up.
+    here), and nothing is written to ``run_dir`` until they all pass. Then
+    ``config.json`` is written first, and from there on the directory is one
+    ``--resume`` continues, whenever the run stops (module docstring). The run
+    directory is locked while the run writes it (a second process is refused).
     """
     import ray
 
-    run_dir = Path(run_dir).resolve()  # RLlib checkpoints need absolute paths
+    run_dir = Path(run_dir).resolve()
     if resume:
         plan = resolve_resumed_run(run_dir, resume_batches)
     else:
         plan = resolve_fresh_run(config, run_dir, data_dir, oracle_params, generator_checkpoint)
-    started_ray = preflight(plan, address, num_cpus)
-    try:
-        logger.info("precision: %s", precision_report(plan.config))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(plan.config.seed)
-        if plan.checkpoint is None:
-            write_oracle_data(plan)
-            run_mle_phase(plan, device, progress)
-        data, generator_config = load_run_data(plan, device)
-        if plan.checkpoint is None:
-            write_run_config(plan)
-        train_on_ray(plan, data, generator_config, started_ray, on_record, device, progress)
-    finally:
-        if started_ray:
-            ray.shutdown()
-    return write_summary(plan, data, plan.records)
+    with ExitStack() as held:
+        if resume:  # before any work: a second process on the run is refused at once
+            held.enter_context(run_dir_lock(run_dir))
+        started_ray = preflight(plan, address, num_cpus)
+        try:
+            if not resume:
+                held.enter_context(run_dir_lock(run_dir))
+                check_no_run(run_dir)  # still none: another process may have started one since
+            logger.info("precision: %s", precision_report(plan.config))
+            torch.manual_seed(plan.config.seed)
+            if not resume:
+                write_oracle_data(plan)
+                write_run_config(plan)
+            if plan.checkpoint is None:
+                run_mle_phase(plan, device, progress)
+            data, generator_config = load_run_data(plan, device)
+            train_on_ray(plan, data, generator_config, started_ray, on_record, device, progress)
+        finally:
+            if started_ray:
+                ray.shutdown()
+        return write_summary(plan, data, plan.records)
 
 
 def train_on_ray(plan: RunPlan, data: Dataset, generator_config: GeneratorConfig, started_ray: bool,
                  on_record: Callable[[dict[str, Any]], None] | None, device: str, progress: bool) -> None:
     """Discriminator pretraining (or the checkpoint's state) and the adversarial batches; ``plan.records``
     ends as every metrics record of the run."""
+    restart_logs(plan.run_dir, plan.records, plan.iteration if plan.checkpoint is not None else -1)
     samples = SampleLog.for_run(plan.run_dir, "adversarial", "iteration", plan.run_dir / "generator.pt",
                                 generator_config.vocab_size, plan.config.seed)
     log = RunLog(plan.run_dir, on_record, samples)
@@ -191,7 +202,7 @@ def train_on_ray(plan: RunPlan, data: Dataset, generator_config: GeneratorConfig
         algo = build_algorithm(plan, generator_config, started_ray)
         try:
             if plan.checkpoint is not None:
-                resume_algorithm(algo, plan, log)
+                resume_algorithm(algo, plan)
             else:
                 pretrain_discriminator_phase(algo, plan, data, generator_config, log, device, progress)
             adversarial_phase(algo, plan, data, generator_config, log, device, progress)
@@ -209,26 +220,36 @@ def resolve_fresh_run(config: TrainConfig, run_dir: Path, data_dir: str | Path |
                       oracle_params: str | Path | None, generator_checkpoint: str | Path | None) -> RunPlan:
     """A new run into ``run_dir`` (refused if it already holds one)."""
     config = config.resolved().validate()
-    if (run_dir / CONFIG_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
+    check_no_run(run_dir)
     return RunPlan(config, run_dir, data_dir, oracle_params, generator_checkpoint)
 
 
+def check_no_run(run_dir: Path) -> None:
+    """Refuse to start a run where one was started (``config.json`` is its first file)."""
+    if (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run; use --resume to continue it or another --run-dir")
+
+
 def resolve_resumed_run(run_dir: Path, resume_batches: int | None) -> RunPlan:
-    """The run in ``run_dir`` with its own configuration and data, from its latest checkpoint."""
+    """The run in ``run_dir`` with its own configuration and data, from where it stopped: its newest sound
+    checkpoint, or (none written yet) the MLE phase, resumed or finished."""
     if not (run_dir / CONFIG_FILE).is_file():
         raise DataError(f"{run_dir}: not a training run directory ({CONFIG_FILE} missing)")
     saved = read_json(run_dir / CONFIG_FILE, "run configuration")
     try:
         config = TrainConfig.from_dict(saved["config"])
-        plan = RunPlan(config, run_dir, saved["data_dir"], saved["oracle_params"], saved["mle_checkpoint"])
+        plan = RunPlan(config, run_dir, resolved_path(saved["data_dir"], run_dir),
+                       resolved_path(saved["oracle_params"], run_dir), resolved_path(saved["mle_checkpoint"], run_dir))
     except (KeyError, TypeError, ConfigError) as error:
         raise DataError(f"{run_dir / CONFIG_FILE}: not a run configuration this seqgan-rl can resume "
                         f"({type(error).__name__}: {error})") from None
-    plan.checkpoint, state = latest_checkpoint(run_dir)
-    plan.iteration = int(state["iteration"])
-    plan.phase_s = dict(state["phase_s"])
-    plan.records = kept_records(run_dir / "metrics.jsonl", int(state["num_records"]), plan.iteration)
+    if plan.generator_checkpoint is None and (run_dir / "mle" / MLE_CHECKPOINT_FILE).is_file():
+        plan.generator_checkpoint = run_dir / "mle" / MLE_CHECKPOINT_FILE  # the MLE phase is done
+    if any((path / MANIFEST_FILE).is_file() for path in checkpoint_dirs(run_dir)):
+        plan.checkpoint, state = latest_checkpoint(run_dir)
+        plan.iteration = int(state["iteration"])
+        plan.phase_s = dict(state["phase_s"])
+        plan.records = kept_records(run_dir / "metrics.jsonl", int(state["num_records"]), plan.iteration)
     if resume_batches is not None:
         plan.config = plan.config.with_overrides(adversarial_batches=resume_batches)
     if plan.config.adversarial_batches < plan.iteration:
@@ -251,13 +272,12 @@ def write_oracle_data(plan: RunPlan) -> None:
 
 
 def run_mle_phase(plan: RunPlan, device: str, progress: bool) -> None:
-    """A fresh run's MLE generator (unless a generator checkpoint is given)."""
-    config, run_dir = plan.config, plan.run_dir
-    if plan.generator_checkpoint is None:
-        started = time.perf_counter()
-        mle = run_pretraining(config.mle, run_dir / "mle", data_dir=plan.data_dir, oracle_params=plan.oracle_params,
-                              device=device, progress=progress)
-        plan.phase_s["mle_s"] = time.perf_counter() - started
+    """The run's MLE generator (unless a generator checkpoint is given): trained, resumed from the MLE
+    phase's latest evaluation, or (done before the run stopped) read back."""
+    if plan.generator_checkpoint is None or Path(plan.generator_checkpoint).parent == plan.run_dir / "mle":
+        mle = run_pretraining(plan.config.mle, plan.run_dir / "mle", data_dir=plan.data_dir,
+                              oracle_params=plan.oracle_params, device=device, progress=progress, resume=True)
+        plan.phase_s["mle_s"] = mle["wall_s"]
         plan.generator_checkpoint = mle["checkpoint"]
 
 
@@ -275,11 +295,12 @@ def load_run_data(plan: RunPlan, device: str) -> tuple[Dataset, GeneratorConfig]
 
 
 def write_run_config(plan: RunPlan) -> None:
-    """``config.json``, with absolute paths: ``--resume``, sample and evaluate may run from elsewhere."""
+    """``config.json``: the configuration and the inputs, paths inside the run relative (``stored_path``);
+    ``mle_checkpoint`` is the given generator checkpoint, ``null`` when the run trains its own in ``mle/``."""
     write_json(plan.run_dir / CONFIG_FILE, {
-        "config": plan.config.to_dict(), "data_dir": str(Path(plan.data_dir).resolve()),
-        "oracle_params": None if plan.oracle_params is None else str(Path(plan.oracle_params).resolve()),
-        "mle_checkpoint": str(Path(plan.generator_checkpoint).resolve()), "phase_s": plan.phase_s})
+        "config": plan.config.to_dict(), "data_dir": stored_path(plan.data_dir, plan.run_dir),
+        "oracle_params": stored_path(plan.oracle_params, plan.run_dir),
+        "mle_checkpoint": stored_path(plan.generator_checkpoint, plan.run_dir)})
 
 
 # ------------------------------------------------------------------ the algorithm on Ray
@@ -300,10 +321,10 @@ def build_algorithm(plan: RunPlan, generator_config: GeneratorConfig, started_ra
     return algo_config.build_algo()
 
 
-def resume_algorithm(algo: Any, plan: RunPlan, log: RunLog) -> None:
-    """Put the algorithm, the driver's RNGs and the metrics log back where the checkpoint left them."""
+def resume_algorithm(algo: Any, plan: RunPlan) -> None:
+    """Put the algorithm and the driver's RNGs back where the checkpoint left them (the logs were cut back
+    to it by ``restart_logs``)."""
     restore_run_checkpoint(algo, plan.checkpoint)
-    log.restart_from(plan.records, plan.iteration)
     logger.info("resuming %s at adversarial batch %d", plan.run_dir, plan.iteration)
 
 
@@ -404,7 +425,7 @@ def adversarial_phase(algo: Any, plan: RunPlan, data: Dataset, generator_config:
             plan.phase_s["adversarial_s"] = before + time.perf_counter() - started
             plan.checkpoint = save_run_checkpoint(algo, plan.run_dir, iteration,
                                                   generator_from_algorithm(algo, generator_config, "cpu"),
-                                                  len(log.metrics.records), plan.phase_s)
+                                                  len(log.metrics.records), plan.phase_s, config.keep_checkpoints)
     plan.phase_s["adversarial_s"] = before + time.perf_counter() - started
 
 

@@ -1,15 +1,18 @@
-"""Checkpoints of a training run: sealed, pointed at by ``latest.json``, resumable bit for bit.
+"""Checkpoints of a training run: sealed, the last ``keep_checkpoints`` kept, resumable bit for bit.
 
 Each checkpoint directory ``checkpoints/iteration-NNNNNN/`` holds the RLlib
 algorithm's state (generator, optimiser, Learner's Monte Carlo state, the
 discriminator actor's state), ``generator.pt`` (the generator alone) and
 ``rng.pt`` (the driver's global RNGs, from which the local EnvRunner samples),
 and is sealed by a manifest (``seqgan_rl.storage.checkpoint``) written last.
+``latest.json`` names the newest one, for tools; a resume takes the newest
+sealed checkpoint that passes its manifest, falling back to older ones.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -19,9 +22,18 @@ import numpy as np
 import torch
 
 from seqgan_rl.errors import DataError
+from seqgan_rl.evaluation.metrics_log import parse_records
 from seqgan_rl.models.generator import Generator
-from seqgan_rl.storage.checkpoint import load_checkpoint, open_checkpoint_dir, save_checkpoint, seal_checkpoint_dir
+from seqgan_rl.storage.checkpoint import (
+    MANIFEST_FILE,
+    load_checkpoint,
+    open_checkpoint_dir,
+    save_checkpoint,
+    seal_checkpoint_dir,
+)
 from seqgan_rl.storage.files import atomic_path, write_json
+
+logger = logging.getLogger(__name__)
 
 LATEST_FILE = "latest.json"
 RNG_FILE = "rng.pt"
@@ -65,17 +77,18 @@ def set_process_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_run_checkpoint(algo: Any, run_dir: Path, iteration: int, generator: Generator, num_records: int,
-          phase_s: dict[str, float]) -> Path:
-    """Write checkpoint ``iteration`` completely, seal it, then point ``latest.json`` at it, then drop older ones.
+                        phase_s: dict[str, float], keep: int) -> Path:
+    """Write checkpoint ``iteration`` completely, seal it, point ``latest.json`` at it, then keep only the
+    ``keep`` newest sealed checkpoints.
 
-    ``latest.json`` is the commit: it is replaced (atomically) only after the
-    checkpoint's manifest, which is written after every other file. A crash at
-    any moment leaves ``latest.json`` naming a complete, sealed checkpoint (the
-    previous one until the new one is sealed); a half-written directory is
-    never named and is removed by the next save.
+    The manifest is the commit: it is written after every other file, and a
+    directory without one is never resumed from. A crash at any moment leaves
+    the previous sealed checkpoints as they were; a half-written directory is
+    removed by the next save, and so is any checkpoint newer than this one
+    (written by an attempt that crashed or was passed over, and now redone).
     """
     checkpoints = run_dir / "checkpoints"
-    target = checkpoints / f"iteration-{iteration:06d}"
+    target = checkpoints / checkpoint_name(iteration)
     if target.exists():  # a partial write by an earlier attempt that crashed
         shutil.rmtree(target)
     algo.save_to_path(str(target))
@@ -87,28 +100,52 @@ def save_run_checkpoint(algo: Any, run_dir: Path, iteration: int, generator: Gen
     write_json(checkpoints / LATEST_FILE, {"iteration": iteration, "path": target.name})
     with atomic_path(run_dir / "generator.pt") as tmp:
         shutil.copyfile(target / "generator.pt", tmp)
-    for old in checkpoints.glob("iteration-*"):
-        if old != target:
+    older_sealed = [path for path in checkpoint_dirs(run_dir)
+                    if path.name < target.name and (path / MANIFEST_FILE).is_file()]
+    kept = {target, *older_sealed[len(older_sealed) - (keep - 1):]} if keep > 1 else {target}
+    for old in checkpoint_dirs(run_dir):
+        if old not in kept:
             shutil.rmtree(old, ignore_errors=True)
     return target
 
 
+def checkpoint_name(iteration: int) -> str:
+    """The directory name of the checkpoint after adversarial batch ``iteration`` (names sort as iterations)."""
+    return f"iteration-{iteration:06d}"
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """The run's checkpoint directories, sealed or not, oldest first."""
+    return sorted((run_dir / "checkpoints").glob("iteration-*"))
+
+
 def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """The newest complete algorithm checkpoint of a run and its manifest (iteration, num_records, phase_s).
+    """The newest sealed checkpoint of a run whose files match its manifest, and that manifest (iteration,
+    num_records, phase_s).
+
+    A newest checkpoint that fails its manifest (truncated, changed, written by
+    another version) is passed over, with a warning naming what is wrong, for
+    the one before it: the run redoes the batches in between.
 
     Raises:
-        DataError: naming what is wrong: no checkpoint yet, an unreadable
-            ``latest.json``, or a checkpoint that is incomplete, of another
-            version or whose files differ from its manifest (truncated, changed).
+        DataError: no sealed checkpoint yet, or none that passes its manifest
+            (naming the newest one's problem).
     """
-    pointer = run_dir / "checkpoints" / LATEST_FILE
-    if not pointer.is_file():
-        raise DataError(f"{run_dir}: no checkpoint to resume from ({pointer} is missing)")
-    name = read_json(pointer, "checkpoint pointer").get("path")
-    if not isinstance(name, str) or not name.startswith("iteration-"):
-        raise DataError(f"{pointer}: names no checkpoint directory (path {name!r})")
-    target = run_dir / "checkpoints" / name
-    return target, open_checkpoint_dir(target, RUN_CHECKPOINT_KIND)
+    candidates = [path for path in reversed(checkpoint_dirs(run_dir)) if (path / MANIFEST_FILE).is_file()]
+    if not candidates:
+        raise DataError(f"{run_dir}: no checkpoint to resume from (no sealed checkpoint in {run_dir / 'checkpoints'})")
+    failures: list[DataError] = []
+    for candidate in candidates:
+        try:
+            state = open_checkpoint_dir(candidate, RUN_CHECKPOINT_KIND)
+        except DataError as error:
+            failures.append(error)
+            continue
+        for failure in failures:
+            logger.warning("passing over a damaged checkpoint: %s; resuming from %s", failure, candidate)
+        return candidate, state
+    more = f" (and {len(failures) - 1} older checkpoint(s) fail theirs too)" if len(failures) > 1 else ""
+    raise DataError(f"{failures[0]}{more}")
 
 
 def kept_records(path: Path, num_records: int, iteration: int) -> list[dict[str, Any]]:
@@ -121,13 +158,7 @@ def kept_records(path: Path, num_records: int, iteration: int) -> list[dict[str,
     if len(lines) < num_records:
         raise DataError(f"{path}: {len(lines)} records, but the checkpoint at adversarial batch {iteration} was "
                         f"written after {num_records}")
-    records = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: line {number} is not JSON ({error.msg})") from None
-    return records
+    return parse_records(path, lines)
 
 
 def restore_run_checkpoint(algo: Any, checkpoint: Path) -> None:
