@@ -38,9 +38,14 @@ def run_tune(args: argparse.Namespace, base: TrainConfig, grid: dict[str, list[A
     shut down again."""
     import ray
 
+    from seqgan_rl.experiment.ray_session import local_ray_resources
     from seqgan_rl.experiment.tune import check_trial_resources, tune_seqgan
 
     started = not ray.is_initialized()
+    if started and not args.address:
+        predicted = local_ray_resources(args.num_cpus)
+        if predicted is not None:  # before a Ray is started for nothing
+            check_trial_resources(base, TRIAL_CPUS, local=True, nodes=[predicted])
     if started:
         ray.init(address=args.address or "local", num_cpus=None if args.address else args.num_cpus,
                  include_dashboard=False, log_to_driver=False)

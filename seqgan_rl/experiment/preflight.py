@@ -61,6 +61,7 @@ from seqgan_rl.experiment.ray_session import (
     check_reachable,
     cluster_address,
     connect_ray,
+    local_ray_resources,
 )
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import GeneratorConfig
@@ -364,6 +365,10 @@ def check_resources(algo_config: Any, address: str | None, num_cpus: int | None)
     """
     import ray
 
+    if cluster_address(address) is None and not ray.is_initialized():
+        predicted = local_ray_resources(num_cpus)
+        if predicted is not None:
+            check_local_resources(algo_config, predicted)  # before a Ray is started for nothing
     started = connect_ray(address, num_cpus)
     try:
         if started:

@@ -96,8 +96,29 @@ def _exceeds(need: float, have: float) -> bool:
     return need > have + RESOURCE_UNIT / 2
 
 
-def check_local_resources(algo_config: Any) -> None:
-    """Refuse a run whose actors cannot all start on the local Ray we started.
+def local_ray_resources(num_cpus: int | None) -> dict[str, float] | None:
+    """The CPUs and GPUs a local Ray started here with ``num_cpus`` would have, without starting it.
+
+    Ray resolves a new node's resources with its ``ResourceAndLabelSpec``
+    (the container-aware CPU count, the GPUs that ``CUDA_VISIBLE_DEVICES``
+    leaves visible); asking it the same way takes a fraction of a second
+    where starting a Ray takes seconds, so a run that cannot fit is refused
+    before any. ``None`` if this Ray cannot say (its private API moved): the
+    check then runs on the started Ray (``preflight.check_resources``).
+    """
+    try:
+        from ray._private.resource_and_label_spec import ResourceAndLabelSpec
+
+        spec = ResourceAndLabelSpec(num_cpus=num_cpus).resolve(is_head=True, node_ip_address="127.0.0.1")
+        resources = spec.to_resource_dict()
+    except Exception:  # noqa: BLE001 (any failure of a private API means: ask the started Ray instead)
+        return None
+    return {"CPU": float(resources.get("CPU", 0.0)), "GPU": float(resources.get("GPU", 0.0))}
+
+
+def check_local_resources(algo_config: Any, have: dict[str, float] | None = None) -> None:
+    """Refuse a run whose actors cannot all start on the local Ray we start (``have``: its resources, by
+    default those of the started Ray).
 
     Ray waits forever for resources a cluster lacks (an autoscaler may add
     them); on a local Ray nothing will, so an actor asking for more CPUs or
@@ -108,7 +129,7 @@ def check_local_resources(algo_config: Any) -> None:
     import ray
 
     workers, actors = run_actors(algo_config)
-    have = ray.cluster_resources()
+    have = ray.cluster_resources() if have is None else have
     short = [f"{_total(actors, name):g} {name}s (it has {have.get(name, 0.0):g})" for name in ("CPU", "GPU")
              if _exceeds(_total(actors, name), have.get(name, 0.0))]
     if short:

@@ -72,9 +72,11 @@ def trial_resources(config: TrainConfig, trial_cpus: float) -> Any:
     return tune.PlacementGroupFactory(bundles)
 
 
-def check_trial_resources(config: TrainConfig, trial_cpus: float, *, local: bool) -> None:
+def check_trial_resources(config: TrainConfig, trial_cpus: float, *, local: bool,
+                          nodes: list[dict[str, float]] | None = None) -> None:
     """Refuse a sweep none of whose trials can ever start: one trial's reservation (``trial_resources``)
-    larger than the cluster, or a bundle larger than its largest node.
+    larger than the cluster, or a bundle larger than its largest node. ``nodes``: the resources of each
+    node (default: the live nodes of the Ray this process is connected to).
 
     Tune would keep the trials pending for ever on a local Ray (``local``) or on a cluster whose autoscaler
     cannot add nodes; with one that can, the missing nodes may still come, so it is a warning.
@@ -85,7 +87,9 @@ def check_trial_resources(config: TrainConfig, trial_cpus: float, *, local: bool
     bundles = trial_resources(config, trial_cpus).bundles
     actors = [(name, {"CPU": bundle.get("CPU", 0.0), "GPU": bundle.get("GPU", 0.0)})
               for name, bundle in zip(names, bundles)]
-    problems = cluster_shortfall(actors, [node["Resources"] for node in ray.nodes() if node["Alive"]])
+    if nodes is None:
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    problems = cluster_shortfall(actors, nodes)
     if not problems:
         return
     what = f"a trial's reservation (its driver, discriminator actor and {config.num_mc_workers} rollout worker(s))"
