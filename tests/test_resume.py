@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -29,9 +30,10 @@ from conftest import SMALL
 from seqgan_rl.commands.cli import main
 from seqgan_rl.evaluation.event_files import logged_steps
 from seqgan_rl.evaluation.sample_log import read_samples
+from seqgan_rl.experiment.run_checkpoints import RUN_CHECKPOINT_KIND
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import Oracle
-from seqgan_rl.storage.checkpoint import MANIFEST_FILE, save_checkpoint
+from seqgan_rl.storage.checkpoint import MANIFEST_FILE, save_checkpoint, seal_checkpoint_dir
 from seqgan_rl.storage.files import run_dir_lock
 
 SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7", "--kl-coef", "0.05",
@@ -226,3 +228,35 @@ def test_a_second_process_on_the_run_is_refused_until_the_first_dies(runs: dict[
         holder.wait()
     with run_dir_lock(run):  # the kernel released the dead process's lock
         pass
+
+
+class WritesAFile:
+    """Unpickled, it creates ``path``: what a pickle from someone else's run directory could do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.path,))
+
+
+def test_resume_never_unpickles_what_the_run_directory_holds(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Every pickle of RLlib's in the checkpoint replaced by one that writes a file when loaded, the manifest
+    sealed again over them (as whoever replaced them could): ``--resume`` restores the run from its
+    weights-only files, writes no file, and ends where the uninterrupted run ended."""
+    run = tmp_path / "run"
+    shutil.copytree(runs["half"], run)
+    checkpoint = run / "checkpoints" / "iteration-000002"
+    pickles = sorted(checkpoint.rglob("*.pkl"))
+    assert pickles  # RLlib's own files, kept for Algorithm.from_checkpoint
+    marker = tmp_path / "unpickled"
+    for path in pickles:
+        path.write_bytes(pickle.dumps(WritesAFile(marker)))
+    manifest = json.loads((checkpoint / MANIFEST_FILE).read_text())
+    seal_checkpoint_dir(checkpoint, RUN_CHECKPOINT_KIND, {k: manifest[k] for k in ("iteration", "num_records",
+                                                                                   "phase_s")})
+    assert main(["train", "--resume", str(run), "--batches", "4", "--no-progress"]) == 0
+    assert not marker.exists()
+    assert_same_generator(run, runs["full"])
+    pickle.loads(pickles[0].read_bytes() if pickles[0].exists() else pickle.dumps(WritesAFile(marker)))
+    assert marker.exists()  # the planted pickle does what it says when something does unpickle it

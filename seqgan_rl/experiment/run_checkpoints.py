@@ -1,10 +1,16 @@
 """Checkpoints of a training run: sealed, the last ``keep_checkpoints`` kept, resumable bit for bit.
 
 Each checkpoint directory ``checkpoints/iteration-NNNNNN/`` holds the RLlib
-algorithm's state (generator, optimiser, Learner's Monte Carlo state, the
-discriminator actor's state), ``generator.pt`` (the generator alone) and
-``rng.pt`` (the driver's global RNGs, from which the local EnvRunner samples),
-and is sealed by a manifest (``seqgan_rl.storage.checkpoint``) written last.
+algorithm's state twice: as ``algorithm.pt`` (``Algorithm.get_state()``:
+generator, optimiser, Learner's Monte Carlo state, the discriminator actor's
+state, EnvRunner and metrics counters, stored as tensors and plain data by
+``seqgan_rl.storage.state_tree``), which ``--resume`` reads with
+``weights_only=True`` and gives to ``Algorithm.set_state`` on an algorithm
+built from the run's ``config.json``; and as RLlib's own files, pickles,
+which only ``Algorithm.from_checkpoint`` reads (trusted checkpoints only).
+Beside them ``generator.pt`` (the generator alone) and ``rng.pt`` (the
+driver's global RNGs, from which the local EnvRunner samples); a manifest
+(``seqgan_rl.storage.checkpoint``) written last seals the directory.
 ``latest.json`` names the newest one, for tools; a resume takes the newest
 sealed checkpoint that passes its manifest, falling back to older ones.
 """
@@ -32,11 +38,14 @@ from seqgan_rl.storage.checkpoint import (
     seal_checkpoint_dir,
 )
 from seqgan_rl.storage.files import atomic_path, write_json
+from seqgan_rl.storage.state_tree import decode, encode
 
 logger = logging.getLogger(__name__)
 
 LATEST_FILE = "latest.json"
 RNG_FILE = "rng.pt"
+ALGORITHM_FILE = "algorithm.pt"
+"""The algorithm's whole state without pickle (kind ``"algorithm"``): what ``--resume`` restores."""
 RUN_CHECKPOINT_KIND = "run"
 """Kind of a sealed algorithm checkpoint directory (``seqgan_rl.storage.checkpoint.seal_checkpoint_dir``)."""
 
@@ -91,7 +100,8 @@ def save_run_checkpoint(algo: Any, run_dir: Path, iteration: int, generator: Gen
     target = checkpoints / checkpoint_name(iteration)
     if target.exists():  # a partial write by an earlier attempt that crashed
         shutil.rmtree(target)
-    algo.save_to_path(str(target))
+    algo.save_to_path(str(target))  # RLlib's files, for Algorithm.from_checkpoint
+    save_checkpoint(target / ALGORITHM_FILE, "algorithm", {"state": encode(algo.get_state())})
     save_checkpoint(target / "generator.pt", "generator", {
         "generator": generator.state_dict(), "generator_config": generator.config.__dict__, "iteration": iteration})
     save_checkpoint(target / RNG_FILE, "rng", process_rng_state())
@@ -162,6 +172,15 @@ def kept_records(path: Path, num_records: int, iteration: int) -> list[dict[str,
 
 
 def restore_run_checkpoint(algo: Any, checkpoint: Path) -> None:
-    """Load a checkpoint written by ``save_run_checkpoint`` into ``algo`` and the driver's RNGs."""
-    algo.restore_from_path(str(checkpoint))
+    """Load a checkpoint written by ``save_run_checkpoint`` into ``algo`` and the driver's RNGs, from its
+    weights-only files alone: RLlib's pickles in the directory are never read.
+
+    Raises:
+        DataError: a checkpoint without ``algorithm.pt`` (written by an older seqgan-rl, whose algorithm
+            state only RLlib's pickles hold).
+    """
+    if not (checkpoint / ALGORITHM_FILE).is_file():
+        raise DataError(f"{checkpoint}: no {ALGORITHM_FILE} (a checkpoint of an older seqgan-rl, whose algorithm "
+                        "state only RLlib's pickles hold); it cannot be resumed without unpickling them")
+    algo.set_state(decode(load_checkpoint(checkpoint / ALGORITHM_FILE, "algorithm")["state"]))
     set_process_rng_state(load_checkpoint(checkpoint / RNG_FILE, "rng"))
