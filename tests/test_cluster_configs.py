@@ -269,6 +269,8 @@ def test_kuberay_cluster_matches_the_pins_and_the_job_runs_train_py() -> None:
     assert "train.py" in copied_sources()
     options = build_parser().parse_args(["train", *args])  # exits (fails) on an unknown option
     assert options.preset == "paper"
+    # a retried job (a lost head pod) resumes the run from the persistent volume instead of losing it
+    assert options.resume_existing and job["spec"]["backoffLimit"] > 0
     head = spec["headGroupSpec"]["template"]["spec"]
     (mount,) = head["containers"][0]["volumeMounts"]
     assert str(options.run_dir).startswith(mount["mountPath"] + "/"), "runs must go to the persistent volume"

@@ -260,3 +260,20 @@ def test_resume_never_unpickles_what_the_run_directory_holds(runs: dict[str, Pat
     assert_same_generator(run, runs["full"])
     pickle.loads(pickles[0].read_bytes() if pickles[0].exists() else pickle.dumps(WritesAFile(marker)))
     assert marker.exists()  # the planted pickle does what it says when something does unpickle it
+
+
+def test_resume_existing_continues_the_run_a_directory_holds_and_only_that_run(
+        runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A retried job repeats its command: with ``--resume-existing`` the same command continues the run
+    (to the same result as the run that never stopped); other options are refused, naming them."""
+    run = tmp_path / "run"
+    shutil.copytree(runs["half"], run)
+    common = [*SCHEDULE, "--oracle-params", str(runs["half"].parent / "small.npz"), "--generator-checkpoint",
+              str(runs["half"].parent / "mle.pt"), "--no-progress", "--device", "cpu", "--run-dir", str(run)]
+    capsys.readouterr()
+    assert main(["train", *common, "--batches", "4", "--resume-existing", "--num-rollouts", "8"]) == 2
+    assert f"--resume-existing: {run} holds a run started with other options (num_rollouts: 4 there, 8 given)" \
+        in capsys.readouterr().err
+    assert main(["train", *common, "--batches", "4", "--resume-existing"]) == 0
+    assert_same_generator(run, runs["full"])
+    assert main(["train", *common, "--batches", "2", "--resume-existing"]) == 2  # it cannot shorten the run either

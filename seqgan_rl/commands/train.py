@@ -9,6 +9,7 @@ from typing import Any
 from seqgan_rl.commands.common import default_run_dir, device_flag, refuse_options_on_resume
 from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
 from seqgan_rl.config.options import add_option_flags, option_overrides
+from seqgan_rl.errors import ConfigError
 
 RESUME_OPTIONS = frozenset({"resume", "adversarial_batches", "address", "num_cpus", "device", "no_progress",
                             "verbose"})
@@ -25,6 +26,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, help="where everything goes (default: runs/seqgan-<preset>-<time>)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
                         "latest checkpoint (with its own configuration; --batches may raise its length)")
+    parser.add_argument("--resume-existing", action="store_true",
+                        help="with --run-dir: continue the run it holds if there is one (its options must be these, "
+                        "--batches may be higher), else start it; a retried job or a resubmitted command picks "
+                        "up where it stopped")
     parser.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (MLE phase, evaluation)")
@@ -37,7 +42,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     from seqgan_rl.experiment.notices import run_notices
-    from seqgan_rl.experiment.run import run_training
+    from seqgan_rl.experiment.run import check_same_options, holds_run, run_training
 
     if args.resume:
         refuse_options_on_resume(args, add_train_arguments, RESUME_OPTIONS, "only --batches may be raised")
@@ -46,6 +51,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if preset == "auto":
         preset = "paper" if device.startswith("cuda") else "cpu"
     config = get_train_preset(preset).with_overrides(**option_overrides(args, TrainConfig))
+    if args.resume_existing:
+        if args.resume or args.run_dir is None:
+            raise ConfigError("--resume-existing goes with --run-dir (the run to continue or start), not --resume")
+        if holds_run(args.run_dir):
+            check_same_options(args.run_dir, config)
+            args.resume = args.run_dir
     run_dir = args.resume or args.run_dir or default_run_dir("seqgan", preset)
     with run_notices(Path(run_dir), verbose=args.verbose):
         summary = run_training(

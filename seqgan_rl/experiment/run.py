@@ -224,6 +224,32 @@ def resolve_fresh_run(config: TrainConfig, run_dir: Path, data_dir: str | Path |
     return RunPlan(config, run_dir, data_dir, oracle_params, generator_checkpoint)
 
 
+def holds_run(run_dir: str | Path) -> bool:
+    """Whether a run was started in ``run_dir`` (``config.json`` is its first file)."""
+    return (Path(run_dir) / CONFIG_FILE).is_file()
+
+
+def check_same_options(run_dir: str | Path, config: TrainConfig) -> None:
+    """Refuse to continue the run in ``run_dir`` as ``config`` if it was started with other options (its
+    number of adversarial batches aside, which a continued run may raise): ``--resume-existing``.
+
+    Raises:
+        ConfigError: naming each option that differs, with both values.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        saved = TrainConfig.from_dict(read_json(path, "run configuration")["config"])
+    except (KeyError, TypeError, ConfigError) as error:
+        raise DataError(f"{path}: not a run configuration this seqgan-rl can resume ({error})") from None
+    given = config.resolved().to_dict()
+    started = saved.with_overrides(adversarial_batches=config.adversarial_batches).to_dict()
+    differ = [f"{name}: {started[name]!r} there, {given[name]!r} given" for name in given
+              if given[name] != started[name]]
+    if differ:
+        raise ConfigError(f"--resume-existing: {run_dir} holds a run started with other options ({'; '.join(differ)}); "
+                          "give the options it was started with, or another --run-dir")
+
+
 def check_no_run(run_dir: Path) -> None:
     """Refuse to start a run where one was started (``config.json`` is its first file)."""
     if (run_dir / CONFIG_FILE).exists():
