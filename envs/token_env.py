@@ -20,11 +20,11 @@ A recurrent policy needs only ``prefix[length − 1]`` (or its start token when
 ## Rewards
 0 until the last step; then ``scorer(sequence)`` in [0, 1]. A scorer that
 returns anything but one finite number in [0, 1] (a discriminator returning
-NaN) is an error, never a silent 0. When the scorer is a named actor that dies,
-the reward call waits for an actor of that name to answer again (the
-algorithm's ``DiscriminatorSupervisor`` starts a replacement holding the latest
-weights) and fails with an error after ``scorer_recovery_s``; no episode ends
-without its reward.
+NaN) is an error, never a silent 0. When the scorer is a named actor that dies
+or hangs (no answer within ``scorer_timeout_s``), the reward call waits for an
+actor of that name to answer again (the algorithm's ``DiscriminatorSupervisor``
+starts a replacement holding the latest weights) and fails with an error after
+``scorer_recovery_s``; no episode ends without its reward.
 
 ## Configuration (``env_config`` in RLlib, keyword arguments in ``gymnasium.make``)
 * ``vocab_size`` (int > 0), ``seq_len`` (int > 0): required.
@@ -33,8 +33,13 @@ without its reward.
   a ``score`` method (the discriminator actor), looked up with
   ``ray.get_actor`` on first use and again after it died.
 * ``scorer_recovery_s`` (float, default 600): how long a reward call waits for
-  a dead scorer actor to be replaced (longer than the algorithm's restarts of
-  the discriminator may take: 3 attempts of at most 300 s, usually seconds).
+  a dead or hung scorer actor to be replaced. A SeqGAN run sets it to the
+  longest its supervisor may take to bring the discriminator back
+  (``seqgan_rl.distributed.discriminator_recovery_s`` of ``actor_timeout_s``),
+  so the env never gives up while a replacement may still come.
+* ``scorer_timeout_s`` (float or None, default None): the deadline of one
+  reward call on the scorer actor; one not answered by then is taken for a
+  hung actor, looked up by name again and retried (a run: ``actor_timeout_s``).
 * ``end_token`` (int or None): ends the episode early when emitted; the rest of
   the sequence is filled with ``pad_token``.
 * ``pad_token`` (int, default 0).
@@ -55,15 +60,16 @@ from seqgan_rl.errors import ScorerError
 ScoreFn = Callable[[np.ndarray], Any]
 
 
-def _actor_scorer(name: str, recovery_s: float) -> ScoreFn:
+def _actor_scorer(name: str, recovery_s: float, timeout_s: float | None) -> ScoreFn:
     """A scorer calling the ``score`` method of the named Ray actor (batch of one episode).
 
-    The actor is looked up by name on first use, and again after it died (a
-    replacement is a new actor); a call that finds no live actor of that name
-    is repeated until one answers or ``recovery_s`` have passed.
+    The actor is looked up by name on first use, and again after it died or
+    missed a call's deadline ``timeout_s`` (a replacement is a new actor); a
+    call that finds no live actor of that name is repeated until one answers or
+    ``recovery_s`` have passed.
     """
     import ray
-    from ray.exceptions import RayActorError
+    from ray.exceptions import GetTimeoutError, RayActorError
 
     actor = None
 
@@ -79,11 +85,16 @@ def _actor_scorer(name: str, recovery_s: float) -> ScoreFn:
             except ValueError:  # no actor of that name (yet)
                 problem = problem or f"there is no Ray actor named {name!r}"
             else:
+                wait = max(0.0, deadline - time.monotonic())
                 try:
-                    return ray.get(actor.score.remote(tokens))
+                    return ray.get(actor.score.remote(tokens), timeout=wait if timeout_s is None else min(timeout_s,
+                                                                                                         wait))
                 except RayActorError as error:
                     actor = None
                     problem = f"the scorer actor {name!r} died ({type(error).__name__})"
+                except GetTimeoutError:
+                    actor = None
+                    problem = f"the scorer actor {name!r} hung (no answer within scorer_timeout_s={timeout_s})"
             if time.monotonic() >= deadline:
                 raise ScorerError(f"TokenGenerationEnv: {problem} and none answered within scorer_recovery_s="
                                   f"{recovery_s:g}; the finished sequence {tokens[0].tolist()} has no reward")
@@ -100,7 +111,8 @@ class TokenGenerationEnv(gym.Env):
 
     def __init__(self, config: Mapping[str, Any] | None = None, render_mode: str | None = None, **kwargs: Any) -> None:
         settings = {**(dict(config) if config else {}), **kwargs}
-        unknown = set(settings) - {"vocab_size", "seq_len", "scorer", "end_token", "pad_token", "scorer_recovery_s"}
+        unknown = set(settings) - {"vocab_size", "seq_len", "scorer", "end_token", "pad_token", "scorer_recovery_s",
+                                   "scorer_timeout_s"}
         if unknown:
             raise ValueError(f"TokenGenerationEnv: unknown config key(s) {sorted(unknown)}")
         for key in ("vocab_size", "seq_len"):
@@ -122,6 +134,10 @@ class TokenGenerationEnv(gym.Env):
         self.scorer_recovery_s = float(settings.get("scorer_recovery_s", 600.0))
         if not self.scorer_recovery_s >= 0:
             raise ValueError(f"TokenGenerationEnv: scorer_recovery_s must be >= 0, got {self.scorer_recovery_s}")
+        timeout = settings.get("scorer_timeout_s")
+        self.scorer_timeout_s = None if timeout is None else float(timeout)
+        if self.scorer_timeout_s is not None and not self.scorer_timeout_s > 0:
+            raise ValueError(f"TokenGenerationEnv: scorer_timeout_s must be > 0, got {timeout}")
         self._score: ScoreFn | None = scorer if callable(scorer) else None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"TokenGenerationEnv: render_mode must be one of {self.metadata['render_modes']}")
@@ -165,7 +181,7 @@ class TokenGenerationEnv(gym.Env):
 
     def _terminal_reward(self) -> float:
         if self._score is None:
-            self._score = _actor_scorer(self._scorer_spec, self.scorer_recovery_s)
+            self._score = _actor_scorer(self._scorer_spec, self.scorer_recovery_s, self.scorer_timeout_s)
         raw = np.asarray(self._score(self._tokens[None, :].copy()), dtype=np.float64).reshape(-1)
         if raw.shape != (1,) or not np.isfinite(raw[0]) or not 0.0 <= raw[0] <= 1.0:
             source = "scorer" if callable(self._scorer_spec) else f"discriminator actor {self._scorer_spec!r}"

@@ -93,18 +93,51 @@ def test_a_rollout_worker_dying_beyond_its_retries_is_a_clear_error(ray_local) -
 
     pool, sequences = synced_pool(max_retries=0)
     kill(pool.workers[1])
-    with pytest.raises(TrainingError, match=r"rollout worker 1 \(of 2\) died during compute_q .*ActorDiedError"):
+    with pytest.raises(TrainingError,
+                       match=r"rollout worker 1 \(of 2\) died or hung during compute_q .*ActorDiedError"):
         pool.compute_q(sequences)
+    pool.shutdown()
+
+
+def stop_process(actor) -> int:
+    """SIGSTOP the actor's process: alive, holding its resources, answering nothing (a hung actor)."""
+    import ray
+
+    pid = ray.get(actor.__ray_call__.remote(lambda _: os.getpid()))
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+HUNG_DEADLINE_S = 2.0
+"""``actor_timeout_s`` of the hung-actor tests: short, so the test waits seconds for its deadline."""
+
+
+def test_a_hung_rollout_worker_is_replaced_at_its_deadline_and_q_is_unchanged(ray_local) -> None:
+    """A worker stopped with SIGSTOP (not dead: Ray sees it alive) misses its deadline, is killed and
+    replaced, and its shard is computed again with the same uniforms: the same Q."""
+    undisturbed, sequences = synced_pool()
+    expected = undisturbed.compute_q(sequences)
+    undisturbed.shutdown()
+
+    pool, _ = synced_pool(call_timeout_s=HUNG_DEADLINE_S)
+    pid = stop_process(pool.workers[0])
+    try:
+        started = time.monotonic()
+        q = pool.compute_q(sequences)
+        waited = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGKILL)  # already killed by the pool's ray.kill, unless the test failed first
+    assert np.array_equal(q, expected) and pool.num_restarts == 1
+    assert waited >= HUNG_DEADLINE_S  # it was the deadline that ended the wait, nothing else
     pool.shutdown()
 
 
 # ------------------------------------------------------------------ the discriminator actor
 
-def d_step(actor, real: np.ndarray) -> dict:
-    import ray
-
+def d_step(actor, real: np.ndarray):
+    """A d-step's call on the discriminator actor (its object ref, for ``DiscriminatorSupervisor.run``)."""
     fake = np.random.default_rng(7).integers(0, SMALL.vocab_size, real.shape)
-    return ray.get(actor.train.remote(real, fake, 1))
+    return actor.train.remote(real, fake, 1)
 
 
 def test_a_dead_discriminator_comes_back_with_its_latest_state_and_the_env_gets_its_reward(ray_local) -> None:
@@ -112,13 +145,12 @@ def test_a_dead_discriminator_comes_back_with_its_latest_state_and_the_env_gets_
     from envs import TokenGenerationEnv
     from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
 
-    ray = ray_local
     real = np.random.default_rng(1).integers(0, SMALL.vocab_size, (32, SMALL.seq_len))
     supervisor = DiscriminatorSupervisor("disc-ft-latest", SMALL.vocab_size, SMALL.seq_len, real_data=real,
                                          num_cpus=0.5, discriminator_kwargs=SMALL_D, check_interval_s=0.2)
     try:
         supervisor.run(lambda actor: d_step(actor, real), changes_state=True)
-        trained = supervisor.run(lambda actor: ray.get(actor.get_state.remote()))
+        trained = supervisor.run(lambda actor: actor.get_state.remote())
         sequence = np.arange(1, SMALL.seq_len + 1)
         env = TokenGenerationEnv(vocab_size=SMALL.vocab_size, seq_len=SMALL.seq_len, scorer="disc-ft-latest")
         rewards = []
@@ -134,7 +166,7 @@ def test_a_dead_discriminator_comes_back_with_its_latest_state_and_the_env_gets_
 
         assert supervisor.restarts == 1
         assert rewards[1] == rewards[0]  # the same discriminator: the trained one, not a fresh one
-        restored = supervisor.run(lambda actor: ray.get(actor.get_state.remote()))
+        restored = supervisor.run(lambda actor: actor.get_state.remote())
         assert restored["weights"]["version"] == trained["weights"]["version"] == 1
         for name, value in trained["weights"]["state"].items():
             assert np.array_equal(restored["weights"]["state"][name], value), name
@@ -158,10 +190,60 @@ def test_a_discriminator_that_cannot_be_restarted_stops_training_with_a_clear_er
                                          num_cpus=0.5, discriminator_kwargs=SMALL_D, restart_attempts=1,
                                          start_timeout_s=0.0, check_interval_s=0.1)
     kill(supervisor.handle)
-    with pytest.raises(TrainingError, match=r"discriminator actor 'disc-ft-gone' died .* 1 attempt\(s\) to start "
-                                            r"a replacement failed: GetTimeoutError"):
-        supervisor.run(lambda actor: ray_local.get(actor.ping.remote()))
+    with pytest.raises(TrainingError, match=r"discriminator actor 'disc-ft-gone' died or hung .* 1 attempt\(s\) to "
+                                            r"start a replacement failed: GetTimeoutError"):
+        supervisor.run(lambda actor: actor.ping.remote())
     supervisor.stop()
+
+
+def test_a_hung_discriminator_is_replaced_at_its_deadline_with_its_latest_state(ray_local) -> None:
+    """Stopped with SIGSTOP after a d-step: the next call misses its deadline, the supervisor kills the actor
+    and starts a replacement from the snapshot, and the call answers as the hung actor would have; the env,
+    whose own reward call also missed its deadline, finds the replacement by name."""
+    from envs import TokenGenerationEnv
+    from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
+
+    real = np.random.default_rng(1).integers(0, SMALL.vocab_size, (32, SMALL.seq_len))
+    supervisor = DiscriminatorSupervisor("disc-ft-hung", SMALL.vocab_size, SMALL.seq_len, real_data=real,
+                                         num_cpus=0.5, discriminator_kwargs=SMALL_D, check_interval_s=0.2,
+                                         call_timeout_s=HUNG_DEADLINE_S)
+    pid = None
+    try:
+        supervisor.run(lambda actor: d_step(actor, real), changes_state=True)
+        expected = supervisor.run(lambda actor: actor.score.remote(real[:4]))
+        env = TokenGenerationEnv(vocab_size=SMALL.vocab_size, seq_len=SMALL.seq_len, scorer="disc-ft-hung",
+                                 scorer_timeout_s=HUNG_DEADLINE_S, scorer_recovery_s=120.0)
+        env.reset()
+        for token in real[0, :-1]:
+            env.step(int(token))
+        pid = stop_process(supervisor.handle)
+        _, reward, terminated, _, _ = env.step(int(real[0, -1]))
+        assert terminated and reward == pytest.approx(float(expected[0]))
+        scores = supervisor.run(lambda actor: actor.score.remote(real[:4]))
+        assert np.array_equal(scores, expected) and supervisor.restarts == 1
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        supervisor.stop()
+
+
+def test_the_env_waits_for_the_discriminator_as_long_as_its_supervisor_may_take() -> None:
+    """The env's wait for a reward covers the supervisor's worst case: a hung actor noticed at its deadline,
+    every start of a replacement, and the call on it."""
+    from seqgan_rl.config import TrainConfig
+    from seqgan_rl.distributed.discriminator_actor import (
+        CHECK_INTERVAL_S,
+        RESTART_ATTEMPTS,
+        START_TIMEOUT_S,
+        discriminator_recovery_s,
+    )
+    from seqgan_rl.rllib.settings import SeqGANSettings
+
+    options = TrainConfig(actor_timeout_s=90.0)
+    env = SeqGANSettings(options, "real.parquet", {"vocab_size": 10, "seq_len": 3}).env_config()
+    assert env["scorer_timeout_s"] == 90.0
+    assert env["scorer_recovery_s"] == discriminator_recovery_s(90.0) == \
+        90.0 + RESTART_ATTEMPTS * (START_TIMEOUT_S + CHECK_INTERVAL_S) + 90.0
 
 
 def test_an_env_whose_scorer_actor_never_comes_back_fails_instead_of_a_zero_reward(ray_local) -> None:

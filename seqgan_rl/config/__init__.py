@@ -235,6 +235,9 @@ class TrainConfig(Options):
                                 "(the original: 5)", gt=0)
     checkpoint_every: int = option(10, "write a checkpoint every this many adversarial batches (and after the "
                                        "last)", gt=0)
+    actor_timeout_s: float = option(600.0, "the longest one call on a Ray actor may take (a d-step, a Monte Carlo "
+                                    "shard, a reward) before the actor is taken for hung, killed and replaced",
+                                    gt=0)
     keep_checkpoints: int = option(2, "keep this many newest checkpoints (a resume falls back to an older one "
                                       "when the newest fails its manifest)", gt=0)
     seed: int = option(0, "seeds RLlib, the discriminator, the rollouts and the evaluation samples", ge=0,

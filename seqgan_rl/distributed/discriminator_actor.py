@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import ray
@@ -42,13 +43,35 @@ from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.models.oracle import Oracle
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def failure_cause(error: BaseException) -> str:
     """The first line of a Ray failure (its full text repeats the actor's whole description)."""
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+class ActorHungError(Exception):
+    """An actor that did not answer a call within its deadline (``actor_timeout_s``): alive, maybe, but of
+    no use. It is treated as dead: killed, and replaced like one."""
+
+
+RESTART_ATTEMPTS = 3
+"""Starts of a replacement discriminator tried per death (``DiscriminatorSupervisor``)."""
+START_TIMEOUT_S = 300.0
+"""How long one start of a discriminator actor may wait for its resources and its state."""
+CHECK_INTERVAL_S = 1.0
+"""How often the supervisor's watcher pings the discriminator (and the pause between starts)."""
+
+
+def discriminator_recovery_s(call_timeout_s: float, *, restart_attempts: int = RESTART_ATTEMPTS,
+                             start_timeout_s: float = START_TIMEOUT_S,
+                             check_interval_s: float = CHECK_INTERVAL_S) -> float:
+    """The longest the discriminator can be away, from the moment it hangs or dies to a replacement's
+    first answer: noticed within a call's deadline (the watcher's ping), then every start tried, then the
+    call on the replacement. The token env waits this long for a reward (``scorer_recovery_s``) before it
+    gives up, so it never gives up while the supervisor may still bring the actor back."""
+    return call_timeout_s + restart_attempts * (start_timeout_s + check_interval_s) + call_timeout_s
 
 
 class DiscriminatorActor:
@@ -289,6 +312,9 @@ class DiscriminatorSupervisor:
             replacements one ``run`` call may go through.
         start_timeout_s: how long one start may wait for resources and the snapshot's loading.
         check_interval_s: how often the watcher pings the actor (and the pause between starts).
+        call_timeout_s: the deadline of one call (``run``) and of the watcher's ping (queued behind
+            at most one call, so answered within it); an actor that misses it is taken for hung,
+            killed and replaced (``None``: no deadline).
     """
 
     def __init__(
@@ -300,14 +326,16 @@ class DiscriminatorSupervisor:
         real_data: np.ndarray,
         num_cpus: float = 1.0,
         num_gpus: float = 0.0,
-        restart_attempts: int = 3,
-        start_timeout_s: float = 300.0,
-        check_interval_s: float = 1.0,
+        restart_attempts: int = RESTART_ATTEMPTS,
+        start_timeout_s: float = START_TIMEOUT_S,
+        check_interval_s: float = CHECK_INTERVAL_S,
+        call_timeout_s: float | None = None,
         **actor_kwargs: Any,
     ) -> None:
         self.name = name
         self.restart_attempts = restart_attempts
         self.check_interval_s = check_interval_s
+        self.call_timeout_s = call_timeout_s
         self.restarts = 0
         """Actors replaced so far (after they died); reported as ``discriminator/restarts``."""
         self._real_ref = ray.put(np.asarray(real_data))
@@ -315,7 +343,7 @@ class DiscriminatorSupervisor:
                                         num_gpus=num_gpus, real_data=self._real_ref, **actor_kwargs)
         self._handle = self._start()
         self._start_timeout_s = start_timeout_s
-        self._snapshot: ray.ObjectRef = ray.put(ray.get(self._handle.get_state.remote()))
+        self._snapshot: ray.ObjectRef = ray.put(ray.get(self._handle.get_state.remote(), timeout=call_timeout_s))
         self._failure: TrainingError | None = None
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -327,8 +355,9 @@ class DiscriminatorSupervisor:
         """The live actor's handle (a new one after each replacement: do not keep it across calls)."""
         return self._handle
 
-    def run(self, call: Callable[[ray.actor.ActorHandle], T], *, changes_state: bool = False) -> T:
-        """``call(handle)``, again on a replacement if the actor died during it.
+    def run(self, call: Callable[[ray.actor.ActorHandle], ray.ObjectRef], *, changes_state: bool = False) -> Any:
+        """The result of the actor call ``call(handle)`` submits (``lambda actor: actor.score.remote(x)``),
+        again on a replacement if the actor died during it or missed its deadline (``call_timeout_s``).
 
         A call that changes the actor's state (a d-step, loading a checkpoint)
         must say so: the state after it becomes the snapshot, taken from the
@@ -340,10 +369,13 @@ class DiscriminatorSupervisor:
         for _ in range(self.restart_attempts + 1):
             handle = self._handle
             try:
-                result = call(handle)
-                state = ray.get(handle.get_state.remote()) if changes_state else None
+                result = ray.get(call(handle), timeout=self.call_timeout_s)
+                state = ray.get(handle.get_state.remote(), timeout=self.call_timeout_s) if changes_state else None
             except RayActorError as error:
                 self._replace(handle, error)
+                continue
+            except GetTimeoutError:
+                self._replace(handle, self._hung())
                 continue
             if not changes_state:
                 return result
@@ -351,8 +383,11 @@ class DiscriminatorSupervisor:
                 if handle is self._handle:  # else replaced meanwhile, from the snapshot before: redo the call
                     self._snapshot = ray.put(state)  # owned here: survives the actor and its node
                     return result
-        raise TrainingError(f"discriminator actor {self.name!r}: died on each of {self.restart_attempts + 1} "
+        raise TrainingError(f"discriminator actor {self.name!r}: died or hung on each of {self.restart_attempts + 1} "
                             "tries of the same call, each time on a replacement")
+
+    def _hung(self) -> ActorHungError:
+        return ActorHungError(f"no answer within actor_timeout_s={self.call_timeout_s:g}")
 
     def _replace(self, dead: ray.actor.ActorHandle, cause: BaseException) -> None:
         """Start a new actor from the snapshot in place of ``dead`` (once, however many callers saw it die)."""
@@ -361,7 +396,7 @@ class DiscriminatorSupervisor:
                 raise self._failure
             if dead is not self._handle or self._stopped.is_set():
                 return
-            ray.kill(dead, no_restart=True)  # in case it is only unreachable: never two of them
+            ray.kill(dead, no_restart=True)  # in case it is only unreachable or hung: never two of them
             errors = []
             for _ in range(self.restart_attempts):
                 try:
@@ -372,25 +407,32 @@ class DiscriminatorSupervisor:
                     time.sleep(self.check_interval_s)
             else:
                 self._failure = TrainingError(
-                    f"discriminator actor {self.name!r} died ({failure_cause(cause)}) and "
+                    f"discriminator actor {self.name!r} died or hung ({failure_cause(cause)}) and "
                     f"{self.restart_attempts} attempt(s) to start a replacement failed: {'; '.join(errors)}")
                 raise self._failure
             self.restarts += 1
-        logger.warning("discriminator actor %r died (%s); replaced it with a new actor restored from the latest "
-                       "snapshot (%d replacement(s) so far)", self.name, failure_cause(cause), self.restarts)
+        logger.warning("discriminator actor %r died or hung (%s); replaced it with a new actor restored from the "
+                       "latest snapshot (%d replacement(s) so far)", self.name, failure_cause(cause), self.restarts)
 
     def _watch(self) -> None:
-        """Ping the actor until ``stop``; replace it when it is found dead."""
+        """Ping the actor until ``stop``; replace it when it is found dead, or hung: its ping waits behind at
+        most one call, so one not answered within ``call_timeout_s`` means the actor answers nothing."""
         while not self._stopped.is_set():
             handle = self._handle
             pong = handle.ping.remote()
-            while not self._stopped.is_set() and not ray.wait([pong], timeout=self.check_interval_s)[0]:
-                pass  # busy with a d-step: the ping waits its turn
+            deadline = time.monotonic() + (self.call_timeout_s if self.call_timeout_s is not None else math.inf)
+            answered = False
+            while not self._stopped.is_set() and time.monotonic() < deadline:
+                if ray.wait([pong], timeout=self.check_interval_s)[0]:  # busy with a d-step: the ping waits
+                    answered = True
+                    break
             if self._stopped.is_set():
                 return
             try:
+                if not answered:
+                    raise self._hung()
                 ray.get(pong)
-            except RayActorError as error:
+            except (RayActorError, ActorHungError) as error:
                 try:
                     self._replace(handle, error)
                 except TrainingError:

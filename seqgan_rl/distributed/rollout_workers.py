@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import ray
 import torch
-from ray.exceptions import RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError
 
 from seqgan_rl.distributed.devices import (
     actor_description,
@@ -35,7 +35,7 @@ from seqgan_rl.distributed.devices import (
     sampling_chunk_rows,
     score_precision_on,
 )
-from seqgan_rl.distributed.discriminator_actor import failure_cause
+from seqgan_rl.distributed.discriminator_actor import START_TIMEOUT_S, ActorHungError, failure_cause
 from seqgan_rl.distributed.weights import Weights, load_module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.mc import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS, MonteCarloQ
@@ -150,6 +150,9 @@ class RolloutPool:
         max_retries: how many times one call retries a dead worker's shard on a
             replacement before it gives up (a worker that dies on every try is a
             bug or a lack of memory, not bad luck).
+        call_timeout_s: the deadline of one call on a worker; a worker that misses it is taken
+            for hung and treated as dead: killed, replaced, its shard computed again
+            (``None``: no deadline).
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class RolloutPool:
         max_retries: int = 3,
         reward_model: RewardModelSpec | None = None,
         reward_transform: str = "d",
+        call_timeout_s: float | None = None,
     ) -> None:
         if num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
@@ -177,6 +181,7 @@ class RolloutPool:
         self.num_rollouts = num_rollouts
         self.seq_len = generator_config.seq_len
         self.max_retries = max_retries
+        self.call_timeout_s = call_timeout_s
         self.num_restarts = 0
         """Workers replaced so far (after they died); reported as ``mc_worker_restarts``."""
         self.rng = torch.Generator().manual_seed(seed)
@@ -199,6 +204,8 @@ class RolloutPool:
             self._new_worker: Callable[[], ray.actor.ActorHandle] = (
                 lambda: remote_class.remote(*args, **options, num_threads=threads))
             self.workers = [self._new_worker() for _ in range(num_workers)]
+            # the first start waits for resources without a deadline: an autoscaler may still add the nodes, and
+            # the pre-flight check refused what no node can ever hold
             ray.get([worker.ping.remote() for worker in self.workers])
 
     @property
@@ -248,10 +255,11 @@ class RolloutPool:
     def _gather(self, submit: Callable[[int], ray.ObjectRef], indices: Iterable[int], what: str) -> list[Any]:
         """``submit(i)`` on the workers ``indices`` concurrently; their results in that order.
 
-        A worker that died is replaced and its call submitted again (the same
-        arguments: for ``compute_q`` the same shard and uniforms, so the same Q),
-        at most ``max_retries`` times. Errors raised by the worker's code are
-        not failures of the worker and propagate unchanged.
+        A worker that died, or did not answer within ``call_timeout_s``, is
+        replaced and its call submitted again (the same arguments: for
+        ``compute_q`` the same shard and uniforms, so the same Q), at most
+        ``max_retries`` times. Errors raised by the worker's code are not
+        failures of the worker and propagate unchanged.
         """
         indices = list(indices)
         refs = {i: submit(i) for i in indices}
@@ -259,31 +267,41 @@ class RolloutPool:
         for i in indices:
             for attempt in range(self.max_retries + 1):
                 try:
-                    results.append(ray.get(refs[i]))
+                    results.append(ray.get(refs[i], timeout=self.call_timeout_s))
                     break
-                except RayActorError as error:
+                except (RayActorError, GetTimeoutError) as failure:
+                    error = failure if isinstance(failure, RayActorError) else ActorHungError(
+                        f"no answer within actor_timeout_s={self.call_timeout_s:g}")
                     if attempt == self.max_retries:
                         raise TrainingError(
-                            f"RolloutPool: rollout worker {i} (of {self.num_workers}) died during {what} "
+                            f"RolloutPool: rollout worker {i} (of {self.num_workers}) died or hung during {what} "
                             f"{attempt + 1} time(s) in a row, retried on {attempt} replacement(s) "
                             f"(max_retries={self.max_retries}); last cause: {failure_cause(error)}") from error
                     self._replace(i, error)
                     refs[i] = submit(i)
         return results
 
-    def _replace(self, index: int, cause: RayActorError) -> None:
-        """Start a new worker in place of dead worker ``index`` and give it the latest synced weights.
+    def _replace(self, index: int, cause: BaseException) -> None:
+        """Start a new worker in place of dead or hung worker ``index`` and give it the latest synced weights.
 
-        The weights are sent before anything else is submitted to the new
-        actor, and a Ray actor runs one caller's calls in order, so the retried
-        call sees them without a round trip here.
+        The new actor is waited for (``START_TIMEOUT_S``), so its start does not
+        count against the retried call's deadline; the weights are sent before
+        anything else is submitted to it, and a Ray actor runs one caller's
+        calls in order, so the retried call sees them.
         """
-        ray.kill(self.workers[index], no_restart=True)  # in case it is only unreachable, not dead
+        ray.kill(self.workers[index], no_restart=True)  # in case it is only unreachable or hung, not dead
         worker = self._new_worker()
+        try:  # up before the retried call's deadline starts to count
+            ray.get(worker.ping.remote(), timeout=START_TIMEOUT_S)
+        except (RayActorError, GetTimeoutError) as error:
+            ray.kill(worker, no_restart=True)
+            raise TrainingError(f"RolloutPool: rollout worker {index} died or hung ({failure_cause(cause)}) and its "
+                                f"replacement did not start within {START_TIMEOUT_S:g} s "
+                                f"({failure_cause(error)})") from error
         worker.set_weights.remote(self._policy_ref, self._discriminator_ref)
         self.workers[index] = worker
         self.num_restarts += 1
-        logger.warning("RolloutPool: rollout worker %d died (%s); replaced it with a new actor holding the "
+        logger.warning("RolloutPool: rollout worker %d died or hung (%s); replaced it with a new actor holding the "
                        "latest weights (%d replacement(s) so far)", index, failure_cause(cause), self.num_restarts)
 
     def rng_state(self) -> torch.Tensor:

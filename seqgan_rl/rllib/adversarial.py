@@ -137,6 +137,7 @@ class AdversarialMixin:
                 num_cpus=options.discriminator_num_cpus, num_gpus=options.discriminator_num_gpus,
                 discriminator_kwargs=dict(options.discriminator), lr=options.d_lr, seed=options.seed,
                 num_threads=settings.discriminator_num_threads, train_precision=options.d_precision,
+                call_timeout_s=options.actor_timeout_s,
                 **({"oracle": fresh_real_oracle(settings)} if options.d_fresh_real else {}),
             )
         self.discriminator_pretrained = options.d_pretrain_rounds == 0 or not settings.uses_discriminator
@@ -147,7 +148,7 @@ class AdversarialMixin:
                 piece.update_rollout_policy(learner.module) for piece in monte_carlo_pieces(learner)])
             if self.discriminator_supervisor is not None:
                 self._sync_discriminator(
-                    self.discriminator_supervisor.run(lambda actor: ray.get(actor.get_weights.remote())))
+                    self.discriminator_supervisor.run(lambda actor: actor.get_weights.remote()))
         except BaseException:
             if self.discriminator_supervisor is not None:  # no orphaned actor and watcher when it never starts
                 self.discriminator_supervisor.stop()
@@ -219,7 +220,7 @@ class AdversarialMixin:
         """Give the discriminator actor these weights (``module_weights(Discriminator(...), version)``) and
         send them to the Monte Carlo piece: a discriminator chosen by hand, e.g. a fixed reward whose
         optimum is known (with ``d_steps=0`` and ``d_pretrain_rounds=0`` it stays as given)."""
-        self._supervisor().run(lambda actor: ray.get(actor.set_weights.remote(weights)), changes_state=True)
+        self._supervisor().run(lambda actor: actor.set_weights.remote(weights), changes_state=True)
         self._sync_discriminator(weights)
 
     def generator_weights(self) -> dict[str, np.ndarray]:
@@ -235,7 +236,7 @@ class AdversarialMixin:
         """
         settings = self._seqgan
         if self.discriminator_supervisor is not None:
-            scores = self.discriminator_supervisor.run(lambda actor: ray.get(actor.score.remote(tokens)))
+            scores = self.discriminator_supervisor.run(lambda actor: actor.score.remote(tokens))
             return probability_logits(torch.as_tensor(np.asarray(scores))).numpy()
         spec = settings.reward_model_spec()
         if spec.name == IDEAL:
@@ -258,9 +259,9 @@ class AdversarialMixin:
         supervisor = self._supervisor()
         stats = []
         for step in range(count):
-            result = supervisor.run(lambda actor: ray.get(actor.train_on_generator.remote(
+            result = supervisor.run(lambda actor: actor.train_on_generator.remote(
                 settings.generator_config, generator_state, options.d_num_negatives, options.d_epochs,
-                options.d_batch_size)), changes_state=True)
+                options.d_batch_size), changes_state=True)
             stats.append(result)
             if progress is not None:
                 progress(step + 1, result)
@@ -269,7 +270,7 @@ class AdversarialMixin:
                                "sample_s": sum(s["sample_s"] for s in stats) / count,
                                "train_s": sum(s["train_s"] for s in stats) / count},
                               key=DISCRIMINATOR_RESULTS, window=1)
-        self._sync_discriminator(supervisor.run(lambda actor: ray.get(actor.get_weights.remote())))
+        self._sync_discriminator(supervisor.run(lambda actor: actor.get_weights.remote()))
         return stats
 
     def _sync_discriminator(self, weights: Weights) -> None:
@@ -282,8 +283,9 @@ class AdversarialMixin:
         if self._check_component(SEQGAN_STATE, components, not_components):
             supervisor = self.discriminator_supervisor
             discriminator = None if supervisor is None else supervisor.run(
-                lambda actor: ray.get(actor.get_state.remote()))
+                lambda actor: actor.get_state.remote())
             state[SEQGAN_STATE] = {"discriminator": discriminator,
+                                   "discriminator_restarts": None if supervisor is None else supervisor.restarts,
                                    "discriminator_pretrained": self.discriminator_pretrained,
                                    "value_warmed_up": self.value_warmed_up}
         return state
@@ -296,9 +298,10 @@ class AdversarialMixin:
                 raise ConfigError("the checkpoint's reward model (with or without a discriminator) differs from "
                                   f"this algorithm's reward_model {self._seqgan.options.reward_model!r}")
             if discriminator is not None:
-                self._supervisor().run(lambda actor: ray.get(actor.set_state.remote(discriminator)),
+                self._supervisor().run(lambda actor: actor.set_state.remote(discriminator),
                                        changes_state=True)
                 self._sync_discriminator(discriminator["weights"])
+                self._supervisor().restarts = int(state[SEQGAN_STATE].get("discriminator_restarts") or 0)
             self.discriminator_pretrained = bool(state[SEQGAN_STATE]["discriminator_pretrained"])
             self.value_warmed_up = bool(state[SEQGAN_STATE].get("value_warmed_up", True))
 

@@ -134,6 +134,8 @@ class MonteCarloQConnector(ConnectorV2):
         """``baseline=ema``: b_t [T] (float64), ``None`` before the first batch."""
         self._ideal_version = 0
         """``reward_model=ideal``: how many times the generator went to the scorers."""
+        self._restarts_before = 0
+        """Rollout workers replaced before this pool started (the run's, from its checkpoint; a pool stopped)."""
 
     # ------------------------------------------------------------------ the reward step
 
@@ -261,7 +263,7 @@ class MonteCarloQConnector(ConnectorV2):
         metrics.log_value("mean_q", float(q[valid].mean()), window=1)
         metrics.log_value("q_spread", float(position_spread(q, valid).mean()), window=1)
         metrics.log_value("mc_worker_nodes", self._num_nodes, window=1)
-        metrics.log_value("mc_worker_restarts", self._pool.num_restarts, window=1)
+        metrics.log_value("mc_worker_restarts", self._restarts_before + self._pool.num_restarts, window=1)
 
     def value_targets(self, generator: Generator, sequences: np.ndarray) -> np.ndarray:
         """Each step's return G_t [B, T] of whole sequences [B, T] sampled from ``generator`` under this
@@ -323,6 +325,7 @@ class MonteCarloQConnector(ConnectorV2):
         """Stop the rollout actors (the pool is rebuilt on the next call if needed)."""
         if self._pool is not None:
             self._rng_state = self._pool.rng_state()
+            self._restarts_before += self._pool.num_restarts
             self._pool.shutdown()
             self._pool = None
 
@@ -341,6 +344,7 @@ class MonteCarloQConnector(ConnectorV2):
             "reference": None if self._reference is None else copy.deepcopy(self._reference.state_dict()),
             "baseline": None if self._baseline is None else self._baseline.copy(),
             "ideal_version": self._ideal_version,
+            "worker_restarts": self._restarts_before + (0 if self._pool is None else self._pool.num_restarts),
         }
 
     @override(ConnectorV2)
@@ -360,6 +364,9 @@ class MonteCarloQConnector(ConnectorV2):
         baseline = state.get("baseline")
         self._baseline = None if baseline is None else np.array(baseline, dtype=np.float64)
         self._ideal_version = int(state.get("ideal_version", 0))
+        # the restarts of the run so far: those of this connector's pool count on from them
+        self._restarts_before = int(state.get("worker_restarts", 0)) - (0 if self._pool is None else
+                                                                        self._pool.num_restarts)
         if self._pool is not None:
             if self._rng_state is not None:
                 self._pool.set_rng_state(self._rng_state)
@@ -389,6 +396,7 @@ class MonteCarloQConnector(ConnectorV2):
                 num_rollouts=o.num_rollouts, num_cpus=o.mc_worker_num_cpus, num_gpus=o.mc_worker_num_gpus,
                 max_batch=o.mc_max_batch, score_precision=o.score_precision, seed=o.seed,
                 reward_model=self.settings.reward_model_spec(), reward_transform=o.reward_transform,
+                call_timeout_s=o.actor_timeout_s,
             )
             if self._rng_state is not None:
                 pool.set_rng_state(self._rng_state)

@@ -171,9 +171,8 @@ class SeqGANConfig(AlgorithmConfig):
         discriminator actor (by name) or the fixed reward model of ``options.reward_model``."""
         if self.generator_config is None:
             return
-        self.environment(RLLIB_ENV_NAME, env_config={
-            "vocab_size": self.generator_config["vocab_size"], "seq_len": self.generator_config["seq_len"],
-            "scorer": self.seqgan_settings().env_scorer(), "end_token": self.end_token, "pad_token": self.pad_token})
+        self.environment(RLLIB_ENV_NAME,
+                         env_config={**self.seqgan_settings().env_config(), "end_token": self.end_token})
 
     def seqgan_settings(self) -> SeqGANSettings:
         """The options and the run's facts as the ``AdversarialMixin``, the Learner and its piece read them."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.distributed.devices import learner_gpus
+from seqgan_rl.distributed.discriminator_actor import discriminator_recovery_s
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.rewards import RewardModel, RewardModelSpec
 
@@ -113,6 +114,14 @@ class SeqGANSettings:
     def reward_model_spec(self) -> RewardModelSpec | None:
         """The fixed reward model of ``options.reward_model`` (``None``: the discriminator)."""
         return RewardModelSpec.of_run(self.options, self.real_data, self.vocab_size, self.seq_len)
+
+    def env_config(self) -> dict[str, Any]:
+        """The token env's configuration: the generator's sizes, the pad token, its scorer (``env_scorer``) and
+        the deadlines of a reward: one call's (``actor_timeout_s``) and how long the env waits for the
+        discriminator to come back (the supervisor's worst case, ``discriminator_recovery_s``)."""
+        return {"vocab_size": self.vocab_size, "seq_len": self.seq_len, "scorer": self.env_scorer(),
+                "pad_token": self.pad_token, "scorer_timeout_s": self.options.actor_timeout_s,
+                "scorer_recovery_s": discriminator_recovery_s(self.options.actor_timeout_s)}
 
     def env_scorer(self) -> str | RewardModel:
         """The token env's ``scorer``: the discriminator actor's name, or the fixed reward model (built in

@@ -115,10 +115,7 @@ def with_seqgan(
         raise ConfigError("settings.generator_config differs from generator_config")
     apply_rllib_options(config, settings.options)
     config.algo_class = algo_class
-    config.environment(RLLIB_ENV_NAME, env_config={
-        "vocab_size": generator_config.vocab_size, "seq_len": generator_config.seq_len,
-        "scorer": settings.env_scorer(),
-        "pad_token": settings.pad_token})
+    config.environment(RLLIB_ENV_NAME, env_config=settings.env_config())
     config.rl_module(rl_module_spec=generator_module_spec(generator_config, generator_checkpoint, value_head=True))
     config.learners(learner_class=learner_class,
                     learner_config_dict={**(config.learner_config_dict or {}), SEQGAN_SETTINGS_KEY: settings})
