@@ -1,4 +1,5 @@
-"""``seqgan-rl train``: the whole SeqGAN experiment on Ray (every ``TrainConfig`` option a flag)."""
+"""The ``seqgan-rl train`` command: its flags (every ``TrainConfig`` option one) and the run they start or
+resume (``seqgan_rl.experiment.run``)."""
 
 from __future__ import annotations
 

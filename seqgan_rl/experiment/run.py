@@ -1,4 +1,7 @@
-"""``seqgan-rl train``: the whole SeqGAN experiment in one run directory, resumable.
+"""A training run: every phase of the SeqGAN experiment in one run directory, resumable at any point.
+
+What ``seqgan-rl train`` (``seqgan_rl.commands.train``: its flags) and the
+cluster entry ``train.py`` run, and ``seqgan_rl.experiment.tune``'s trials.
 
 ``run_training`` reads as its phases: resolve the run (fresh or resumed),
 the MLE phase (``seqgan_rl.mle``; skipped with a generator checkpoint),
