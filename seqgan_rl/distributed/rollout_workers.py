@@ -20,6 +20,7 @@ per call; then ``compute_q`` fails with a ``TrainingError`` naming the worker.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
@@ -35,7 +36,12 @@ from seqgan_rl.distributed.devices import (
     sampling_chunk_rows,
     score_precision_on,
 )
-from seqgan_rl.distributed.discriminator_actor import START_TIMEOUT_S, ActorHungError, failure_cause
+from seqgan_rl.distributed.discriminator_actor import (
+    CHECK_INTERVAL_S,
+    START_TIMEOUT_S,
+    ActorHungError,
+    failure_cause,
+)
 from seqgan_rl.distributed.weights import Weights, load_module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.mc import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS, MonteCarloQ
@@ -284,20 +290,27 @@ class RolloutPool:
     def _replace(self, index: int, cause: BaseException) -> None:
         """Start a new worker in place of dead or hung worker ``index`` and give it the latest synced weights.
 
-        The new actor is waited for (``START_TIMEOUT_S``), so its start does not
-        count against the retried call's deadline; the weights are sent before
+        The new actor is waited for (starts tried for ``START_TIMEOUT_S`` in all: one placed on a node
+        that is gone but not yet known dead dies at once), so its start does not count against the
+        retried call's deadline; the weights are sent before
         anything else is submitted to it, and a Ray actor runs one caller's
         calls in order, so the retried call sees them.
         """
         ray.kill(self.workers[index], no_restart=True)  # in case it is only unreachable or hung, not dead
-        worker = self._new_worker()
-        try:  # up before the retried call's deadline starts to count
-            ray.get(worker.ping.remote(), timeout=START_TIMEOUT_S)
-        except (RayActorError, GetTimeoutError) as error:
-            ray.kill(worker, no_restart=True)
-            raise TrainingError(f"RolloutPool: rollout worker {index} died or hung ({failure_cause(cause)}) and its "
-                                f"replacement did not start within {START_TIMEOUT_S:g} s "
-                                f"({failure_cause(error)})") from error
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:  # up before the retried call's deadline starts to count
+            worker = self._new_worker()
+            try:
+                ray.get(worker.ping.remote(), timeout=max(0.0, deadline - time.monotonic()))
+                break
+            except (RayActorError, GetTimeoutError) as error:
+                # a start on a node that is lost but not yet known dead dies at once: try again elsewhere
+                ray.kill(worker, no_restart=True)
+                if time.monotonic() + CHECK_INTERVAL_S >= deadline:
+                    raise TrainingError(
+                        f"RolloutPool: rollout worker {index} died or hung ({failure_cause(cause)}) and no "
+                        f"replacement started within {START_TIMEOUT_S:g} s ({failure_cause(error)})") from error
+                time.sleep(CHECK_INTERVAL_S)
         worker.set_weights.remote(self._policy_ref, self._discriminator_ref)
         self.workers[index] = worker
         self.num_restarts += 1
