@@ -133,6 +133,36 @@ def test_checkpoint_restores_discriminator_rollout_policy_and_generator(ray_loca
         second.stop()
 
 
+def test_the_weights_only_state_restores_the_run_and_its_restart_counts(ray_local, inputs) -> None:
+    """What ``--resume`` does: ``get_state`` stored without pickle, given to a new algorithm's ``set_state``;
+    the generator comes back, and so do the counts of replaced actors (they go on counting after a resume)."""
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP
+
+    from seqgan_rl.rllib.adversarial import SEQGAN_STATE
+    from seqgan_rl.rllib.learner import MONTE_CARLO_STATE
+    from seqgan_rl.storage.state_tree import decode, encode
+
+    first = small_config(inputs).build_algo()
+    try:
+        first.train()
+        state = first.get_state()
+        saved = generator_state(first)
+    finally:
+        first.stop()
+    state[SEQGAN_STATE]["discriminator_restarts"] = 2  # as a run whose actors were replaced before its checkpoint
+    state[COMPONENT_LEARNER_GROUP][COMPONENT_LEARNER][MONTE_CARLO_STATE]["worker_restarts"] = 5
+    second = small_config(inputs).build_algo()
+    try:
+        second.set_state(decode(encode(state)))
+        restored = generator_state(second)
+        assert all(np.array_equal(saved[k], restored[k]) for k in restored)
+        result = second.train()
+        assert result["discriminator"]["restarts"] == 2
+        assert result["learners"]["mc_worker_restarts"] == 5
+    finally:
+        second.stop()
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"training": {"real_data": None}}, "real_data"),
     ({"training": {"num_rollouts": 0}}, "num_rollouts"),
