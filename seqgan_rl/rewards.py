@@ -6,6 +6,10 @@ same rollout machinery trains a generator on any other sequence-level score
 
 * ``discriminator``: the paper's CNN, trained against the generator (a Ray actor
   with its pretraining and d-steps; ``seqgan_rl.rllib.adversarial``);
+* ``dense``: a causal LSTM discriminator trained the same way, which scores
+  every prefix y_1..y_t in one forward pass (``seqgan_rl.models.dense_discriminator``):
+  the Learner's reward step reads Q from it directly and no Monte Carlo search
+  runs (``dense_values``);
 * ``bleu``: BLEU-n of each sequence against the real training data (the paper's
   PG-BLEU baseline), n = ``bleu_n``, the arithmetic of :func:`seqgan_rl.evaluation.bleu.bleu`
   (NLTK's) with its counting vectorised over token ids (:class:`TokenBleu`);
@@ -58,7 +62,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqgan_rl.config import BASELINES, REWARD_MODELS, REWARD_TRANSFORMS, TrainConfig, check_reward_model_name
+from seqgan_rl.config import (
+    BASELINES,
+    LEARNED_REWARD_MODELS,
+    REWARD_MODELS,
+    REWARD_TRANSFORMS,
+    TrainConfig,
+    check_reward_model_name,
+)
 from seqgan_rl.data.tables import read_token_table
 from seqgan_rl.data.vocabulary import Vocabulary
 from seqgan_rl.errors import ConfigError, DataError, ScorerError, SeqGANError
@@ -67,7 +78,7 @@ from seqgan_rl.mc.engine import PrefixRolloutScorer, Scorer
 from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.models.oracle import Oracle
 
-DISCRIMINATOR, BLEU, CONSTANT, IDEAL = REWARD_MODELS
+DISCRIMINATOR, DENSE, BLEU, CONSTANT, IDEAL = REWARD_MODELS
 ORACLE_FILE = "oracle.npz"
 """The oracle's parameters beside a synthetic run's real data (``reward_model=ideal`` reads them)."""
 PROBABILITY_FLOOR = 1e-7
@@ -334,6 +345,35 @@ def baselined(q: np.ndarray, valid: np.ndarray, baseline: str, average: np.ndarr
     return q - average, np.where(reached, decay * average + (1.0 - decay) * means, average)
 
 
+def dense_values(logits: Tensor, valid: np.ndarray, transform: str,
+                 gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The dense discriminator's values of a batch: Q [B, T] and the per-prefix rewards [B, T] (float64).
+
+    Args:
+        logits: log D − log(1 − D) of every prefix y_1..y_t [B, T] (``DenseDiscriminator.prefix_logits``).
+        valid: [B, T] the steps each sequence has; the rewards beyond are 0.
+        transform: ``reward_transform``: r_t = f(D(y_≤t)) (``transform_logits``); ``maligan`` then divides
+            each position's weights by their mean over the sequences that reach it.
+        gamma: ``dense_gamma``: Q_t = Σ_{s≥t} γ^(s−t)·r_s (γ = 0: Q_t = r_t, the prefix's own score, the
+            dense counterpart of SeqGAN's Monte Carlo Q_t; ScratchGAN's cumulative reward for γ > 0).
+    """
+    rewards = transform_logits(logits.reshape(-1), transform).double().reshape(logits.shape).numpy()
+    rewards = np.where(valid, rewards, 0.0)
+    if transform == "maligan":
+        rewards = np.where(valid, maligan_normalised(rewards, valid), 0.0)
+    return return_to_go(rewards, gamma), rewards
+
+
+def return_to_go(rewards: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """Σ_{s≥t} γ^(s−t)·r_s along the last axis of [..., L] rewards (float64)."""
+    if gamma == 1.0:
+        return np.flip(np.cumsum(np.flip(rewards, -1), -1), -1)
+    returns = np.array(rewards, dtype=np.float64)
+    for t in range(returns.shape[-1] - 2, -1, -1):
+        returns[..., t] += gamma * returns[..., t + 1]
+    return returns
+
+
 class IdealDiscriminator(nn.Module):
     """The optimal discriminator against a generator: D*(y) = σ(log p_oracle(y) − log p_G(y)).
 
@@ -385,8 +425,8 @@ class RewardModelSpec:
     """A fixed reward model as options (picklable, small): built where it is used, on first use.
 
     Attributes:
-        name: ``bleu``, ``constant``, ``ideal`` or ``module:function`` (the discriminator is not a fixed
-            reward model).
+        name: ``bleu``, ``constant``, ``ideal`` or ``module:function`` (the learned discriminators are not
+            fixed reward models).
         real_data: the run's real training sequences (Parquet token table): BLEU's references; ``ideal``'s
             oracle is the ``oracle.npz`` beside it.
         vocab_size, seq_len: the generator's.
@@ -404,8 +444,8 @@ class RewardModelSpec:
 
     @classmethod
     def of_run(cls, options: TrainConfig, real_data: str, vocab_size: int, seq_len: int) -> RewardModelSpec | None:
-        """The fixed reward model of a run's options (``None``: the discriminator)."""
-        if options.reward_model == DISCRIMINATOR:
+        """The fixed reward model of a run's options (``None``: a learned discriminator, CNN or dense)."""
+        if options.reward_model in LEARNED_REWARD_MODELS:
             return None
         return cls(options.reward_model, str(real_data), vocab_size, seq_len, bleu_n=options.bleu_n,
                    bleu_smoothing=options.bleu_smoothing, constant_reward=options.constant_reward)

@@ -91,7 +91,7 @@ def test_forward_and_gradients_match_conv1d_reference(seq_len, filter_sizes, num
         torch.manual_seed(8)  # the same dropout mask on both paths
         disc.zero_grad(set_to_none=True)
         logits = logits_of(tokens)
-        disc._objective(logits, labels).backward()
+        disc.objective(logits, labels).backward()
         grads.append((logits.detach(), {name: p.grad.clone() for name, p in disc.named_parameters()}))
     (fast, fast_grads), (reference, reference_grads) = grads
     torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)

@@ -227,7 +227,8 @@ def q_column(batch: dict) -> np.ndarray:
 
 def test_seqgan_q_loses_the_penalty_return_and_c0_is_exactly_the_monte_carlo_q(ray_local, tiny_run) -> None:
     """reward="q": MC_Q = Q − c·Σ_{s≥t} k_s; with c = 0 it is the Monte Carlo Q itself, bit for bit."""
-    from seqgan_rl.rllib.monte_carlo import kl_log_ratio, return_to_go
+    from seqgan_rl.rewards import return_to_go
+    from seqgan_rl.rllib.monte_carlo import kl_log_ratio
     from seqgan_rl.runs import load_generator
 
     tokens = torch.randint(0, TINY.vocab_size, (5, TINY.seq_len), generator=torch.Generator().manual_seed(6))

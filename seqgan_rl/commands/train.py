@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from seqgan_rl.commands.common import default_run_dir, device_flag, refuse_options_on_resume
-from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
+from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset, refuse_monte_carlo_options
 from seqgan_rl.config.options import add_option_flags, option_overrides
 from seqgan_rl.errors import ConfigError
 
@@ -51,7 +51,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     preset = args.preset
     if preset == "auto":
         preset = "paper" if device.startswith("cuda") else "cpu"
-    config = get_train_preset(preset).with_overrides(**option_overrides(args, TrainConfig))
+    overrides = option_overrides(args, TrainConfig)
+    config = get_train_preset(preset).with_overrides(**overrides)
+    refuse_monte_carlo_options(config.reward_model, overrides)
     if args.resume_existing:
         if args.resume or args.run_dir is None:
             raise ConfigError("--resume-existing goes with --run-dir (the run to continue or start), not --resume")

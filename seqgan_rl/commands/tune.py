@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset
+from seqgan_rl.config import TRAIN_PRESETS, TrainConfig, get_train_preset, refuse_monte_carlo_options
 from seqgan_rl.config.options import add_option_flags, option_overrides
 from seqgan_rl.errors import ConfigError
 
@@ -21,8 +21,11 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
     from seqgan_rl.experiment.ray_session import check_reachable
     from seqgan_rl.experiment.tune import parse_grid
 
-    base = get_train_preset(args.preset).with_overrides(**option_overrides(args, TrainConfig))
+    overrides = option_overrides(args, TrainConfig)
+    base = get_train_preset(args.preset).with_overrides(**overrides)
     grid = parse_grid(args.grid)
+    for reward_model in grid.get("reward_model", [base.reward_model]):
+        refuse_monte_carlo_options(reward_model, {*overrides, *grid}, "in the flags or the grid")
     check_num_cpus(args.num_cpus)
     for flag, value in (("--num-samples", args.num_samples), ("--max-concurrent-trials", args.max_concurrent_trials)):
         if value <= 0:

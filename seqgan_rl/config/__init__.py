@@ -13,6 +13,7 @@ Adding an option: declare it here, use it where it acts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,8 +34,18 @@ ALGORITHMS: tuple[str, ...] = ("seqgan", "ppo", "appo", "impala")
 SCHEDULED_SAMPLING: tuple[str, ...] = ("none", "linear", "exponential", "inverse_sigmoid")
 """MLE input schedules: teacher forcing, or Bengio et al. (2015)'s decays (``seqgan_rl.mle.sampling_probability``)."""
 
-REWARD_MODELS: tuple[str, ...] = ("discriminator", "bleu", "constant", "ideal")
+REWARD_MODELS: tuple[str, ...] = ("discriminator", "dense", "bleu", "constant", "ideal")
 """Named reward models (``seqgan_rl.rewards``); any other ``reward_model`` is a scorer ``module:function``."""
+
+LEARNED_REWARD_MODELS: tuple[str, ...] = ("discriminator", "dense")
+"""Reward models trained against the generator in the discriminator actor: the paper's CNN, valued by the Monte
+Carlo search, and the causal LSTM that scores every prefix in one pass (docs/rewards.md, "Dense rewards")."""
+
+MONTE_CARLO_OPTIONS: tuple[str, ...] = ("num_rollouts", "rollout_beta", "rollout_mix_embedding", "num_mc_workers",
+                                        "mc_worker_num_cpus", "mc_worker_num_gpus", "mc_max_batch",
+                                        "score_precision", "discriminator")
+"""Options of the Monte Carlo search and its CNN: ``reward_model=dense`` runs neither, so setting one of them
+with it is refused (``refuse_monte_carlo_options``) rather than ignored."""
 
 REWARD_TRANSFORMS: tuple[str, ...] = ("d", "2d-1", "log_d", "maligan")
 """What a score D becomes before it is averaged into Q (``seqgan_rl.rewards.transform_logits``): D itself (the
@@ -155,6 +166,9 @@ class TrainConfig(Options):
                                      choices=("fp32", "bf16"))
     discriminator: dict[str, Any] = option(doc="Discriminator sizes as JSON (emb_dim, filter_sizes, num_filters, "
                                                "dropout_keep, l2_reg); empty = the paper's CNN", factory=dict)
+    dense_discriminator: dict[str, Any] = option(doc="reward_model=dense: its sizes and regularisers as JSON (emb_dim, "
+                                                     "hidden_dim, num_layers, dropout_keep, l2_reg, layer_norm); "
+                                                     "empty = the defaults of DenseDiscriminator", factory=dict)
     discriminator_num_cpus: float = option(1.0, "CPUs of the discriminator actor", ge=0)
     discriminator_num_gpus: float = option(0.0, "GPUs of the discriminator actor", ge=0)
     num_rollouts: int = option(DEFAULT_NUM_ROLLOUTS, "N, Monte Carlo completions per prefix (paper: 16)", gt=0)
@@ -204,7 +218,9 @@ class TrainConfig(Options):
     reward_model: str = option("discriminator", "what scores a finished sequence: discriminator (the paper's, "
                                                 "trained against G), bleu (BLEU-n against the real training data: "
                                                 "the paper's PG-BLEU), constant (--constant-reward for every "
-                                                "sequence: the control), ideal (the optimal discriminator "
+                                                "sequence: the control), dense (a causal LSTM discriminator "
+                                                "scoring every prefix in one pass, no Monte Carlo search), "
+                                                "ideal (the optimal discriminator "
                                                 "p_oracle/(p_oracle+p_G) of the current G; oracle data only) or a "
                                                 "scorer 'module:function' mapping int64 ids [M, T] to M rewards in "
                                                 "[0, 1]", check=check_reward_model_name)
@@ -221,6 +237,10 @@ class TrainConfig(Options):
                                    "Monte Carlo value of the prefix before the token; the batch's mean Q_1 for "
                                    "the first token)", choices=BASELINES)
     baseline_decay: float = option(0.9, "baseline=ema: weight kept on the average per batch", ge=0.0, le=0.999)
+    dense_gamma: float = option(0.0, "reward_model=dense: the discount of the per-prefix rewards f(D(y_1..y_t)): "
+                                     "SeqGAN's Q_t is their discounted sum from t on, ppo/appo/impala get them as "
+                                     "per-token rewards with this discount (0: Q_t is the prefix's own score; "
+                                     "ScratchGAN discounts with a gamma below 1)", ge=0.0, le=1.0)
     info_samples: int = option(1_000, "the discriminator's information measure at every evaluation: this many "
                                       "held-out real and as many fresh generated sequences (0 = off)", ge=0)
     bleu_n: int = option(2, "reward_model=bleu: the BLEU order n (weights 1/n over orders 1..n); on the oracle, "
@@ -274,13 +294,23 @@ class TrainConfig(Options):
             if self.reward_model == "ideal":
                 raise ConfigError("reward_model='ideal' is computed from the current generator in the Learner's Monte "
                                   "Carlo step; reward=terminal skips it: use reward=shaped")
+        if self.reward_model == "dense":
+            for name in ("num_mc_workers", "mc_worker_num_gpus"):
+                if getattr(self, name) > 0:
+                    raise ConfigError(f"reward_model='dense' scores every prefix in the Learner and runs no Monte "
+                                      f"Carlo search: {name}={getattr(self, name)} would start rollout workers for "
+                                      "nothing; use 0")
+            if self.d_precision == "bf16" or self.score_precision == "int8":
+                raise ConfigError("reward_model='dense': its LSTM trains and scores in fp32; use d_precision=fp32 and "
+                                  "score_precision=fp32 (or precision=exact)")
         return self
 
     def precision_parts(self) -> dict[str, str]:
         """What ``precision`` asks of ``d_precision`` and ``score_precision``: ``PRECISION_PARTS[precision]``,
         except that ``fast`` keeps a discriminator narrower than ``FAST_MIN_FEATURES`` in fp32 (there its
-        reduced precision is slower)."""
-        if self.precision == "fast" and discriminator_features(self.discriminator) < FAST_MIN_FEATURES:
+        reduced precision is slower), and the dense discriminator always (its LSTM has no reduced path)."""
+        if self.precision == "fast" and (self.reward_model == "dense" or
+                                         discriminator_features(self.discriminator) < FAST_MIN_FEATURES):
             return PRECISION_PARTS["exact"]
         return PRECISION_PARTS[self.precision]
 
@@ -349,6 +379,21 @@ ALGORITHM_DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
 }
 """Each algorithm's values of the options it uses, with the reason for each (``TrainConfig.resolved``;
 any of them can be set on the command line or in a Tune grid)."""
+
+
+def refuse_monte_carlo_options(reward_model: str, given: Iterable[str], where: str = "") -> None:
+    """Raise if options of the Monte Carlo search (``MONTE_CARLO_OPTIONS``) were given with
+    ``reward_model=dense``, which runs no search: they would be ignored. ``given`` are the option names set
+    explicitly (flags, a Tune grid's axes); ``where`` says where, for the message."""
+    if reward_model != "dense":
+        return
+    named = [name for name in MONTE_CARLO_OPTIONS if name in set(given)]
+    if named:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in named)
+        raise ConfigError(f"reward_model='dense' scores every prefix in one pass and runs no Monte Carlo search: "
+                          f"{flags}{f' ({where})' if where else ''} would do nothing; drop "
+                          f"{'it' if len(named) == 1 else 'them'} (--dense-discriminator sets the dense "
+                          "discriminator's sizes)")
 
 
 def get_train_preset(name: str) -> TrainConfig:

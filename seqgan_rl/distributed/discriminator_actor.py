@@ -35,7 +35,7 @@ from seqgan_rl.distributed.weights import Weights, load_module_weights, module_w
 from seqgan_rl.errors import ConfigError, DataError, TrainingError
 from seqgan_rl.models.discriminator import (
     TRAIN_PRECISIONS,
-    Discriminator,
+    build_discriminator,
     make_discriminator_optimizer,
     train_discriminator,
 )
@@ -75,11 +75,14 @@ def discriminator_recovery_s(call_timeout_s: float, *, restart_attempts: int = R
 
 
 class DiscriminatorActor:
-    """Holds a ``Discriminator`` and its Adam optimiser; run it with ``start_discriminator_actor``.
+    """Holds a discriminator and its Adam optimiser; run it with ``start_discriminator_actor``.
 
     Args:
         vocab_size, seq_len: the token space (as the generator's).
-        discriminator_kwargs: other ``Discriminator`` arguments (sizes; paper's by default).
+        architecture: ``cnn`` (the paper's ``Discriminator``) or ``dense`` (``DenseDiscriminator``: one score
+            per prefix; its ``score`` is the complete sequence's, and the Learner scores the prefixes with a
+            copy of its weights).
+        discriminator_kwargs: the architecture's other arguments (sizes; its defaults when empty).
         lr: Adam learning rate (original: 1e-4).
         seed: seeds initialisation and the d-step shuffling.
         device: "cpu", "cuda" or "auto": a GPU when Ray gave the actor one and CUDA is there, else the CPU
@@ -104,6 +107,7 @@ class DiscriminatorActor:
         vocab_size: int,
         seq_len: int,
         *,
+        architecture: str = "cnn",
         discriminator_kwargs: dict[str, Any] | None = None,
         lr: float = 1e-4,
         seed: int = 0,
@@ -120,11 +124,11 @@ class DiscriminatorActor:
         if num_threads:
             torch.set_num_threads(num_threads)
         device = resolve_device(device, "the discriminator actor", option="--discriminator-num-gpus")
+        self.architecture = architecture
         self.train_precision = train_precision_on(device, train_precision, "the discriminator actor")
         torch.manual_seed(seed)
-        self.model = Discriminator(vocab_size, seq_len, **(discriminator_kwargs or {})).to(device)
-        self.model.score_precision = score_precision_on(self.model.device, score_precision,
-                                                        "the discriminator actor")
+        self.model = build_discriminator(architecture, vocab_size, seq_len, **(discriminator_kwargs or {})).to(device)
+        self.score_precision = score_precision_on(self.model.device, score_precision, "the discriminator actor")
         self.optimizer = make_discriminator_optimizer(self.model, lr=lr)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.sampling = torch.Generator(device=device).manual_seed(seed + 1)
@@ -153,7 +157,9 @@ class DiscriminatorActor:
         tokens = np.asarray(tokens)
         if tokens.ndim != 2:
             raise DataError(f"DiscriminatorActor.score: expected token ids [M, T], got shape {tokens.shape}")
-        scores = self.model.score(torch.from_numpy(tokens.astype(np.int64, copy=False)))
+        tokens = torch.from_numpy(tokens.astype(np.int64, copy=False))
+        scores = self.model.score(tokens) if self.architecture == "dense" else \
+            self.model.score(tokens, precision=self.score_precision)
         return scores.cpu().numpy()
 
     def train(self, real: np.ndarray, fake: np.ndarray, epochs: int, batch_size: int = 64) -> dict[str, float]:
@@ -230,7 +236,7 @@ class DiscriminatorActor:
                  "shuffle_rng": self.shuffle.get_state(), "sampling_rng": self.sampling.get_state(),
                  "oracle_sampling_rng": self.oracle_sampling.get_state(),
                  "torch_rng": torch.get_rng_state(),
-                 "score_precision": self.model.score_precision}
+                 "score_precision": self.score_precision}
         if self.model.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.model.device)
         return state
@@ -245,8 +251,8 @@ class DiscriminatorActor:
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.model.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.model.device)
-        self.model.score_precision = score_precision_on(self.model.device, state["score_precision"],
-                                                        "the discriminator actor")
+        self.score_precision = score_precision_on(self.model.device, state["score_precision"],
+                                                  "the discriminator actor")
 
     def ping(self) -> bool:
         """Liveness check used by callers before they depend on the actor."""

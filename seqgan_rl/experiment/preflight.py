@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from seqgan_rl.config import PretrainConfig, TrainConfig
+from seqgan_rl.config import LEARNED_REWARD_MODELS, PretrainConfig, TrainConfig
 from seqgan_rl.data.oracle_data import load_dataset, load_oracle
 from seqgan_rl.errors import ConfigError, DataError, SeqGANError
 from seqgan_rl.experiment.plan import RunPlan
@@ -63,6 +63,7 @@ from seqgan_rl.experiment.ray_session import (
     connect_ray,
     local_ray_resources,
 )
+from seqgan_rl.models.dense_discriminator import DenseDiscriminator
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import GeneratorConfig
 from seqgan_rl.models.oracle import Oracle
@@ -244,11 +245,12 @@ def check_run_config(config: TrainConfig, inputs: RunInputs, generator_config: G
     return check_algorithm(config, generator_config, mle_checkpoint, real_data)
 
 
-def discriminator_sizes() -> dict[str, Any]:
-    """The sizes ``--discriminator`` may give: ``Discriminator``'s parameters (all but the data's
-    ``vocab_size`` and ``seq_len``) and their annotated types."""
-    hints = typing.get_type_hints(Discriminator.__init__)
-    names = [name for name in inspect.signature(Discriminator.__init__).parameters
+def discriminator_sizes(model: type = Discriminator) -> dict[str, Any]:
+    """The sizes ``--discriminator`` (the CNN, ``Discriminator``) or ``--dense-discriminator``
+    (``DenseDiscriminator``) may give: the model's parameters (all but the data's ``vocab_size`` and
+    ``seq_len``) and their annotated types."""
+    hints = typing.get_type_hints(model.__init__)
+    names = [name for name in inspect.signature(model.__init__).parameters
              if name not in ("self", "vocab_size", "seq_len")]
     return {name: hints[name] for name in names}
 
@@ -261,6 +263,8 @@ def _not_of_type(value: Any, kind: Any) -> str | None:
     if typing.get_origin(kind) is Sequence:
         ok = isinstance(value, (list, tuple)) and all(is_int(item) for item in value)
         return None if ok else "a list of integers"
+    if kind is bool:
+        return None if isinstance(value, bool) else "true or false"
     if kind is int:
         return None if is_int(value) else "an integer"
     if kind is float:
@@ -270,29 +274,33 @@ def _not_of_type(value: Any, kind: Any) -> str | None:
 
 
 def check_discriminator(config: TrainConfig, inputs: RunInputs) -> None:
-    """``discriminator`` (``--discriminator`` JSON) against ``Discriminator``'s real parameters and types,
-    then, when the run uses a discriminator, one built on the CPU for the data's vocabulary and length, so
-    its own checks (filter sizes vs the sequence length, counts, dropout) run now, not in its Ray actor."""
-    sizes = dict(config.discriminator)
-    shown = json.dumps(sizes) if sizes else "{} (the paper's)"
-    known = discriminator_sizes()
-    unknown = sorted(set(sizes) - set(known))
-    if unknown:
-        raise ConfigError(f"discriminator {shown}: unknown size(s) {', '.join(map(repr, unknown))}; the "
-                          f"Discriminator takes {', '.join(known)}")
-    for name, value in sizes.items():
-        expected = _not_of_type(value, known[name])
-        if expected is not None:
-            raise ConfigError(f"discriminator {shown}: {name} must be {expected}, got {json.dumps(value)}")
-    if config.reward_model != "discriminator":
-        return
-    try:
-        with torch.random.fork_rng(devices=[]):  # its initialisation draws nothing from the run's RNGs
-            Discriminator(inputs.vocab_size, inputs.seq_len, **sizes)
-    except ConfigError as error:
-        raise ConfigError(f"discriminator {shown} does not fit the data ({inputs.where}: vocabulary "
-                          f"{inputs.vocab_size}, sequence length {inputs.seq_len}): {error}; give --discriminator "
-                          f"sizes that do (filter_sizes of at most {inputs.seq_len})") from None
+    """``discriminator`` (``--discriminator`` JSON, the CNN's) and ``dense_discriminator`` against their
+    models' real parameters and types, then the run's discriminator built on the CPU for the data's
+    vocabulary and length, so its own checks (filter sizes vs the sequence length, counts, dropout) run
+    now, not in its Ray actor."""
+    for option, model, reward_model, default in (
+            ("discriminator", Discriminator, "discriminator", "the paper's"),
+            ("dense_discriminator", DenseDiscriminator, "dense", "the defaults")):
+        sizes = dict(getattr(config, option))
+        shown = json.dumps(sizes) if sizes else f"{{}} ({default})"
+        known = discriminator_sizes(model)
+        unknown = sorted(set(sizes) - set(known))
+        if unknown:
+            raise ConfigError(f"{option} {shown}: unknown size(s) {', '.join(map(repr, unknown))}; the "
+                              f"{model.__name__} takes {', '.join(known)}")
+        for name, value in sizes.items():
+            expected = _not_of_type(value, known[name])
+            if expected is not None:
+                raise ConfigError(f"{option} {shown}: {name} must be {expected}, got {json.dumps(value)}")
+        if config.reward_model != reward_model:
+            continue
+        try:
+            with torch.random.fork_rng(devices=[]):  # its initialisation draws nothing from the run's RNGs
+                model(inputs.vocab_size, inputs.seq_len, **sizes)
+        except ConfigError as error:
+            raise ConfigError(f"{option} {shown} does not fit the data ({inputs.where}: vocabulary "
+                              f"{inputs.vocab_size}, sequence length {inputs.seq_len}): {error}; give "
+                              f"--{option.replace('_', '-')} sizes that do") from None
 
 
 def check_reward_model(config: TrainConfig, inputs: RunInputs) -> None:
@@ -303,7 +311,7 @@ def check_reward_model(config: TrainConfig, inputs: RunInputs) -> None:
     Oracle data is not written yet: the probe then reads a temporary copy of the probe's sequences (and
     the oracle) laid out as the run's data directory will be.
     """
-    if config.reward_model == "discriminator":
+    if config.reward_model in LEARNED_REWARD_MODELS:
         return
     from seqgan_rl.data.tables import write_token_table
     from seqgan_rl.rewards import RewardModelSpec

@@ -53,7 +53,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from seqgan_rl.config import FAST_MIN_FEATURES, PRECISION_PARTS, TrainConfig, discriminator_features
+from seqgan_rl.config import (
+    FAST_MIN_FEATURES,
+    LEARNED_REWARD_MODELS,
+    PRECISION_PARTS,
+    TrainConfig,
+    discriminator_features,
+)
 from seqgan_rl.data.oracle_data import Dataset, load_dataset, load_oracle, write_oracle_dataset
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.evaluation.information import discriminator_information
@@ -414,7 +420,7 @@ def pretrain_discriminator_phase(algo: Any, plan: RunPlan, data: Dataset, genera
                                  log: RunLog, device: str, progress: bool) -> None:
     """Record 0: the MLE generator's evaluation and the discriminator pretrained against it."""
     entry: dict[str, Any] = {"iteration": 0, **evaluation(algo, plan, data, generator_config, 0, device, log.samples)}
-    rounds = plan.config.d_pretrain_rounds if plan.config.reward_model == "discriminator" else 0
+    rounds = plan.config.d_pretrain_rounds if plan.config.reward_model in LEARNED_REWARD_MODELS else 0
     bar = tqdm(total=rounds, desc="D pretrain", unit="d-step", disable=not progress or not rounds)
     started = time.perf_counter()
     stats = algo.pretrain_discriminator(
@@ -480,7 +486,9 @@ def precision_report(config: TrainConfig) -> dict[str, Any]:
     still falls back on its own device: a warning in the logs says so)."""
     report = {"mode": config.precision, "d_precision": config.d_precision,
               "score_precision": config.score_precision, "hardware": hardware_summary()}
-    if config.precision == "fast" and config.precision_parts() == PRECISION_PARTS["exact"]:
+    if config.precision == "fast" and config.reward_model == "dense":
+        report["note"] = "the dense discriminator's LSTM has no reduced-precision path: its parts stay fp32"
+    elif config.precision == "fast" and config.precision_parts() == PRECISION_PARTS["exact"]:
         report["note"] = (f"the discriminator has {discriminator_features(config.discriminator)} features, fewer "
                           f"than {FAST_MIN_FEATURES}: its parts stay fp32, which is faster there")
     return report

@@ -33,7 +33,7 @@ keeps the token tables in float16; "fp32" is exact up to float rounding.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,13 +41,16 @@ from torch import Tensor, nn
 
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.models import torch_ops
+from seqgan_rl.models.dense_discriminator import DenseDiscriminator
 
 __all__ = [
+    "ARCHITECTURES",
     "PAPER_FILTER_SIZES",
     "PAPER_NUM_FILTERS",
     "PRECISIONS",
     "TRAIN_PRECISIONS",
     "Discriminator",
+    "build_discriminator",
     "Precision",
     "TrainPrecision",
     "make_discriminator_optimizer",
@@ -56,6 +59,10 @@ __all__ = [
 
 PAPER_FILTER_SIZES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
 PAPER_NUM_FILTERS: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+
+ARCHITECTURES: tuple[str, ...] = ("cnn", "dense")
+"""Discriminators the actor trains: the paper's CNN (one score per complete sequence) and the causal LSTM of
+``seqgan_rl.models.dense_discriminator`` (one score per prefix)."""
 
 Precision = Literal["fp32", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
@@ -196,15 +203,20 @@ class Discriminator(nn.Module):
 
         tokens: (M, T) ids; labels: (M,) in {0 = fake, 1 = real}. Returns a scalar.
         """
-        return self._objective(self(tokens), labels)
+        return self.objective(self(tokens), labels)
 
-    def _objective(self, logits: Tensor, labels: Tensor) -> Tensor:
+    def objective(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Training objective from logits (M, 2) and labels (M,): CE + output-layer L2."""
         labels = labels.to(device=logits.device, dtype=torch.long)
         if labels.shape != logits.shape[:1]:
             raise DataError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
         l2 = self.output.weight.square().sum() + self.output.bias.square().sum()
         return F.cross_entropy(logits, labels) + 0.5 * self.l2_reg * l2
+
+    @staticmethod
+    def correct(logits: Tensor, labels: Tensor) -> Tensor:
+        """How many of the sequences behind logits (M, 2) are given their label (M,)."""
+        return (logits.argmax(dim=1) == labels.to(logits.device)).sum()
 
     def _highway_mix(self, x: Tensor, pre: Tensor) -> Tensor:
         """y = t * relu(W_H x + b_H) + (1 - t) * x with t = sigmoid(W_T x + b_T).
@@ -409,7 +421,18 @@ class Discriminator(nn.Module):
         return tokens
 
 
-def make_discriminator_optimizer(disc: Discriminator, lr: float = 1e-4) -> torch.optim.Adam:
+def build_discriminator(architecture: str, vocab_size: int, seq_len: int,
+                        **sizes: Any) -> Discriminator | DenseDiscriminator:
+    """The discriminator of ``architecture`` (``ARCHITECTURES``) with ``sizes`` (its constructor's other
+    arguments), as the actor, the rollout workers and the Learner build it."""
+    if architecture == "cnn":
+        return Discriminator(vocab_size, seq_len, **sizes)
+    if architecture == "dense":
+        return DenseDiscriminator(vocab_size, seq_len, **sizes)
+    raise ConfigError(f"unknown discriminator architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}")
+
+
+def make_discriminator_optimizer(disc: Discriminator | DenseDiscriminator, lr: float = 1e-4) -> torch.optim.Adam:
     """Adam with the original release's learning rate (1e-4).
 
     The fused kernel (CPU and CUDA) updates each parameter in one pass over its tensors; the
@@ -420,7 +443,7 @@ def make_discriminator_optimizer(disc: Discriminator, lr: float = 1e-4) -> torch
 
 
 def train_discriminator(
-    disc: Discriminator,
+    disc: Discriminator | DenseDiscriminator,
     optimizer: torch.optim.Optimizer,
     real: Tensor,
     fake: Tensor,
@@ -432,7 +455,8 @@ def train_discriminator(
 ) -> dict[str, float]:
     """One SeqGAN d-step: ``epochs`` shuffled passes over real (label 1) + fake (label 0).
 
-    real: (n_real, T), fake: (n_fake, T). ``generator`` (CPU) drives the shuffling.
+    real: (n_real, T), fake: (n_fake, T). ``generator`` (CPU) drives the shuffling. ``disc`` is the CNN or
+    the dense discriminator: its ``objective`` is the loss, its ``correct`` counts the right answers.
     ``precision="bf16"`` runs the forward and backward under bfloat16 autocast (parameters,
     gradients, Adam and the loss stay float32): faster steps of the paper's discriminator on a CPU with
     AVX512_BF16 (docs/results.md, 'One d-round'; slower for one of a few hundred features, see
@@ -466,13 +490,13 @@ def train_discriminator(
                 idx = order[start : start + batch_size]
                 batch, batch_labels = tokens[idx], labels[idx]  # (b, T), (b,)
                 with torch.autocast(disc.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    logits = disc(batch).float()  # (b, 2)
-                loss = disc._objective(logits, batch_labels)
+                    logits = disc(batch).float()  # (b, 2), or (b, T) of a dense discriminator
+                loss = disc.objective(logits, batch_labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach() * idx.shape[0]
-                correct += (logits.argmax(dim=1) == batch_labels).sum()
+                correct += disc.correct(logits, batch_labels)
     finally:
         disc.train(was_training)
     n = tokens.shape[0]

@@ -135,7 +135,8 @@ class AdversarialMixin:
             self.discriminator_supervisor = DiscriminatorSupervisor(
                 settings.discriminator_name, settings.vocab_size, settings.seq_len, real_data=real.tokens,
                 num_cpus=options.discriminator_num_cpus, num_gpus=options.discriminator_num_gpus,
-                discriminator_kwargs=dict(options.discriminator), lr=options.d_lr, seed=options.seed,
+                architecture=settings.discriminator_architecture,
+                discriminator_kwargs=settings.discriminator_sizes(), lr=options.d_lr, seed=options.seed,
                 num_threads=settings.discriminator_num_threads, train_precision=options.d_precision,
                 call_timeout_s=options.actor_timeout_s,
                 **({"oracle": fresh_real_oracle(settings)} if options.d_fresh_real else {}),
@@ -237,7 +238,7 @@ class AdversarialMixin:
         settings = self._seqgan
         if self.discriminator_supervisor is not None:
             scores = self.discriminator_supervisor.run(lambda actor: actor.score.remote(tokens))
-            return probability_logits(torch.as_tensor(np.asarray(scores))).numpy()
+            return probability_logits(torch.from_numpy(np.array(scores))).numpy()
         spec = settings.reward_model_spec()
         if spec.name == IDEAL:
             ideal = spec.ideal_discriminator(GeneratorConfig(**settings.generator_config))

@@ -61,9 +61,11 @@ def build_algorithm_config(options: TrainConfig, generator_config: GeneratorConf
                 .generator(generator_config, checkpoint=mle_checkpoint)
                 .training(options=options, real_data=real_data, discriminator_num_threads=discriminator_threads))
     batch_steps = options.episodes_per_batch * generator_config.seq_len
-    config = build_config(options.algo, train_batch_size_per_learner=batch_steps, gamma=1.0,
+    # undiscounted returns of the Monte Carlo values: a sequence's reward is its whole; the dense
+    # discriminator's per-prefix rewards are discounted by dense_gamma (the connector's discount too)
+    gamma = options.dense_gamma if options.reward_model == "dense" else 1.0
+    config = build_config(options.algo, train_batch_size_per_learner=batch_steps, gamma=gamma,
                           **algorithm_training(options, batch_steps, generator_config.seq_len))
-    # undiscounted returns: a sequence's reward is its whole
     config.env_runners(num_env_runners=0, num_envs_per_env_runner=options.episodes_per_batch,
                        rollout_fragment_length=generator_config.seq_len)
     # one train() = one training_step = one adversarial batch (IMPALA and APPO default to iterations of

@@ -70,11 +70,13 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.annotations import override
 
 from seqgan_rl.distributed.rollout_workers import RolloutPool
-from seqgan_rl.distributed.weights import Weights, module_weights
+from seqgan_rl.distributed.weights import Weights, load_module_weights, module_weights
 from seqgan_rl.errors import ConfigError, TrainingError
 from seqgan_rl.mc.rollout_policy import RolloutPolicy
+from seqgan_rl.models.dense_discriminator import DenseDiscriminator
+from seqgan_rl.models.discriminator import build_discriminator
 from seqgan_rl.models.generator import Generator, GeneratorConfig
-from seqgan_rl.rewards import IDEAL, baselined, maligan_normalised, position_spread
+from seqgan_rl.rewards import IDEAL, baselined, dense_values, maligan_normalised, position_spread, return_to_go
 from seqgan_rl.rllib.settings import SeqGANSettings
 from seqgan_rl.runs import read_generator_checkpoint
 
@@ -91,11 +93,6 @@ def kl_log_ratio(policy: Generator, reference: Generator, sequences: torch.Tenso
     """
     with torch.no_grad():
         return policy.log_prob(sequences) - reference.log_prob(sequences)
-
-
-def return_to_go(rewards: np.ndarray) -> np.ndarray:
-    """Σ_{s≥t} r_s along the last axis of [..., L] rewards."""
-    return np.flip(np.cumsum(np.flip(rewards, -1), -1), -1)
 
 
 class MonteCarloQConnector(ConnectorV2):
@@ -122,6 +119,10 @@ class MonteCarloQConnector(ConnectorV2):
         if self.options.kl_target > 0 and not self.options.kl_coef > 0:
             raise ConfigError("kl_target > 0 adapts kl_coef from its starting value: give kl_coef > 0 as well")
         self.kl_coef = float(self.options.kl_coef)
+        self.gamma = self.options.dense_gamma if settings.dense else 1.0
+        """The discount of the rewards: the dense discriminator's ``dense_gamma``; 1 for Monte Carlo values."""
+        self._dense_model: DenseDiscriminator | None = None
+        """``reward_model=dense``: a copy of the discriminator actor's model, scoring the batch's prefixes."""
         self._reference: Generator | None = None
         self._pool: RolloutPool | None = None
         self._rollout: RolloutPolicy | None = None
@@ -150,16 +151,21 @@ class MonteCarloQConnector(ConnectorV2):
         **kwargs: Any,
     ) -> Any:
         """The reward step of one train batch, in named steps: the batch's sequences (``_sequences``), their
-        Monte Carlo Q (``_q``: transformed, MaliGAN-normalised), the KL to the reference (``_kl``), then either
-        SeqGAN's ``MC_Q`` column (``_write_q``: baselined, KL return subtracted) or the episodes' rewards
-        rewritten (``_write_rewards``); its metrics logged, the KL coefficient adapted."""
+        Q (``_q``: the Monte Carlo search's or the dense discriminator's, transformed, MaliGAN-normalised) or
+        per-token rewards (``_per_token``), the KL to the reference (``_kl``), then either SeqGAN's ``MC_Q``
+        column (``_write_q``: baselined, KL return subtracted) or the episodes' rewards rewritten
+        (``_write_rewards``); its metrics logged, the KL coefficient adapted."""
         sa_episodes = list(self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False))
         if not sa_episodes:
             return batch
         started = time.perf_counter()
         sequences, lengths = self._sequences(sa_episodes)  # (B, T), (B,)
         generator = self._generator(rl_module)
-        q = self._q(generator, sequences, lengths) if self.reward != "terminal" else None  # (B, T)
+        q = rewards = None  # (B, T): Q, and the per-token rewards of the shaped algorithms
+        if self.reward == "q":
+            q = self._q(generator, sequences, lengths)
+        elif self.reward == "shaped":
+            q, rewards = self._per_token(generator, sequences, lengths)
         # measured whenever the reference is known (the metric kl_to_mle), applied when kl_coef > 0
         kl = self._kl(generator, sequences) if self.settings.reference_checkpoint else None  # (B, T)
         penalties = [self.kl_coef * kl[row, :length] if kl is not None and self.kl_coef > 0 else np.zeros(length)
@@ -167,7 +173,7 @@ class MonteCarloQConnector(ConnectorV2):
         if self.reward == "q":
             self._write_q(batch, sa_episodes, self._baselined(q, lengths), penalties)
         else:
-            self._write_rewards(sa_episodes, q, penalties)
+            self._write_rewards(sa_episodes, rewards, penalties)
         kl_per_token = float(np.concatenate([kl[row, :n] for row, n in enumerate(lengths)]).mean()) \
             if kl is not None else float("nan")
         if metrics is not None:
@@ -197,12 +203,15 @@ class MonteCarloQConnector(ConnectorV2):
         return sequences, lengths
 
     def _q(self, generator: Generator, sequences: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-        """Monte Carlo Q [B, T] (float64) of sequences [B, T] under ``reward_transform``.
+        """Q [B, T] (float64) of sequences [B, T] under ``reward_transform``: the Monte Carlo search's, or the
+        dense discriminator's (``_dense_values``).
 
         ``ideal`` first gets the Learner's current generator (D* is against it). ``maligan``: each position's
         values are divided by their mean over the batch's sequences that reach it (the normalised weights
         D/(1 − D) / mean D/(1 − D) of MaliGAN).
         """
+        if self.settings.dense:
+            return self._dense_values(generator, sequences, lengths)[0]
         pool = self._ensure_pool(generator)
         if self.settings.options.reward_model == IDEAL:
             self._ideal_version += 1
@@ -211,6 +220,29 @@ class MonteCarloQConnector(ConnectorV2):
         if self.options.reward_transform == "maligan":
             q = maligan_normalised(q, self._valid(q.shape, lengths))
         return q
+
+    def _dense_values(self, generator: Generator, sequences: np.ndarray,
+                      lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``reward_model=dense``: Q [B, T] and the per-prefix rewards f(D(y_≤t)) [B, T] (float64) of sequences
+        [B, T], from one forward pass of the dense discriminator over the batch on the generator's device
+        (``seqgan_rl.rewards.dense_values``; zero beyond each sequence's length)."""
+        if self._dense_model is None:
+            raise RuntimeError("MonteCarloQConnector: no discriminator weights yet; call set_discriminator_weights "
+                               "first")
+        model = self._dense_model.to(generator.device)
+        logits = model.prefix_logits(torch.as_tensor(sequences, device=generator.device))  # (B, T)
+        return dense_values(logits.double().cpu(), self._valid(sequences.shape, lengths),
+                            self.options.reward_transform, self.gamma)
+
+    def _per_token(self, generator: Generator, sequences: np.ndarray,
+                   lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Q [B, T] and the per-token rewards [B, T] that the shaped algorithms get, whose return at t under
+        their discount (``gamma``) is Q_t: Q_t − Q_{t−1} of the Monte Carlo values (Q_0 = 0, discount 1), the
+        dense discriminator's per-prefix rewards themselves (discount ``dense_gamma``)."""
+        if self.settings.dense:
+            return self._dense_values(generator, sequences, lengths)
+        q = self._q(generator, sequences, lengths)
+        return q, np.diff(q, axis=1, prepend=0.0)
 
     @staticmethod
     def _valid(shape: tuple[int, int], lengths: np.ndarray | None) -> np.ndarray:
@@ -227,20 +259,21 @@ class MonteCarloQConnector(ConnectorV2):
 
     def _write_q(self, batch: dict[str, Any], sa_episodes: list[Any], q: np.ndarray,
                  penalties: list[np.ndarray]) -> None:
-        """SeqGAN's column ``MC_Q``: Q_t − c·Σ_{s≥t} k_s of each episode's steps."""
+        """SeqGAN's column ``MC_Q``: Q_t − c·Σ_{s≥t} γ^(s−t)·k_s of each episode's steps (γ: ``gamma``)."""
         for row, episode in enumerate(sa_episodes):
             length = len(episode)
-            values = (q[row, :length] - return_to_go(penalties[row])).astype(np.float32)
+            values = (q[row, :length] - return_to_go(penalties[row], self.gamma)).astype(np.float32)
             self.add_n_batch_items(batch=batch, column=MC_Q, items_to_add=values, num_items=length,
                                    single_agent_episode=episode)
 
-    def _write_rewards(self, sa_episodes: list[Any], q: np.ndarray | None, penalties: list[np.ndarray]) -> None:
-        """The episodes' rewards: Q_t − Q_{t−1} − c·k_t (``shaped``), or the env's reward − c·k_t
-        (``terminal`` with a KL penalty); unchanged otherwise."""
+    def _write_rewards(self, sa_episodes: list[Any], per_token: np.ndarray | None,
+                       penalties: list[np.ndarray]) -> None:
+        """The episodes' rewards: the per-token rewards [B, T] of ``_per_token`` − c·k_t (``shaped``), or the
+        env's reward − c·k_t (``terminal`` with a KL penalty); unchanged otherwise."""
         for row, episode in enumerate(sa_episodes):
             length = len(episode)
-            if q is not None:
-                rewards = np.diff(q[row, :length], prepend=0.0) - penalties[row]
+            if per_token is not None:
+                rewards = per_token[row, :length] - penalties[row]
             elif self.kl_coef > 0:
                 rewards = np.asarray(episode.get_rewards(), dtype=np.float64) - penalties[row]
             else:
@@ -252,7 +285,8 @@ class MonteCarloQConnector(ConnectorV2):
 
     def _log(self, metrics: Any, q: np.ndarray | None, lengths: np.ndarray, kl_per_token: float,
              seconds: float) -> None:
-        """The reward step's metrics: KL and its coefficient; Q's mean and spread over the batch, the pool."""
+        """The reward step's metrics: KL and its coefficient; its seconds, Q's mean and spread over the batch,
+        the pool's nodes and restarts (none with the dense discriminator)."""
         if np.isfinite(kl_per_token):
             metrics.log_value("kl_to_mle", kl_per_token, window=1)
             metrics.log_value("kl_coef", self.kl_coef, window=1)
@@ -262,6 +296,8 @@ class MonteCarloQConnector(ConnectorV2):
         metrics.log_value("monte_carlo_q_s", seconds, window=1)
         metrics.log_value("mean_q", float(q[valid].mean()), window=1)
         metrics.log_value("q_spread", float(position_spread(q, valid).mean()), window=1)
+        if self._pool is None:  # the dense discriminator: no rollout workers
+            return
         metrics.log_value("mc_worker_nodes", self._num_nodes, window=1)
         metrics.log_value("mc_worker_restarts", self._restarts_before + self._pool.num_restarts, window=1)
 
@@ -269,14 +305,15 @@ class MonteCarloQConnector(ConnectorV2):
         """Each step's return G_t [B, T] of whole sequences [B, T] sampled from ``generator`` under this
         piece's rewards, without a KL term (the value-head warm-up: ``generator`` is the reference there).
 
-        ``shaped``: G_t = D(y) − Q_{t−1} (Q_0 = 0); ``terminal``: G_t = D(y), scored by the discriminator
-        (the last column of the Monte Carlo values, which needs no rollout for it).
+        ``shaped``: the return of ``_per_token``'s rewards under the algorithm's discount: D(y) − Q_{t−1}
+        (Q_0 = 0) of the Monte Carlo values, Q_t of the dense discriminator's; ``terminal``: G_t = D(y),
+        scored by the discriminator (the last column of Q, which needs no rollout for it).
         """
-        q = self._q(generator, sequences)  # (B, T)
-        final = q[:, -1:]
+        lengths = np.full(len(sequences), sequences.shape[1])
         if self.reward == "terminal":
-            return np.repeat(final, q.shape[1], axis=1)
-        return final - np.concatenate([np.zeros_like(final), q[:, :-1]], axis=1)
+            q = self._q(generator, sequences, lengths)
+            return np.repeat(q[:, -1:], q.shape[1], axis=1)
+        return return_to_go(self._per_token(generator, sequences, lengths)[1], self.gamma)
 
     def _kl(self, generator: Generator, sequences: np.ndarray) -> np.ndarray:
         """k_t [B, T] of the batch's sequences against the reference (loaded on first use)."""
@@ -291,14 +328,18 @@ class MonteCarloQConnector(ConnectorV2):
     # ------------------------------------------------------------------ keeping the models current
 
     def update_rollout_policy(self, rl_module: Any) -> int:
-        """First call: θ_roll ← θ_G. Later calls: θ_roll ← β·θ_roll + (1 − β)·θ_G. Returns the version."""
+        """First call: θ_roll ← θ_G. Later calls: θ_roll ← β·θ_roll + (1 − β)·θ_G. Returns the version.
+
+        With the dense discriminator there is no search and no rollout policy: only the version counts on."""
+        self._policy_version += 1
+        if self.settings.dense:
+            return self._policy_version
         generator = self._generator(rl_module)
         if self._rollout is None:
             self._rollout = RolloutPolicy(generator, self.options.rollout_beta,
                                           mix_embedding=self.options.rollout_mix_embedding).to("cpu")
         else:
             self._rollout.update(generator)
-        self._policy_version += 1
         if self._pool is not None:
             self._pool.sync(policy=module_weights(self._rollout.model, self._policy_version))
         return self._policy_version
@@ -318,6 +359,11 @@ class MonteCarloQConnector(ConnectorV2):
                 f"in {len(bad)} of {len(state)} tensors ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): "
                 "the discriminator would return NaN scores; not computing Monte Carlo Q with it")
         self._discriminator = weights
+        if self.settings.dense:
+            if self._dense_model is None:
+                with torch.random.fork_rng(devices=[]):  # its init is overwritten: draw nothing from the Learner's RNG
+                    self._dense_model = build_discriminator("dense", **self.settings.discriminator_kwargs()).eval()
+            load_module_weights(self._dense_model, weights)
         if self._pool is not None:
             self._pool.sync(discriminator=weights)
 

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from seqgan_rl.config import TrainConfig
+from seqgan_rl.config import LEARNED_REWARD_MODELS, TrainConfig
 from seqgan_rl.distributed.devices import learner_gpus
 from seqgan_rl.distributed.discriminator_actor import discriminator_recovery_s
 from seqgan_rl.errors import ConfigError
@@ -108,8 +108,19 @@ class SeqGANSettings:
 
     @property
     def uses_discriminator(self) -> bool:
-        """Whether the reward is the discriminator's (an actor trained against G) rather than a fixed model."""
-        return self.options.reward_model == "discriminator"
+        """Whether the reward is a discriminator's (an actor trained against G: the CNN or the dense one)
+        rather than a fixed model."""
+        return self.options.reward_model in LEARNED_REWARD_MODELS
+
+    @property
+    def dense(self) -> bool:
+        """Whether the reward is the dense discriminator's: every prefix scored in the Learner, no Monte Carlo."""
+        return self.options.reward_model == "dense"
+
+    @property
+    def discriminator_architecture(self) -> str:
+        """The discriminator actor's model: ``dense`` (the causal LSTM) or ``cnn`` (the paper's)."""
+        return "dense" if self.dense else "cnn"
 
     def reward_model_spec(self) -> RewardModelSpec | None:
         """The fixed reward model of ``options.reward_model`` (``None``: the discriminator)."""
@@ -129,6 +140,11 @@ class SeqGANSettings:
         spec = self.reward_model_spec()
         return self.discriminator_name if spec is None else RewardModel(spec)
 
+    def discriminator_sizes(self) -> dict[str, Any]:
+        """The discriminator's sizes: the option ``dense_discriminator`` for the dense one, ``discriminator``
+        for the CNN."""
+        return dict(self.options.dense_discriminator if self.dense else self.options.discriminator)
+
     def discriminator_kwargs(self) -> dict[str, Any]:
-        """``Discriminator`` arguments: the generator's vocabulary and length, and the option's sizes."""
-        return {"vocab_size": self.vocab_size, "seq_len": self.seq_len, **self.options.discriminator}
+        """The discriminator's arguments: the generator's vocabulary and length, and its sizes."""
+        return {"vocab_size": self.vocab_size, "seq_len": self.seq_len, **self.discriminator_sizes()}
