@@ -331,6 +331,29 @@ def test_training_goes_on_after_the_discriminator_and_a_rollout_worker_die(ray_l
         algo.stop()
 
 
+def test_the_dense_discriminator_killed_mid_run_comes_back_with_its_state(ray_local, inputs) -> None:
+    """Its actor's process is SIGKILLed between two batches: a replacement restored from the latest snapshot
+    trains on (its version goes on from 1 pretraining round + 1 d-step), and the Learner scores the next
+    batch's prefixes with the weights it sends."""
+    import ray
+
+    algo = small_config(inputs, reward_model="dense", dense_discriminator={"emb_dim": 8, "hidden_dim": 8}).build_algo()
+    try:
+        algo.train()
+        before = ray.get(algo.discriminator_actor.get_weights.remote())
+        kill_process(algo.discriminator_actor)
+        result = algo.train()
+        assert result["discriminator"]["restarts"] == 1 and result["discriminator"]["version"] == 3
+        piece = algo.learner_group._learner.monte_carlo_connector()
+        after = ray.get(algo.discriminator_actor.get_weights.remote())
+        assert any(not np.array_equal(before["state"][k], after["state"][k]) for k in before["state"])
+        for name, value in piece._dense_model.state_dict().items():  # the copy that scored: the latest weights
+            assert np.array_equal(value.numpy(), after["state"][name]), name
+        assert piece._pool is None and "mc_worker_restarts" not in result["learners"]
+    finally:
+        algo.stop()
+
+
 def test_training_goes_on_after_an_env_runner_dies(ray_local, inputs) -> None:
     ray = ray_local
     config = small_config(inputs).env_runners(num_env_runners=1, num_envs_per_env_runner=12)

@@ -219,6 +219,31 @@ def test_train_job_places_actors_on_logical_gpus_and_falls_back_to_cpu(gpu_clust
 
 
 @pytest.mark.slow
+def test_a_dense_discriminator_job_starts_no_rollout_worker_and_places_its_actor_on_a_gpu(gpu_cluster: GpuCluster,
+                                                                                         tmp_path: Path) -> None:
+    """``--reward-model dense``: the discriminator actor on a logical GPU of its own, its prefixes scored by the
+    Learner (the entrypoint's GPU), no Monte Carlo rollout worker anywhere."""
+    from ray.job_submission import JobStatus
+
+    Oracle.random(SMALL, seed=3).save_npz(tmp_path / "small.npz")
+    run_dir = tmp_path / "run"
+    job = gpu_cluster.run_job(
+        f"--preset smoke --batches 1 --oracle-params {tmp_path / 'small.npz'} --run-dir {run_dir} "
+        "--reward-model dense --discriminator-num-gpus 1 --learner-num-gpus 1 --no-progress",
+        timeout_s=400, entrypoint_num_gpus=1)
+    assert job.status == JobStatus.SUCCEEDED, job.logs[-4000:]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [0, 1] and "train/mc_worker_nodes" not in records[1]
+    actors = state_api(gpu_cluster, "list_actors", address=gpu_cluster.dashboard, detail=True, limit=1000,
+                       filters=[("job_id", "=", job.job_id)], raise_on_missing_output=False)
+    (disc,) = actors
+    assert disc.class_name == "DiscriminatorActor" and disc.required_resources == {"CPU": 1.0, "GPU": 1.0}
+    device, gpus = placement(disc)
+    assert disc.node_id in gpu_cluster.worker_ids and len(gpus) == 1 and device == "cpu"
+    assert job.logs.count("the Learner asks for 1 GPU(s) (--learner-num-gpus)") == 1, job.logs[-3000:]
+
+
+@pytest.mark.slow
 def test_a_request_the_cluster_can_never_hold_is_refused_before_any_actor(gpu_cluster: GpuCluster,
                                                                           tmp_path: Path) -> None:
     """No autoscaler can add nodes to ``ray start`` nodes: actors needing more GPUs than they have would

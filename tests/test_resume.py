@@ -8,7 +8,10 @@ and checkpoint at batch 2, where the uninterrupted one does neither. The KL
 penalty toward the MLE generator is on, with its coefficient adapting after
 every batch: the reference generator and the coefficient must come back from
 the checkpoint as they were; so must the moving-average baseline of SeqGAN's
-gradient, under the log D reward transform.
+gradient, under the log D reward transform of the dense discriminator's discounted
+per-prefix rewards, and the dense discriminator itself (its actor's weights, Adam and
+RNGs; the Learner's copy of its weights). The Monte Carlo search's exact resume is
+``tests/test_kill_resume.py``'s (a real process killed three times).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from seqgan_rl.storage.checkpoint import MANIFEST_FILE, save_checkpoint, seal_ch
 from seqgan_rl.storage.files import run_dir_lock
 
 SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7", "--kl-coef", "0.05",
-            "--kl-target", "0.02", "--reward-transform", "log_d", "--baseline", "ema")
+            "--kl-target", "0.02", "--reward-model", "dense", "--dense-gamma", "0.5", "--reward-transform", "log_d",
+            "--baseline", "ema")
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -271,8 +275,8 @@ def test_resume_existing_continues_the_run_a_directory_holds_and_only_that_run(
     common = [*SCHEDULE, "--oracle-params", str(runs["half"].parent / "small.npz"), "--generator-checkpoint",
               str(runs["half"].parent / "mle.pt"), "--no-progress", "--device", "cpu", "--run-dir", str(run)]
     capsys.readouterr()
-    assert main(["train", *common, "--batches", "4", "--resume-existing", "--num-rollouts", "8"]) == 2
-    assert f"--resume-existing: {run} holds a run started with other options (num_rollouts: 4 there, 8 given)" \
+    assert main(["train", *common, "--batches", "4", "--resume-existing", "--d-epochs", "2"]) == 2
+    assert f"--resume-existing: {run} holds a run started with other options (d_epochs: 1 there, 2 given)" \
         in capsys.readouterr().err
     assert main(["train", *common, "--batches", "4", "--resume-existing"]) == 0
     assert_same_generator(run, runs["full"])
