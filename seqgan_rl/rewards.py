@@ -367,7 +367,7 @@ def dense_values(logits: Tensor, valid: np.ndarray, transform: str,
 def return_to_go(rewards: np.ndarray, gamma: float = 1.0) -> np.ndarray:
     """Σ_{s≥t} γ^(s−t)·r_s along the last axis of [..., L] rewards (float64)."""
     if gamma == 1.0:
-        return np.flip(np.cumsum(np.flip(rewards, -1), -1), -1)
+        return np.ascontiguousarray(np.flip(np.cumsum(np.flip(rewards, -1), -1), -1))
     returns = np.array(rewards, dtype=np.float64)
     for t in range(returns.shape[-1] - 2, -1, -1):
         returns[..., t] += gamma * returns[..., t + 1]

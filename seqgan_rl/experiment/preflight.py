@@ -300,7 +300,9 @@ def check_discriminator(config: TrainConfig, inputs: RunInputs) -> None:
         except ConfigError as error:
             raise ConfigError(f"{option} {shown} does not fit the data ({inputs.where}: vocabulary "
                               f"{inputs.vocab_size}, sequence length {inputs.seq_len}): {error}; give "
-                              f"--{option.replace('_', '-')} sizes that do") from None
+                              f"--{option.replace('_', '-')} sizes that do"
+                              f"{f' (filter_sizes of at most {inputs.seq_len})' if model is Discriminator else ''}"
+                              ) from None
 
 
 def check_reward_model(config: TrainConfig, inputs: RunInputs) -> None:

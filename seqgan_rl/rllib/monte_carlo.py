@@ -381,9 +381,10 @@ class MonteCarloQConnector(ConnectorV2):
     def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
         """The rollout policy, its version and the uniforms' RNG (the discriminator is the actor's to save)."""
         rng = self._pool.rng_state() if self._pool is not None else self._rng_state
+        model = self._rollout.model if self._rollout is not None else self._reference  # the generator's sizes
         return {  # copies: the live parameters keep moving with every update
             "rollout_policy": None if self._rollout is None else copy.deepcopy(self._rollout.state_dict()),
-            "generator_config": None if self._rollout is None else asdict(self._rollout.model.config),
+            "generator_config": None if model is None else asdict(model.config),
             "policy_version": self._policy_version,
             "rng_state": None if rng is None else rng.clone(),
             "kl_coef": self.kl_coef,
