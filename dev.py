@@ -4,8 +4,9 @@
 ``python3 dev.py train`` and ``python3 dev.py test`` each make sure ``.venv``
 holds this package and its pinned dependencies (``constraints.txt``), then run
 the main job, or the linter (``ruff check``, configured in ``pyproject.toml``)
-and the test suite, inside it. Only the Python standard library is
-used here, so a fresh machine with Python 3.11 and pip needs nothing else.
+and the default test suite (every test not marked slow; ``-m slow`` runs the
+others), inside it. Only the Python standard library is used here, so a fresh
+machine with Python 3.11 and pip needs nothing else.
 
 The environment is rebuilt only when ``setup.cfg``, ``pyproject.toml`` or
 ``constraints.txt`` changed since the last install (a hash stamp in ``.venv``),
@@ -25,6 +26,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".seqgan-rl-install-stamp"
 INSTALL_INPUTS = ("setup.cfg", "pyproject.toml", "constraints.txt")
+DEFAULT_SUITE = "not slow"
+"""The tests ``python3 dev.py test`` runs unless a ``-m`` is given: all but those marked slow (learning
+tests, real processes killed and resumed, multi-node clusters), which ``-m slow`` runs; ``.ci/run`` runs both."""
 
 
 def _bin(name: str) -> Path:
@@ -74,6 +78,8 @@ def main(argv: list[str]) -> int:
         if lint.returncode != 0:
             print("[dev] ruff found problems (see above); fix them before the tests run", file=sys.stderr)
             return lint.returncode
+        if not any(arg == "-m" or arg.startswith("-m") and len(arg) > 2 for arg in extra):
+            extra = ["-m", DEFAULT_SUITE, *extra]  # the slow tests: python3 dev.py test -m slow (CI runs both)
         cmd = [str(_bin("python")), "-m", "pytest", *extra]
     return subprocess.run(cmd, cwd=ROOT).returncode
 

@@ -131,19 +131,22 @@ def run_records(run_dir: Path) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("reward_model", "algo"), [("user_scorers:low_ids", "ppo"), ("bleu", "seqgan")])
 def test_a_fixed_reward_model_trains_end_to_end_without_a_discriminator(
-        tmp_path: Path, scorer_module: str, reward_model: str, algo: str) -> None:
-    """The smoke preset with a user's scorer (PPO) and with PG-BLEU (SeqGAN's update): the env, the Monte
-    Carlo rollouts and the Learner score with it; no discriminator is started, pretrained or trained."""
+        tmp_path: Path, scorer_module: str, reward_model: str, algo: str, ray_local, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The smoke preset with a user's scorer (PPO) and with PG-BLEU (SeqGAN's update), run by the CLI's ``main``
+    on the tests' local Ray: the env, the Monte Carlo rollouts and the Learner score with it; no
+    discriminator is started, pretrained or trained."""
+    from seqgan_rl.commands.cli import main
+
     Oracle.random(SMALL, seed=3).save_npz(tmp_path / "small.npz")
-    result = run_cli("train", "--preset", "smoke", "--oracle-params", "small.npz", "--run-dir", "run", "--algo", algo,
-                     "--reward-model", reward_model, "--num-cpus", 2, "--no-progress", "--device", "cpu",
-                     cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--preset", "smoke", "--oracle-params", "small.npz", "--run-dir", "run", "--algo", algo,
+                 "--reward-model", reward_model, "--device", "cpu"]) == 0
     records = run_records(tmp_path / "run")
     assert [r["iteration"] for r in records] == [0, 1, 2, 3]
     keys = set().union(*records)
     assert not {"train/d_accuracy", "train/d_loss", "time/d_steps_s"} & keys
-    assert "D pretrain" not in result.stderr
+    assert "D pretrain" not in capsys.readouterr().err  # no progress bar of a discriminator pretraining
     for record in records[1:]:
         assert 0 < record["train/d_fake_mean"] <= 1  # the env's terminal rewards: the reward model's scores
         assert np.isfinite(record["eval/nll_oracle"])
