@@ -235,7 +235,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator-checkpoint", type=Path, required=True, help="the MLE checkpoint all start from")
     parser.add_argument("--preset", choices=sorted(TRAIN_PRESETS), default="cpu")
-    parser.add_argument("--batches", type=int, default=40, help="adversarial batches per run")
+    parser.add_argument("--batches", type=int, default=40,
+                        help="adversarial batches per run (a configuration's adversarial_batches= wins)")
     parser.add_argument("--eval-every", type=int, default=10, help="evaluate every this many batches")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
@@ -258,7 +259,7 @@ def main() -> None:
         runs = []
         for seed in seeds:
             config = get_train_preset(args.preset).with_overrides(
-                **overrides, adversarial_batches=args.batches, seed=seed, eval_every=args.eval_every,
+                **{"adversarial_batches": args.batches, **overrides}, seed=seed, eval_every=args.eval_every,
                 checkpoint_every=args.eval_every)
             run_dir = args.out_dir / name / f"seed{seed}"
             if args.finished_only and not finished(run_dir, config):
