@@ -10,7 +10,9 @@ run's fixed training set, or fresh oracle samples with ``--fresh-real``), ``--ep
 as the discriminator actor's ``train_on_generator`` does; after every ``--eval-every`` d-steps it is
 measured on ``--info-samples`` held-out real and as many fresh generated sequences, with its
 training accuracy beside them (memorisation shows as a gap). Seconds per d-step are measured on the
-same thread count. Prints a JSON object as its last line.
+same thread count. ``--ideal-noise`` measures the ideal discriminator with a fixed error of each size
+(``reward_model=ideal``'s ``ideal_noise``) on the same sequences: the σ whose Spearman matches a learned
+discriminator's. Prints a JSON object as its last line.
 
     python benchmarks/discriminator_information.py --generator-checkpoint MLE/checkpoint.pt --data RUN/data \\
         --configs cnn:lr=1e-4 dense:lr=1e-4 dense:lr=1e-3
@@ -34,6 +36,7 @@ from _common import machine  # noqa: E402
 
 from seqgan_rl.config import CPU_DISCRIMINATOR  # noqa: E402
 from seqgan_rl.data.tables import read_token_table  # noqa: E402
+from seqgan_rl.distributed.weights import module_weights  # noqa: E402
 from seqgan_rl.evaluation.information import discriminator_information  # noqa: E402
 from seqgan_rl.models.discriminator import (  # noqa: E402
     build_discriminator,
@@ -41,7 +44,7 @@ from seqgan_rl.models.discriminator import (  # noqa: E402
     train_discriminator,
 )
 from seqgan_rl.models.oracle import Oracle  # noqa: E402
-from seqgan_rl.rewards import probability_logits  # noqa: E402
+from seqgan_rl.rewards import IdealDiscriminator, probability_logits  # noqa: E402
 from seqgan_rl.runs import load_generator  # noqa: E402
 
 
@@ -68,7 +71,9 @@ def main() -> None:
     parser.add_argument("--generator-checkpoint", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="a run's data directory (train/valid.parquet, "
                         "oracle.npz)")
-    parser.add_argument("--configs", nargs="+", default=["cnn:lr=1e-4", "dense:lr=1e-4", "dense:lr=1e-3"])
+    parser.add_argument("--configs", nargs="*", default=["cnn:lr=1e-4", "dense:lr=1e-4", "dense:lr=1e-3"])
+    parser.add_argument("--ideal-noise", default="", help="comma-separated σ (nats) of the ideal discriminator's "
+                        "fixed error to measure (reward_model=ideal, ideal_noise)")
     parser.add_argument("--d-steps", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--negatives", type=int, default=5_000)
@@ -88,6 +93,14 @@ def main() -> None:
     with torch.no_grad():
         held = torch.cat([held_real, held_fake])
         log_ratio = (oracle.log_prob(held).sum(1) - generator.log_prob(held).sum(1)).numpy()
+
+    noisy = {}
+    for sigma in [float(v) for v in args.ideal_noise.split(",") if v]:
+        ideal = IdealDiscriminator(oracle, generator.config, noise=sigma, noise_seed=args.seed)
+        ideal.load_generator_weights(module_weights(generator, 1)["state"])
+        is_real = np.arange(len(held)) < args.info_samples
+        noisy[sigma] = discriminator_information(ideal.logit(held).double().numpy(), is_real, log_ratio)
+        print(f"ideal_noise {sigma}: {noisy[sigma]}", flush=True)
 
     results = {}
     for text in args.configs:
@@ -115,7 +128,8 @@ def main() -> None:
                 model.eval()
                 info = measure(model, held_real, held_fake, log_ratio)
                 curve.append({"d_step": step, "train_accuracy": stats["accuracy"], "train_loss": stats["loss"],
-                              "held_out_accuracy": info["eval/d_accuracy"], "spearman": info["eval/d_spearman"]})
+                              "held_out_accuracy": info["eval/d_accuracy"], "spearman": info["eval/d_spearman"],
+                              "spearman_generated": info["eval/d_spearman_generated"]})
                 print(f"{text} step {step}: {curve[-1]}", flush=True)
         results[text] = {"curve": curve, "seconds_per_d_step": float(np.mean(seconds)),
                          "parameters": sum(p.numel() for p in model.parameters())}
@@ -126,6 +140,8 @@ def main() -> None:
                     "threads": torch.get_num_threads(), "generator_checkpoint": str(args.generator_checkpoint)},
         "ideal_accuracy": float(np.mean(np.where(np.arange(len(log_ratio)) < args.info_samples, log_ratio > 0,
                                                  log_ratio < 0))),
+        "log_ratio_std": float(np.std(log_ratio)),
+        "ideal_noise": noisy,
         "results": results,
         "machine": machine("cpu"),
     }))

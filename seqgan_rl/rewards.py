@@ -52,6 +52,7 @@ are scored whole.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,9 +382,15 @@ class IdealDiscriminator(nn.Module):
     the Learner's before every Q (``load_generator_weights``); the oracle is not part of the weights sent.
     Both log-likelihoods come from ``Generator.log_prob``: batched over sequences, the vocabulary projection
     in chunks (no [M, T, V] tensor).
+
+    With ``noise`` σ > 0 the logit carries a fixed error e(y) = Σ_t E[t, y_t], E [T, V] ~ N(0, σ²/T) drawn
+    once from ``noise_seed`` (so Var e(y) = σ²): the same for every evaluation of a sequence, like a learned
+    discriminator's mistakes, and additive over tokens, so the generator can learn to climb it. It measures
+    how much information a discriminator must carry before its reward beats the sharpening control.
     """
 
-    def __init__(self, oracle: Oracle, generator_config: GeneratorConfig) -> None:
+    def __init__(self, oracle: Oracle, generator_config: GeneratorConfig, noise: float = 0.0,
+                 noise_seed: int = 0) -> None:
         super().__init__()
         if (oracle.vocab_size, oracle.seq_len) != (generator_config.vocab_size, generator_config.seq_len):
             raise DataError(f"reward_model 'ideal': the oracle's vocabulary/length {oracle.vocab_size}/"
@@ -392,14 +399,19 @@ class IdealDiscriminator(nn.Module):
         self.oracle = oracle
         with torch.random.fork_rng(devices=[]):  # weights come from the Learner; draw nothing here
             self.generator = Generator(generator_config, init_std=None).eval()
+        shape = (generator_config.seq_len, generator_config.vocab_size)
+        error = (torch.randn(shape, generator=torch.Generator().manual_seed(noise_seed)) *
+                 (noise / math.sqrt(shape[0]))) if noise > 0 else None
+        self.register_buffer("error", error, persistent=False)  # [T, V] or None: not part of the weights sent
 
     @classmethod
-    def from_file(cls, oracle_file: str | Path, generator_config: GeneratorConfig) -> IdealDiscriminator:
+    def from_file(cls, oracle_file: str | Path, generator_config: GeneratorConfig, noise: float = 0.0,
+                  noise_seed: int = 0) -> IdealDiscriminator:
         """The ideal discriminator of the oracle saved at ``oracle_file`` (a run's ``data/oracle.npz``)."""
         if not Path(oracle_file).is_file():
             raise DataError(f"reward_model 'ideal' needs the oracle beside the real data: {oracle_file} not found "
                             "(it exists for synthetic oracle data only; a text corpus has no true density)")
-        return cls(Oracle.from_npz(oracle_file), generator_config)
+        return cls(Oracle.from_npz(oracle_file), generator_config, noise, noise_seed)
 
     def load_generator_weights(self, state: dict[str, Any]) -> None:
         """The generator's parameters (``Generator.state_dict`` names; tensors or NumPy arrays)."""
@@ -407,9 +419,14 @@ class IdealDiscriminator(nn.Module):
 
     @torch.no_grad()
     def logit(self, tokens: Tensor) -> Tensor:
-        """log p_oracle(y) − log p_G(y) [M] (float32) of complete sequences [M, T]."""
+        """log p_oracle(y) − log p_G(y) [M] (float32) of complete sequences [M, T], plus the fixed error e(y)
+        when ``noise`` > 0."""
         tokens = tokens.to(self.generator.device)
-        return self.oracle.log_prob(tokens).sum(dim=1) - self.generator.log_prob(tokens).sum(dim=1)
+        logit = self.oracle.log_prob(tokens).sum(dim=1) - self.generator.log_prob(tokens).sum(dim=1)
+        if self.error is None:
+            return logit
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return logit + self.error[positions, tokens].sum(dim=1)
 
     @torch.no_grad()
     def score(self, tokens: Tensor) -> Tensor:
@@ -432,6 +449,7 @@ class RewardModelSpec:
         vocab_size, seq_len: the generator's.
         bleu_n, bleu_smoothing: BLEU's order and smoothing (``"none"`` or an NLTK method name).
         constant_reward: ``constant``'s score.
+        ideal_noise, noise_seed: ``ideal``'s fixed error (``IdealDiscriminator``) and the seed it is drawn from.
     """
 
     name: str
@@ -441,6 +459,8 @@ class RewardModelSpec:
     bleu_n: int = 2
     bleu_smoothing: str = "none"
     constant_reward: float = 0.45
+    ideal_noise: float = 0.0
+    noise_seed: int = 0
 
     @classmethod
     def of_run(cls, options: TrainConfig, real_data: str, vocab_size: int, seq_len: int) -> RewardModelSpec | None:
@@ -448,7 +468,8 @@ class RewardModelSpec:
         if options.reward_model in LEARNED_REWARD_MODELS:
             return None
         return cls(options.reward_model, str(real_data), vocab_size, seq_len, bleu_n=options.bleu_n,
-                   bleu_smoothing=options.bleu_smoothing, constant_reward=options.constant_reward)
+                   bleu_smoothing=options.bleu_smoothing, constant_reward=options.constant_reward,
+                   ideal_noise=options.ideal_noise, noise_seed=options.seed)
 
     @property
     def oracle_file(self) -> Path:
@@ -457,7 +478,7 @@ class RewardModelSpec:
 
     def ideal_discriminator(self, generator_config: GeneratorConfig) -> IdealDiscriminator:
         """``ideal``'s scorer (its generator's weights still to be loaded)."""
-        return IdealDiscriminator.from_file(self.oracle_file, generator_config)
+        return IdealDiscriminator.from_file(self.oracle_file, generator_config, self.ideal_noise, self.noise_seed)
 
     def build(self) -> RewardFunction:
         """The scoring function, unchecked (``RewardModel`` checks its outputs).

@@ -61,6 +61,33 @@ def test_ideal_equals_the_optimal_discriminator_computed_in_float64() -> None:
     assert not torch.allclose(before, ideal.logit(tokens))  # it scores against the generator it was sent
 
 
+def test_ideal_noise_is_a_fixed_error_of_the_stated_size_added_to_the_exact_logit() -> None:
+    oracle = Oracle.random(SMALL, seed=3)
+    generator = Generator(SMALL)
+    weights = module_weights(generator, 1)["state"]
+    tokens = torch.cat([oracle.sample(256), generator.sample(256)])  # (512, T)
+    exact = IdealDiscriminator(oracle, SMALL)
+    noisy = IdealDiscriminator(oracle, SMALL, noise=2.0, noise_seed=7)
+    for model in (exact, noisy):
+        model.load_generator_weights(weights)
+    error = (noisy.logit(tokens) - exact.logit(tokens)).double()
+    table = torch.randn((SMALL.seq_len, SMALL.vocab_size), generator=torch.Generator().manual_seed(7)) * (
+        2.0 / SMALL.seq_len ** 0.5)
+    expected = table.double()[torch.arange(SMALL.seq_len), tokens].sum(dim=1)  # e(y) = Σ_t E[t, y_t]
+    torch.testing.assert_close(error, expected, rtol=1e-4, atol=1e-3)
+    assert 1.5 < float(error.std()) < 2.5  # Var e(y) = σ² for distinct tokens per position
+    torch.testing.assert_close(noisy.logit(tokens), noisy.logit(tokens))  # the same error at every call
+    again = IdealDiscriminator(oracle, SMALL, noise=2.0, noise_seed=7)
+    again.load_generator_weights(weights)
+    torch.testing.assert_close(again.logit(tokens), noisy.logit(tokens))  # every scorer of a run: one error
+    other = IdealDiscriminator(oracle, SMALL, noise=2.0, noise_seed=8)
+    other.load_generator_weights(weights)
+    assert not torch.allclose(other.logit(tokens), noisy.logit(tokens))
+    assert "error" not in noisy.state_dict()  # never sent with the generator's weights
+    with pytest.raises(ConfigError, match="ideal_noise=0.5 .*reward_model='discriminator'"):
+        TrainConfig(ideal_noise=0.5).validate()
+
+
 def test_ideal_refuses_data_without_an_oracle(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="oracle.npz not found.*text corpus"):
         RewardModelSpec("ideal", str(tmp_path / "train.parquet"), SMALL.vocab_size, SMALL.seq_len) \
@@ -209,7 +236,11 @@ def test_spearman_and_the_accuracies_of_the_information_measure() -> None:
     log_ratio = np.array([5.0, -1.0, -4.0, -2.0])  # D* errs on the second real sequence
     measure = discriminator_information(np.array([2.0, 1.0, -3.0, 0.5]), is_real, log_ratio)
     assert measure == {"eval/d_accuracy": 0.75, "eval/ideal_accuracy": 0.75,
-                       "eval/d_spearman": pytest.approx(spearman(np.array([2.0, 1.0, -3.0, 0.5]), log_ratio))}
+                       "eval/d_spearman": pytest.approx(spearman(np.array([2.0, 1.0, -3.0, 0.5]), log_ratio)),
+                       "eval/d_spearman_generated": pytest.approx(1.0)}  # the two fakes in D*'s order
+    backwards = discriminator_information(np.array([2.0, 1.0, 0.5, -3.0]), is_real, log_ratio)
+    assert backwards["eval/d_spearman_generated"] == pytest.approx(-1.0)  # the fakes reversed: nothing to follow
+    assert backwards["eval/d_spearman"] > 0  # while on the mixture D still looks informative
     assert discriminator_information(log_ratio, is_real, log_ratio)["eval/d_spearman"] == pytest.approx(1.0)
 
 

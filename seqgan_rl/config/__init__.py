@@ -228,6 +228,11 @@ class TrainConfig(Options):
                                           "token (the default: SeqGAN's mean Q over its first batches on the cpu "
                                           "preset); the control that isolates the sharpening of SeqGAN's "
                                           "unbaselined gradient", ge=0.0, le=1.0)
+    ideal_noise: float = option(0.0, "reward_model=ideal: the standard deviation (nats) of a fixed error added "
+                                     "to D*'s logit, sum_t e[t, y_t] with e ~ N(0, sigma^2/T) drawn once from the "
+                                     "run's seed: the bound made as uninformative as a learned discriminator "
+                                     "(eval/d_spearman falls below 1), wrong in a way the generator can learn",
+                                ge=0.0)
     reward_transform: str = option("d", "what each score D becomes before it is averaged into Q: d (the paper), "
                                         "2d-1 (ScratchGAN), log_d, or maligan (D/(1-D), normalised to mean 1 over "
                                         "the batch at each position; algo=seqgan)", choices=REWARD_TRANSFORMS)
@@ -294,6 +299,9 @@ class TrainConfig(Options):
             if self.reward_model == "ideal":
                 raise ConfigError("reward_model='ideal' is computed from the current generator in the Learner's Monte "
                                   "Carlo step; reward=terminal skips it: use reward=shaped")
+        if self.ideal_noise > 0 and self.reward_model != "ideal":
+            raise ConfigError(f"ideal_noise={self.ideal_noise} is an error added to the ideal discriminator; "
+                              f"reward_model={self.reward_model!r} has none: use reward_model=ideal or ideal_noise=0")
         if self.reward_model == "dense":
             for name in ("num_mc_workers", "mc_worker_num_gpus"):
                 if getattr(self, name) > 0:

@@ -47,7 +47,10 @@ def discriminator_information(logits: np.ndarray, is_real: np.ndarray,
         ``eval/d_accuracy``: the share of sequences on the right side of D = 0.5 (real above);
         with ``log_ratio`` also ``eval/ideal_accuracy`` (the same for D*, the most any discriminator can
         reach on these sequences) and ``eval/d_spearman``: the rank correlation of D with D* (1: D orders
-        sequences as the optimal discriminator does; 0: D carries no information on the density ratio).
+        sequences as the optimal discriminator does; 0: D carries no information on the density ratio);
+        ``eval/d_spearman_generated``: the same over the generated sequences alone. The policy gradient
+        only ever sees generated sequences, and on the mixture telling real from generated ranks most
+        pairs, so this is the part of D's information the generator can use.
     """
     is_real = np.asarray(is_real, dtype=bool)
     logits = np.asarray(logits, dtype=np.float64)
@@ -56,4 +59,5 @@ def discriminator_information(logits: np.ndarray, is_real: np.ndarray,
         log_ratio = np.asarray(log_ratio, dtype=np.float64)
         metrics["eval/ideal_accuracy"] = float(np.mean(np.where(is_real, log_ratio > 0, log_ratio < 0)))
         metrics["eval/d_spearman"] = spearman(logits, log_ratio)
+        metrics["eval/d_spearman_generated"] = spearman(logits[~is_real], log_ratio[~is_real])
     return metrics

@@ -103,7 +103,7 @@ CURVE_PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Likelihood", "nats per token", ("eval/nll_oracle", "eval/nll_test", "train/nll")),
     ("Discriminator", "probability", ("train/d_accuracy", "train/d_fake_mean", "train/mean_q")),
     ("Discriminator's information: rank correlation of D with the ideal D*", "Spearman's rho",
-     ("eval/d_spearman",)),
+     ("eval/d_spearman", "eval/d_spearman_generated")),
     ("Held-out real vs fresh generated: share classified right", "accuracy",
      ("eval/d_accuracy", "eval/ideal_accuracy")),
     ("Spread of Q over the batch", "standard deviation of Q_t, mean over t", ("train/q_spread",)),
