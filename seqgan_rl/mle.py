@@ -158,24 +158,14 @@ def pretrain_mle(
         since the previous evaluation), ``time/eval_s``, ``time/elapsed_s``.
     """
     config.validate()
-    device = generator.device
     optimizer = optimizer or make_generator_optimizer(generator, config.lr)
-    state = start or MLEProgress.start(config, device)
+    state = start or MLEProgress.start(config, generator.device)
     train = data.train.numpy() if data.train.device.type == "cpu" else data.train.cpu().numpy()
     records: list[dict[str, Any]] = list(log.records) if log is not None and start is not None else []
     started = time.perf_counter() - state.elapsed_s
 
     def record(epoch: int, extra: dict[str, float]) -> None:
-        eval_start = time.perf_counter()
-        metrics = nll_metrics(generator, data, config.num_eval_samples, state.eval_rng)
-        entry = {"epoch": epoch, **extra, **metrics, "time/eval_s": time.perf_counter() - eval_start,
-                 "time/elapsed_s": time.perf_counter() - started}
-        records.append(entry)
-        if log is not None:
-            log.log(entry)
-            if log.samples is not None:
-                log.samples.write(generator, epoch)
-        state.epoch, state.elapsed_s = epoch, time.perf_counter() - started
+        records.append(evaluate_epoch(generator, data, config, state, epoch, extra, log, started))
         if on_evaluation is not None:
             on_evaluation(state)
 
@@ -185,30 +175,53 @@ def pretrain_mle(
     bar = tqdm(range(state.epoch + 1, config.epochs + 1), desc="MLE", unit="epoch", disable=not progress,
                initial=state.epoch, total=config.epochs)
     for epoch in bar:
-        generator.train()
         sample_probability = sampling_probability(config, epoch)
         epoch_start = time.perf_counter()
-        total, count = 0.0, 0
-        for batch in iterate_minibatches(train, config.batch_size, shuffle=True, rng=state.batch_rng):
-            tokens = torch.from_numpy(batch).to(device)
-            loss = generator.scheduled_sampling_loss(tokens, sample_probability, generator=state.ss_rng)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
-            optimizer.step()
-            total += loss.item() * len(batch)
-            count += len(batch)
+        train_nll = train_epoch(generator, optimizer, train, config, state, sample_probability)
         train_s += time.perf_counter() - epoch_start
         epochs_timed += 1
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            extra = {"train/nll": total / count, "time/epoch_s": train_s / epochs_timed}
+            extra = {"train/nll": train_nll, "time/epoch_s": train_s / epochs_timed}
             if config.scheduled_sampling != "none":
                 extra["train/ss_probability"] = sample_probability
             record(epoch, extra)
             train_s, epochs_timed = 0.0, 0
-            shown = {k.split("/")[1]: round(v, 3) for k, v in records[-1].items() if k.startswith("eval/")}
-            bar.set_postfix(shown)
+            bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in records[-1].items() if k.startswith("eval/")})
     return records
+
+
+def train_epoch(generator: Generator, optimizer: torch.optim.Optimizer, train: np.ndarray, config: PretrainConfig,
+                state: MLEProgress, sample_probability: float) -> float:
+    """One MLE pass over the training sequences [N, T] in ``state.batch_rng``'s shuffled minibatches (clipped Adam
+    steps); returns the epoch's mean loss per token, weighted by minibatch size."""
+    generator.train()
+    total, count = 0.0, 0
+    for batch in iterate_minibatches(train, config.batch_size, shuffle=True, rng=state.batch_rng):
+        tokens = torch.from_numpy(batch).to(generator.device)
+        loss = generator.scheduled_sampling_loss(tokens, sample_probability, generator=state.ss_rng)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
+        optimizer.step()
+        total += loss.item() * len(batch)
+        count += len(batch)
+    return total / count
+
+
+def evaluate_epoch(generator: Generator, data: Dataset, config: PretrainConfig, state: MLEProgress, epoch: int,
+                   extra: dict[str, float], log: MetricsLog | None, started: float) -> dict[str, Any]:
+    """The record of the evaluation after ``epoch``: ``extra`` and the NLL metrics, logged with the samples
+    when there is a ``log``; ``state`` then stands at that epoch (``started``: the run's perf_counter origin)."""
+    eval_start = time.perf_counter()
+    metrics = nll_metrics(generator, data, config.num_eval_samples, state.eval_rng)
+    entry = {"epoch": epoch, **extra, **metrics, "time/eval_s": time.perf_counter() - eval_start,
+             "time/elapsed_s": time.perf_counter() - started}
+    if log is not None:
+        log.log(entry)
+        if log.samples is not None:
+            log.samples.write(generator, epoch)
+    state.epoch, state.elapsed_s = epoch, time.perf_counter() - started
+    return entry
 
 
 MLE_CHECKPOINT_FILE = "checkpoint.pt"

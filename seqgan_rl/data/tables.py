@@ -92,6 +92,23 @@ def _validate_tokens_for_write(path: Path, tokens: np.ndarray, vocab_size: int) 
         )
 
 
+def _checked_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """The user's schema metadata for a token table, checked: str to str, no key of the reserved prefix."""
+    extra = dict(metadata or {})
+    for key, value in extra.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ConfigError(
+                f"token table metadata must map str to str, got {key!r}: {value!r} "
+                f"({type(key).__name__}: {type(value).__name__})"
+            )
+        if key.startswith(_META_PREFIX):
+            raise ConfigError(
+                f"token table metadata key {key!r} is reserved (the '{_META_PREFIX}' prefix "
+                "belongs to seqgan-rl)"
+            )
+    return extra
+
+
 def write_token_table(
     path: str | os.PathLike[str],
     tokens: np.ndarray,
@@ -121,18 +138,7 @@ def write_token_table(
     target = Path(path)
     if not 1 <= vocab_size <= _INT32_MAX:
         raise ConfigError(f"vocab_size must be in [1, {_INT32_MAX}], got {vocab_size}")
-    extra = dict(metadata or {})
-    for key, value in extra.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise ConfigError(
-                f"token table metadata must map str to str, got {key!r}: {value!r} "
-                f"({type(key).__name__}: {type(value).__name__})"
-            )
-        if key.startswith(_META_PREFIX):
-            raise ConfigError(
-                f"token table metadata key {key!r} is reserved (the '{_META_PREFIX}' prefix "
-                "belongs to seqgan-rl)"
-            )
+    extra = _checked_metadata(metadata)
     array = np.asarray(tokens)
     _validate_tokens_for_write(target, array, vocab_size)
 

@@ -90,17 +90,9 @@ def _encode_sequences(vocab: Vocabulary, lines: list[list[str]], seq_len: int) -
     return out
 
 
-def prepare_text_dataset(
-    text_path: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    *,
-    level: Literal["word", "char"] = "word",
-    max_len: int | None = None,
-    min_freq: int = 1,
-    valid_fraction: float = 0.1,
-    seed: int = 0,
-    lowercase: bool = True,
-) -> DatasetSummary:
+def prepare_text_dataset(text_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                         level: Literal["word", "char"] = "word", max_len: int | None = None, min_freq: int = 1,
+                         valid_fraction: float = 0.1, seed: int = 0, lowercase: bool = True) -> DatasetSummary:
     """Turn a text corpus (one sentence per line) into train/valid token tables.
 
     Blank lines are skipped. Every sequence is its tokens, ``<eos>``, then
@@ -139,33 +131,17 @@ def prepare_text_dataset(
 
     vocab = Vocabulary.build(train_lines, min_freq=min_freq)
     out = Path(out_dir)
-    common = {
-        "source": source.name,
-        "level": level,
-        "lowercase": str(lowercase).lower(),
-        "min_freq": str(min_freq),
-        "seed": str(seed),
-    }
-    train_path = out / "train.parquet"
-    valid_path = out / "valid.parquet"
-    vocab_path = out / "vocab.json"
-    write_token_table(
-        train_path, _encode_sequences(vocab, train_lines, seq_len), len(vocab), {**common, "split": "train"}
-    )
+    common = {"source": source.name, "level": level, "lowercase": str(lowercase).lower(), "min_freq": str(min_freq),
+              "seed": str(seed)}
+    train_path, valid_path, vocab_path = out / "train.parquet", out / "valid.parquet", out / "vocab.json"
+    write_token_table(train_path, _encode_sequences(vocab, train_lines, seq_len), len(vocab),
+                      {**common, "split": "train"})
     unknown_rate = _write_valid_split(valid_path, vocab, valid_lines, seq_len, {**common, "split": "valid"})
     vocab.save(vocab_path)
-    return DatasetSummary(
-        num_train=len(train_lines),
-        num_valid=len(valid_lines),
-        vocab_size=len(vocab),
-        seq_len=seq_len,
-        truncated=truncated,
-        unknown_rate_valid=unknown_rate,
-        level=level,
-        train_path=str(train_path),
-        valid_path=str(valid_path) if valid_lines else None,
-        vocab_path=str(vocab_path),
-    )
+    return DatasetSummary(num_train=len(train_lines), num_valid=len(valid_lines), vocab_size=len(vocab),
+                          seq_len=seq_len, truncated=truncated, unknown_rate_valid=unknown_rate, level=level,
+                          train_path=str(train_path), valid_path=str(valid_path) if valid_lines else None,
+                          vocab_path=str(vocab_path))
 
 
 def _check_text_options(level: str, max_len: int | None, min_freq: int, valid_fraction: float) -> None:

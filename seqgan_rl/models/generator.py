@@ -47,6 +47,22 @@ class GeneratorConfig:
             )
 
 
+def checked_active_rows(active_rows: list[int] | None, shape: tuple[int, int], group_size: int,
+                        has_uniforms: bool) -> list[int]:
+    """``continue_sequences``' schedule of active rows for a [R, L] buffer (``None``: all R at every column),
+    checked: one entry per sampled column, non-decreasing, at most R; groups only with pre-drawn uniforms."""
+    total_rows, length = shape
+    if active_rows is None:
+        active_rows = [total_rows] * (length - 1)
+    if len(active_rows) != length - 1:
+        raise ValueError(f"active_rows needs {length - 1} entries (one per sampled column), got {len(active_rows)}")
+    if group_size < 1 or (group_size > 1 and not has_uniforms):
+        raise ValueError(f"group_size must be >= 1 and > 1 only with uniforms, got {group_size}")
+    if any(b < a for a, b in zip([0, *active_rows], active_rows)) or (active_rows and active_rows[-1] > total_rows):
+        raise ValueError(f"active_rows must be non-decreasing and <= {total_rows}, got {active_rows}")
+    return active_rows
+
+
 class Generator(nn.Module):
     """Embedding → single-layer LSTM → vocabulary projection.
 
@@ -342,17 +358,9 @@ class Generator(nn.Module):
         table = self.input_table()
         weight_t, bias = self.output.weight.t(), self.output.bias
         h, c = state
-        total_rows, length = tokens.shape
-        if active_rows is None:
-            active_rows = [total_rows] * (length - 1)
-        if len(active_rows) != length - 1:
-            raise ValueError(f"active_rows needs {length - 1} entries (one per sampled column), got {len(active_rows)}")
-        if group_size < 1 or (group_size > 1 and uniforms is None):
-            raise ValueError(f"group_size must be >= 1 and > 1 only with uniforms, got {group_size}")
+        active_rows = checked_active_rows(active_rows, tokens.shape, group_size, uniforms is not None)
         previous = 0
         for column, active in enumerate(active_rows, start=1):
-            if active < previous or active > total_rows:
-                raise ValueError(f"active_rows must be non-decreasing and <= {total_rows}, got {active_rows}")
             if previous:
                 gates_in = F.embedding(tokens[:previous, column - 1], table)
                 h[:previous], c[:previous] = self._cell(gates_in, (h[:previous], c[:previous]))
@@ -362,19 +370,28 @@ class Generator(nn.Module):
                     uniform=None if uniforms is None else uniforms[:active, column], chunk_rows=chunk_rows,
                 )
             else:
-                if (active - previous) % group_size:
-                    raise ValueError(f"rows join in groups of {group_size}, but {active - previous} join at column "
-                                     f"{column}")
-                if previous:
-                    tokens[:previous, column] = sample_next_tokens(
-                        h[:previous], weight_t, bias, temperature=temperature, uniform=uniforms[:previous, column],
-                        chunk_rows=chunk_rows)
-                if active > previous:  # one distribution per group, group_size draws from it
-                    tokens[previous:active, column] = sample_next_tokens(
-                        h[previous:active:group_size], weight_t, bias, temperature=temperature,
-                        uniform=uniforms[previous:active, column].view(-1, group_size), chunk_rows=chunk_rows,
-                    ).flatten()
+                self._sample_grouped_column(tokens, h, uniforms, column, (previous, active), group_size, temperature,
+                                            chunk_rows)
             previous = active
+
+    def _sample_grouped_column(self, tokens: Tensor, h: Tensor, uniforms: Tensor, column: int,
+                               rows: tuple[int, int], group_size: int, temperature: float, chunk_rows: int) -> None:
+        """``continue_sequences``' column ``column`` when rows join in groups: of ``rows`` = (previous, active),
+        rows [0, previous) draw from their own states h [R, H], the groups joining in [previous, active) one
+        distribution each, with each row's own uniform of ``uniforms`` [R, L]."""
+        previous, active = rows
+        weight_t, bias = self.output.weight.t(), self.output.bias
+        if (active - previous) % group_size:
+            raise ValueError(f"rows join in groups of {group_size}, but {active - previous} join at column {column}")
+        if previous:
+            tokens[:previous, column] = sample_next_tokens(
+                h[:previous], weight_t, bias, temperature=temperature, uniform=uniforms[:previous, column],
+                chunk_rows=chunk_rows)
+        if active > previous:  # one distribution per group, group_size draws from it
+            tokens[previous:active, column] = sample_next_tokens(
+                h[previous:active:group_size], weight_t, bias, temperature=temperature,
+                uniform=uniforms[previous:active, column].view(-1, group_size), chunk_rows=chunk_rows,
+            ).flatten()
 
     @torch.no_grad()
     def sample(
