@@ -79,7 +79,7 @@ from seqgan_rl.mc.engine import PrefixRolloutScorer, Scorer
 from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.models.oracle import Oracle
 
-DISCRIMINATOR, DENSE, BLEU, CONSTANT, IDEAL = REWARD_MODELS
+DISCRIMINATOR, DENSE, RATIO, BLEU, CONSTANT, IDEAL = REWARD_MODELS
 ORACLE_FILE = "oracle.npz"
 """The oracle's parameters beside a synthetic run's real data (``reward_model=ideal`` reads them)."""
 PROBABILITY_FLOOR = 1e-7

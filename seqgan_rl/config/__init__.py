@@ -22,6 +22,7 @@ from seqgan_rl.errors import ConfigError
 from seqgan_rl.evaluation.bleu import SMOOTHING_METHODS
 from seqgan_rl.mc.engine import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS
 from seqgan_rl.models.discriminator import PAPER_NUM_FILTERS
+from seqgan_rl.models.ratio_discriminator import RATIO_OBJECTIVES
 
 SEED_MAX = 2**31 - 1
 """The largest seed. RLlib seeds NumPy's global RNG with ``seed`` plus an EnvRunner's index (and 10**6 for an
@@ -34,17 +35,22 @@ ALGORITHMS: tuple[str, ...] = ("seqgan", "ppo", "appo", "impala")
 SCHEDULED_SAMPLING: tuple[str, ...] = ("none", "linear", "exponential", "inverse_sigmoid")
 """MLE input schedules: teacher forcing, or Bengio et al. (2015)'s decays (``seqgan_rl.mle.sampling_probability``)."""
 
-REWARD_MODELS: tuple[str, ...] = ("discriminator", "dense", "bleu", "constant", "ideal")
+REWARD_MODELS: tuple[str, ...] = ("discriminator", "dense", "ratio", "bleu", "constant", "ideal")
 """Named reward models (``seqgan_rl.rewards``); any other ``reward_model`` is a scorer ``module:function``."""
 
-LEARNED_REWARD_MODELS: tuple[str, ...] = ("discriminator", "dense")
+LEARNED_REWARD_MODELS: tuple[str, ...] = ("discriminator", "dense", "ratio")
 """Reward models trained against the generator in the discriminator actor: the paper's CNN, valued by the Monte
-Carlo search, and the causal LSTM that scores every prefix in one pass (docs/rewards.md, "Dense rewards")."""
+Carlo search, and the two that score every prefix in one pass (``DENSE_REWARD_MODELS``)."""
+
+DENSE_REWARD_MODELS: tuple[str, ...] = ("dense", "ratio")
+"""Learned reward models that score every prefix in one forward pass in the Learner, with no Monte Carlo search:
+the causal LSTM classifier (docs/rewards.md, "Dense rewards") and the language model against the generator
+(``seqgan_rl.models.ratio_discriminator``)."""
 
 MONTE_CARLO_OPTIONS: tuple[str, ...] = ("num_rollouts", "rollout_beta", "rollout_mix_embedding", "num_mc_workers",
                                         "mc_worker_num_cpus", "mc_worker_num_gpus", "mc_max_batch",
                                         "score_precision", "discriminator")
-"""Options of the Monte Carlo search and its CNN: ``reward_model=dense`` runs neither, so setting one of them
+"""Options of the Monte Carlo search and its CNN: ``DENSE_REWARD_MODELS`` run neither, so setting one of them
 with it is refused (``refuse_monte_carlo_options``) rather than ignored."""
 
 REWARD_TRANSFORMS: tuple[str, ...] = ("d", "2d-1", "log_d", "maligan")
@@ -220,7 +226,9 @@ class TrainConfig(Options):
                                                 "the paper's PG-BLEU), constant (--constant-reward for every "
                                                 "sequence: the control), dense (a causal LSTM discriminator "
                                                 "scoring every prefix in one pass, no Monte Carlo search), "
-                                                "ideal (the optimal discriminator "
+                                                "ratio (a language model q against G, logit log q - log p_G "
+                                                "of every prefix: a learned discriminator in D*'s form; no "
+                                                "Monte Carlo search), ideal (the optimal discriminator "
                                                 "p_oracle/(p_oracle+p_G) of the current G; oracle data only) or a "
                                                 "scorer 'module:function' mapping int64 ids [M, T] to M rewards in "
                                                 "[0, 1]", check=check_reward_model_name)
@@ -242,7 +250,13 @@ class TrainConfig(Options):
                                    "Monte Carlo value of the prefix before the token; the batch's mean Q_1 for "
                                    "the first token)", choices=BASELINES)
     baseline_decay: float = option(0.9, "baseline=ema: weight kept on the average per batch", ge=0.0, le=0.999)
-    dense_gamma: float = option(0.0, "reward_model=dense: the discount of the per-prefix rewards f(D(y_1..y_t)): "
+    ratio_objective: str = option("mle", "reward_model=ratio: how q learns in each d-step: mle (maximum "
+                                         "likelihood on the real sequences; the negatives set only the "
+                                         "reference) or nce (the discriminator's cross-entropy at every "
+                                         "prefix, which fades as real and generated separate)",
+                                  choices=RATIO_OBJECTIVES)
+    dense_gamma: float = option(0.0, "reward_model=dense or ratio: the discount of the per-prefix rewards "
+                                     "f(D(y_1..y_t)): "
                                      "SeqGAN's Q_t is their discounted sum from t on, ppo/appo/impala get them as "
                                      "per-token rewards with this discount (0: Q_t is the prefix's own score; "
                                      "ScratchGAN discounts with a gamma below 1)", ge=0.0, le=1.0)
@@ -302,22 +316,25 @@ class TrainConfig(Options):
         if self.ideal_noise > 0 and self.reward_model != "ideal":
             raise ConfigError(f"ideal_noise={self.ideal_noise} is an error added to the ideal discriminator; "
                               f"reward_model={self.reward_model!r} has none: use reward_model=ideal or ideal_noise=0")
-        if self.reward_model == "dense":
+        if self.reward_model in DENSE_REWARD_MODELS:
             for name in ("num_mc_workers", "mc_worker_num_gpus"):
                 if getattr(self, name) > 0:
-                    raise ConfigError(f"reward_model='dense' scores every prefix in the Learner and runs no Monte "
-                                      f"Carlo search: {name}={getattr(self, name)} would start rollout workers for "
-                                      "nothing; use 0")
+                    raise ConfigError(f"reward_model={self.reward_model!r} scores every prefix in the Learner and "
+                                      f"runs no Monte Carlo search: {name}={getattr(self, name)} would start "
+                                      "rollout workers for nothing; use 0")
             if self.d_precision == "bf16" or self.score_precision == "int8":
-                raise ConfigError("reward_model='dense': its LSTM trains and scores in fp32; use d_precision=fp32 and "
-                                  "score_precision=fp32 (or precision=exact)")
+                raise ConfigError(f"reward_model={self.reward_model!r}: its LSTM trains and scores in fp32; use "
+                                  "d_precision=fp32 and score_precision=fp32 (or precision=exact)")
+        if self.reward_model == "ratio" and self.d_steps == 0:
+            raise ConfigError("reward_model='ratio' scores against the generator of the latest d-step; d_steps=0 "
+                              "would leave it at the MLE generator: use d_steps >= 1")
         return self
 
     def precision_parts(self) -> dict[str, str]:
         """What ``precision`` asks of ``d_precision`` and ``score_precision``: ``PRECISION_PARTS[precision]``,
         except that ``fast`` keeps a discriminator narrower than ``FAST_MIN_FEATURES`` in fp32 (there its
         reduced precision is slower), and the dense discriminator always (its LSTM has no reduced path)."""
-        if self.precision == "fast" and (self.reward_model == "dense" or
+        if self.precision == "fast" and (self.reward_model in DENSE_REWARD_MODELS or
                                          discriminator_features(self.discriminator) < FAST_MIN_FEATURES):
             return PRECISION_PARTS["exact"]
         return PRECISION_PARTS[self.precision]
@@ -390,18 +407,21 @@ any of them can be set on the command line or in a Tune grid)."""
 
 
 def refuse_monte_carlo_options(reward_model: str, given: Iterable[str], where: str = "") -> None:
-    """Raise if options of the Monte Carlo search (``MONTE_CARLO_OPTIONS``) were given with
-    ``reward_model=dense``, which runs no search: they would be ignored. ``given`` are the option names set
-    explicitly (flags, a Tune grid's axes); ``where`` says where, for the message."""
-    if reward_model != "dense":
+    """Raise if options of the Monte Carlo search (``MONTE_CARLO_OPTIONS``) were given with a reward model of
+    ``DENSE_REWARD_MODELS``, which runs no search, or the dense discriminator's sizes with ``ratio`` (it has the
+    generator's): they would be ignored. ``given`` are the option names set explicitly (flags, a Tune grid's
+    axes); ``where`` says where, for the message."""
+    if reward_model not in DENSE_REWARD_MODELS:
         return
-    named = [name for name in MONTE_CARLO_OPTIONS if name in set(given)]
+    ignored = MONTE_CARLO_OPTIONS + (("dense_discriminator",) if reward_model == "ratio" else ())
+    named = [name for name in ignored if name in set(given)]
     if named:
         flags = ", ".join(f"--{name.replace('_', '-')}" for name in named)
-        raise ConfigError(f"reward_model='dense' scores every prefix in one pass and runs no Monte Carlo search: "
-                          f"{flags}{f' ({where})' if where else ''} would do nothing; drop "
-                          f"{'it' if len(named) == 1 else 'them'} (--dense-discriminator sets the dense "
-                          "discriminator's sizes)")
+        sizes = ("--dense-discriminator sets the dense discriminator's sizes" if reward_model == "dense" else
+                 "the ratio discriminator has the generator's sizes")
+        raise ConfigError(f"reward_model={reward_model!r} scores every prefix in one pass and runs no Monte Carlo "
+                          f"search: {flags}{f' ({where})' if where else ''} would do nothing; drop "
+                          f"{'it' if len(named) == 1 else 'them'} ({sizes})")
 
 
 def get_train_preset(name: str) -> TrainConfig:

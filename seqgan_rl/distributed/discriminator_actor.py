@@ -41,6 +41,7 @@ from seqgan_rl.models.discriminator import (
 )
 from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.models.oracle import Oracle
+from seqgan_rl.models.ratio_discriminator import RatioDiscriminator
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,10 @@ class DiscriminatorActor:
 
     Args:
         vocab_size, seq_len: the token space (as the generator's).
-        architecture: ``cnn`` (the paper's ``Discriminator``) or ``dense`` (``DenseDiscriminator``: one score
-            per prefix; its ``score`` is the complete sequence's, and the Learner scores the prefixes with a
-            copy of its weights).
+        architecture: ``cnn`` (the paper's ``Discriminator``), ``dense`` (``DenseDiscriminator``) or ``ratio``
+            (``RatioDiscriminator``, whose reference each ``train_on_generator`` sets to the generator it is
+            given). The last two score every prefix; their ``score`` is the complete sequence's, and the
+            Learner scores the prefixes with a copy of their weights.
         discriminator_kwargs: the architecture's other arguments (sizes; its defaults when empty).
         lr: Adam learning rate (original: 1e-4).
         seed: seeds initialisation and the d-step shuffling.
@@ -158,8 +160,8 @@ class DiscriminatorActor:
         if tokens.ndim != 2:
             raise DataError(f"DiscriminatorActor.score: expected token ids [M, T], got shape {tokens.shape}")
         tokens = torch.from_numpy(tokens.astype(np.int64, copy=False))
-        scores = self.model.score(tokens) if self.architecture == "dense" else \
-            self.model.score(tokens, precision=self.score_precision)
+        scores = self.model.score(tokens, precision=self.score_precision) if self.architecture == "cnn" else \
+            self.model.score(tokens)
         return scores.cpu().numpy()
 
     def train(self, real: np.ndarray, fake: np.ndarray, epochs: int, batch_size: int = 64) -> dict[str, float]:
@@ -210,6 +212,8 @@ class DiscriminatorActor:
             with torch.random.fork_rng(devices=[]):  # its init is overwritten: leave the dropout RNG untouched
                 self._generator = Generator(config, init_std=None).to(self.model.device).eval()
         self._generator.load_state_dict({k: torch.as_tensor(v) for k, v in generator_state.items()})
+        if isinstance(self.model, RatioDiscriminator):  # its reference: the generator it is trained against
+            self.model.set_reference(generator_state)
         started = time.perf_counter()
         fake = self._generator.sample(num_negatives, generator=self.sampling)  # (num_negatives, T)
         real = self.real

@@ -54,6 +54,7 @@ import torch
 from tqdm import tqdm
 
 from seqgan_rl.config import (
+    DENSE_REWARD_MODELS,
     FAST_MIN_FEATURES,
     LEARNED_REWARD_MODELS,
     PRECISION_PARTS,
@@ -486,8 +487,9 @@ def precision_report(config: TrainConfig) -> dict[str, Any]:
     still falls back on its own device: a warning in the logs says so)."""
     report = {"mode": config.precision, "d_precision": config.d_precision,
               "score_precision": config.score_precision, "hardware": hardware_summary()}
-    if config.precision == "fast" and config.reward_model == "dense":
-        report["note"] = "the dense discriminator's LSTM has no reduced-precision path: its parts stay fp32"
+    if config.precision == "fast" and config.reward_model in DENSE_REWARD_MODELS:
+        report["note"] = (f"the {config.reward_model} discriminator's LSTM has no reduced-precision path: its parts "
+                          "stay fp32")
     elif config.precision == "fast" and config.precision_parts() == PRECISION_PARTS["exact"]:
         report["note"] = (f"the discriminator has {discriminator_features(config.discriminator)} features, fewer "
                           f"than {FAST_MIN_FEATURES}: its parts stay fp32, which is faster there")

@@ -29,7 +29,14 @@ from torch import Tensor, nn
 
 from seqgan_rl.errors import ConfigError, DataError
 
-__all__ = ["DenseDiscriminator"]
+__all__ = ["DenseDiscriminator", "prefix_cross_entropy"]
+
+
+def prefix_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """The mean sigmoid cross-entropy of prefix logits (M, T), every prefix labelled as its sequence (labels (M,),
+    1 = real): minimised at position t by the optimal discriminator of prefixes, D*(y_≤t)."""
+    targets = labels.to(device=logits.device, dtype=logits.dtype)[:, None].expand_as(logits)
+    return F.binary_cross_entropy_with_logits(logits, targets)
 
 
 class DenseDiscriminator(nn.Module):
@@ -85,8 +92,7 @@ class DenseDiscriminator(nn.Module):
         l2_reg · Σ‖W‖² / 2 over the weight matrices (embedding, LSTM, output; not biases or the norm)."""
         if labels.shape != logits.shape[:1]:
             raise DataError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
-        targets = labels.to(device=logits.device, dtype=logits.dtype)[:, None].expand_as(logits)
-        loss = F.binary_cross_entropy_with_logits(logits, targets)
+        loss = prefix_cross_entropy(logits, labels)
         if self.l2_reg > 0:
             weights = [p for name, p in self.named_parameters() if p.dim() > 1]
             loss = loss + 0.5 * self.l2_reg * sum(w.square().sum() for w in weights)

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.models import torch_ops
 from seqgan_rl.models.dense_discriminator import DenseDiscriminator
+from seqgan_rl.models.ratio_discriminator import RatioDiscriminator
 
 __all__ = [
     "ARCHITECTURES",
@@ -50,6 +51,7 @@ __all__ = [
     "PRECISIONS",
     "TRAIN_PRECISIONS",
     "Discriminator",
+    "LearnedDiscriminator",
     "build_discriminator",
     "Precision",
     "TrainPrecision",
@@ -60,9 +62,10 @@ __all__ = [
 PAPER_FILTER_SIZES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
 PAPER_NUM_FILTERS: tuple[int, ...] = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
 
-ARCHITECTURES: tuple[str, ...] = ("cnn", "dense")
-"""Discriminators the actor trains: the paper's CNN (one score per complete sequence) and the causal LSTM of
-``seqgan_rl.models.dense_discriminator`` (one score per prefix)."""
+ARCHITECTURES: tuple[str, ...] = ("cnn", "dense", "ratio")
+"""Discriminators the actor trains: the paper's CNN (one score per complete sequence), the causal LSTM of
+``seqgan_rl.models.dense_discriminator`` and the language model against the generator of
+``seqgan_rl.models.ratio_discriminator`` (one score per prefix each)."""
 
 Precision = Literal["fp32", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "int8")
@@ -421,29 +424,36 @@ class Discriminator(nn.Module):
         return tokens
 
 
-def build_discriminator(architecture: str, vocab_size: int, seq_len: int,
-                        **sizes: Any) -> Discriminator | DenseDiscriminator:
+LearnedDiscriminator = Discriminator | DenseDiscriminator | RatioDiscriminator
+"""What the discriminator actor trains and serves."""
+
+
+def build_discriminator(architecture: str, vocab_size: int, seq_len: int, **sizes: Any) -> LearnedDiscriminator:
     """The discriminator of ``architecture`` (``ARCHITECTURES``) with ``sizes`` (its constructor's other
     arguments), as the actor, the rollout workers and the Learner build it."""
     if architecture == "cnn":
         return Discriminator(vocab_size, seq_len, **sizes)
     if architecture == "dense":
         return DenseDiscriminator(vocab_size, seq_len, **sizes)
+    if architecture == "ratio":
+        return RatioDiscriminator(vocab_size, seq_len, **sizes)
     raise ConfigError(f"unknown discriminator architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}")
 
 
-def make_discriminator_optimizer(disc: Discriminator | DenseDiscriminator, lr: float = 1e-4) -> torch.optim.Adam:
-    """Adam with the original release's learning rate (1e-4).
+def make_discriminator_optimizer(disc: LearnedDiscriminator, lr: float = 1e-4) -> torch.optim.Adam:
+    """Adam with the original release's learning rate (1e-4), over the trained parameters (not the ratio
+    discriminator's reference).
 
     The fused kernel (CPU and CUDA) updates each parameter in one pass over its tensors; the
     default per-op loop reads and writes the ~7M paper-size parameters and their moments
     several times per step, which made it a third of a CPU training step.
     """
-    return torch.optim.Adam(disc.parameters(), lr=lr, fused=disc.device.type in ("cpu", "cuda"))
+    return torch.optim.Adam([p for p in disc.parameters() if p.requires_grad], lr=lr,
+                            fused=disc.device.type in ("cpu", "cuda"))
 
 
 def train_discriminator(
-    disc: Discriminator | DenseDiscriminator,
+    disc: LearnedDiscriminator,
     optimizer: torch.optim.Optimizer,
     real: Tensor,
     fake: Tensor,
@@ -455,8 +465,8 @@ def train_discriminator(
 ) -> dict[str, float]:
     """One SeqGAN d-step: ``epochs`` shuffled passes over real (label 1) + fake (label 0).
 
-    real: (n_real, T), fake: (n_fake, T). ``generator`` (CPU) drives the shuffling. ``disc`` is the CNN or
-    the dense discriminator: its ``objective`` is the loss, its ``correct`` counts the right answers.
+    real: (n_real, T), fake: (n_fake, T). ``generator`` (CPU) drives the shuffling. ``disc`` is the CNN, the
+    dense or the ratio discriminator: its ``objective`` is the loss, its ``correct`` counts the right answers.
     ``precision="bf16"`` runs the forward and backward under bfloat16 autocast (parameters,
     gradients, Adam and the loss stay float32): faster steps of the paper's discriminator on a CPU with
     AVX512_BF16 (docs/results.md, 'One d-round'; slower for one of a few hundred features, see

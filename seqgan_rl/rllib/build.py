@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from seqgan_rl.config import TrainConfig
+from seqgan_rl.config import DENSE_REWARD_MODELS, TrainConfig
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.models.generator import GeneratorConfig
 from seqgan_rl.rllib.seqgan import SeqGANConfig
@@ -63,7 +63,7 @@ def build_algorithm_config(options: TrainConfig, generator_config: GeneratorConf
     batch_steps = options.episodes_per_batch * generator_config.seq_len
     # undiscounted returns of the Monte Carlo values: a sequence's reward is its whole; the dense
     # discriminator's per-prefix rewards are discounted by dense_gamma (the connector's discount too)
-    gamma = options.dense_gamma if options.reward_model == "dense" else 1.0
+    gamma = options.dense_gamma if options.reward_model in DENSE_REWARD_MODELS else 1.0
     config = build_config(options.algo, train_batch_size_per_learner=batch_steps, gamma=gamma,
                           **algorithm_training(options, batch_steps, generator_config.seq_len))
     config.env_runners(num_env_runners=0, num_envs_per_env_runner=options.episodes_per_batch,

@@ -76,6 +76,7 @@ from seqgan_rl.mc.rollout_policy import RolloutPolicy
 from seqgan_rl.models.dense_discriminator import DenseDiscriminator
 from seqgan_rl.models.discriminator import build_discriminator
 from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.models.ratio_discriminator import RatioDiscriminator
 from seqgan_rl.rewards import IDEAL, baselined, dense_values, maligan_normalised, position_spread, return_to_go
 from seqgan_rl.rllib.settings import SeqGANSettings
 from seqgan_rl.runs import read_generator_checkpoint
@@ -121,8 +122,9 @@ class MonteCarloQConnector(ConnectorV2):
         self.kl_coef = float(self.options.kl_coef)
         self.gamma = self.options.dense_gamma if settings.dense else 1.0
         """The discount of the rewards: the dense discriminator's ``dense_gamma``; 1 for Monte Carlo values."""
-        self._dense_model: DenseDiscriminator | None = None
-        """``reward_model=dense``: a copy of the discriminator actor's model, scoring the batch's prefixes."""
+        self._dense_model: DenseDiscriminator | RatioDiscriminator | None = None
+        """``reward_model=dense`` or ``ratio``: a copy of the discriminator actor's model, scoring the batch's
+        prefixes."""
         self._reference: Generator | None = None
         self._pool: RolloutPool | None = None
         self._rollout: RolloutPolicy | None = None
@@ -223,8 +225,8 @@ class MonteCarloQConnector(ConnectorV2):
 
     def _dense_values(self, generator: Generator, sequences: np.ndarray,
                       lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``reward_model=dense``: Q [B, T] and the per-prefix rewards f(D(y_≤t)) [B, T] (float64) of sequences
-        [B, T], from one forward pass of the dense discriminator over the batch on the generator's device
+        """``reward_model=dense`` or ``ratio``: Q [B, T] and the per-prefix rewards f(D(y_≤t)) [B, T] (float64) of
+        sequences [B, T], from one forward pass of the discriminator over the batch on the generator's device
         (``seqgan_rl.rewards.dense_values``; zero beyond each sequence's length)."""
         if self._dense_model is None:
             raise RuntimeError("MonteCarloQConnector: no discriminator weights yet; call set_discriminator_weights "
@@ -362,7 +364,8 @@ class MonteCarloQConnector(ConnectorV2):
         if self.settings.dense:
             if self._dense_model is None:
                 with torch.random.fork_rng(devices=[]):  # its init is overwritten: draw nothing from the Learner's RNG
-                    self._dense_model = build_discriminator("dense", **self.settings.discriminator_kwargs()).eval()
+                    self._dense_model = build_discriminator(self.settings.discriminator_architecture,
+                                                            **self.settings.discriminator_kwargs()).eval()
             load_module_weights(self._dense_model, weights)
         if self._pool is not None:
             self._pool.sync(discriminator=weights)

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from seqgan_rl.config import LEARNED_REWARD_MODELS, TrainConfig
+from seqgan_rl.config import DENSE_REWARD_MODELS, LEARNED_REWARD_MODELS, TrainConfig
 from seqgan_rl.distributed.devices import learner_gpus
 from seqgan_rl.distributed.discriminator_actor import discriminator_recovery_s
 from seqgan_rl.errors import ConfigError
@@ -108,19 +108,21 @@ class SeqGANSettings:
 
     @property
     def uses_discriminator(self) -> bool:
-        """Whether the reward is a discriminator's (an actor trained against G: the CNN or the dense one)
-        rather than a fixed model."""
+        """Whether the reward is a discriminator's (an actor trained against G: the CNN, the dense or the ratio
+        one) rather than a fixed model."""
         return self.options.reward_model in LEARNED_REWARD_MODELS
 
     @property
     def dense(self) -> bool:
-        """Whether the reward is the dense discriminator's: every prefix scored in the Learner, no Monte Carlo."""
-        return self.options.reward_model == "dense"
+        """Whether the reward is a dense or ratio discriminator's: every prefix scored in the Learner, no Monte
+        Carlo search."""
+        return self.options.reward_model in DENSE_REWARD_MODELS
 
     @property
     def discriminator_architecture(self) -> str:
-        """The discriminator actor's model: ``dense`` (the causal LSTM) or ``cnn`` (the paper's)."""
-        return "dense" if self.dense else "cnn"
+        """The discriminator actor's model: ``dense`` (the causal LSTM), ``ratio`` (the language model against
+        G) or ``cnn`` (the paper's)."""
+        return self.options.reward_model if self.dense else "cnn"
 
     def reward_model_spec(self) -> RewardModelSpec | None:
         """The fixed reward model of ``options.reward_model`` (``None``: the discriminator)."""
@@ -141,8 +143,11 @@ class SeqGANSettings:
         return self.discriminator_name if spec is None else RewardModel(spec)
 
     def discriminator_sizes(self) -> dict[str, Any]:
-        """The discriminator's sizes: the option ``dense_discriminator`` for the dense one, ``discriminator``
-        for the CNN."""
+        """The discriminator's sizes: the option ``dense_discriminator`` for the dense one, the generator's and
+        ``ratio_objective`` for the ratio one, ``discriminator`` for the CNN."""
+        if self.discriminator_architecture == "ratio":
+            return {**{name: self.generator_config[name] for name in ("emb_dim", "hidden_dim", "start_token")},
+                    "objective": self.options.ratio_objective}
         return dict(self.options.dense_discriminator if self.dense else self.options.discriminator)
 
     def discriminator_kwargs(self) -> dict[str, Any]:
