@@ -3,7 +3,8 @@
 The question before any adversarial phase: given the MLE generator and the real data, how close does
 a discriminator's ranking of sequences come to the ideal discriminator's (Spearman with
 log p_oracle − log p_G, ``seqgan_rl.evaluation.information``), and how does that depend on the
-architecture (the paper's CNN at the ``cpu`` preset's sizes, the dense LSTM), the learning rate and
+architecture (the paper's CNN at the ``cpu`` preset's sizes, the dense LSTM, the ratio discriminator with
+the generator's sizes, q started from it and the generator as its reference), the learning rate and
 the schedule? Each configuration trains from scratch for ``--d-steps`` d-steps, each on
 ``--negatives`` fresh samples of the generator against as many real sequences (a fresh subset of the
 run's fixed training set, or fresh oracle samples with ``--fresh-real``), ``--epochs`` passes each,
@@ -44,6 +45,7 @@ from seqgan_rl.models.discriminator import (  # noqa: E402
     train_discriminator,
 )
 from seqgan_rl.models.oracle import Oracle  # noqa: E402
+from seqgan_rl.models.ratio_discriminator import RatioDiscriminator  # noqa: E402
 from seqgan_rl.rewards import IdealDiscriminator, probability_logits  # noqa: E402
 from seqgan_rl.runs import load_generator  # noqa: E402
 
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--d-steps", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--negatives", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=64, help="d-step minibatch (real and fake together)")
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--info-samples", type=int, default=1_000)
     parser.add_argument("--fresh-real", action="store_true", help="each d-step's real sequences: fresh oracle samples")
@@ -106,10 +109,14 @@ def main() -> None:
     for text in args.configs:
         architecture, options = parse_config(text)
         lr = float(options.pop("lr", 1e-4))
-        sizes = dict(CPU_DISCRIMINATOR) if architecture == "cnn" else {}
+        sizes = {"cnn": dict(CPU_DISCRIMINATOR), "dense": {},
+                 "ratio": {"emb_dim": generator.config.emb_dim, "hidden_dim": generator.config.hidden_dim,
+                           "start_token": generator.config.start_token}}[architecture]
         sizes.update(options)
         torch.manual_seed(args.seed)
         model = build_discriminator(architecture, generator.config.vocab_size, generator.config.seq_len, **sizes)
+        if isinstance(model, RatioDiscriminator):  # q starts as G, which is also its reference throughout
+            model.set_reference(module_weights(generator, 1)["state"])
         optimizer = make_discriminator_optimizer(model, lr=lr)
         shuffle = torch.Generator().manual_seed(args.seed)
         negatives = torch.Generator().manual_seed(args.seed + 2)
@@ -122,7 +129,8 @@ def main() -> None:
             else:
                 real = train[torch.randperm(len(train), generator=shuffle)[:args.negatives]]
             started = time.perf_counter()
-            stats = train_discriminator(model, optimizer, real, fake, epochs=args.epochs, generator=shuffle)
+            stats = train_discriminator(model, optimizer, real, fake, epochs=args.epochs, batch_size=args.batch_size,
+                                        generator=shuffle)
             seconds.append(time.perf_counter() - started)
             if step % args.eval_every == 0 or step == args.d_steps:
                 model.eval()
@@ -132,10 +140,11 @@ def main() -> None:
                               "spearman_generated": info["eval/d_spearman_generated"]})
                 print(f"{text} step {step}: {curve[-1]}", flush=True)
         results[text] = {"curve": curve, "seconds_per_d_step": float(np.mean(seconds)),
-                         "parameters": sum(p.numel() for p in model.parameters())}
+                         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
     print(json.dumps({
         "setting": {"d_steps": args.d_steps, "epochs": args.epochs, "negatives": args.negatives,
+                    "batch_size": args.batch_size,
                     "fresh_real": args.fresh_real, "info_samples": args.info_samples, "seed": args.seed,
                     "threads": torch.get_num_threads(), "generator_checkpoint": str(args.generator_checkpoint)},
         "ideal_accuracy": float(np.mean(np.where(np.arange(len(log_ratio)) < args.info_samples, log_ratio > 0,
