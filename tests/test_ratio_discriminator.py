@@ -155,3 +155,21 @@ def test_options_the_ratio_discriminator_cannot_use_are_refused() -> None:
     with pytest.raises(ConfigError, match="--dense-discriminator would do nothing.*the generator's sizes"):
         refuse_monte_carlo_options("ratio", {"dense_discriminator"})
     refuse_monte_carlo_options("dense", {"dense_discriminator"})  # the dense one's own sizes
+
+
+def test_the_actor_gives_the_information_measure_the_logit_itself_where_its_probability_saturates() -> None:
+    """A ratio discriminator's logit is a log-likelihood ratio of tens of nats; its probability is 0 or 1 in
+    float32 and would rank nothing. ``DiscriminatorActor.logits`` returns the last prefix's logit in float64."""
+    sizes = {"emb_dim": CONFIG.emb_dim, "hidden_dim": CONFIG.hidden_dim}
+    actor = DiscriminatorActor(CONFIG.vocab_size, CONFIG.seq_len, architecture="ratio", discriminator_kwargs=sizes,
+                               device="cpu", seed=7)
+    actor.model.set_reference(generator_state(1))
+    with torch.no_grad():
+        for parameter in actor.model.model.parameters():
+            parameter.mul_(30.0)  # q far from the reference: logits of many nats
+    tokens = np.random.default_rng(8).integers(0, CONFIG.vocab_size, (16, CONFIG.seq_len))
+    logits = actor.logits(tokens)
+    expected = actor.model.prefix_logits(torch.from_numpy(tokens))[:, -1].double().numpy()
+    assert logits.dtype == np.float64 and np.abs(logits).max() > 30
+    np.testing.assert_array_equal(logits, expected)
+    assert len(np.unique(logits)) == 16  # every sequence ranked; the clipped probabilities would tie

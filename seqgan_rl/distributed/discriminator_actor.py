@@ -42,6 +42,7 @@ from seqgan_rl.models.discriminator import (
 from seqgan_rl.models.generator import Generator, GeneratorConfig
 from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.models.ratio_discriminator import RatioDiscriminator
+from seqgan_rl.rewards import probability_logits
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,20 @@ class DiscriminatorActor:
         scores = self.model.score(tokens, precision=self.score_precision) if self.architecture == "cnn" else \
             self.model.score(tokens)
         return scores.cpu().numpy()
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        """log D − log(1 − D) of each sequence: int array [M, T] → float64 [M], for the information measure.
+
+        The dense and ratio discriminators give their last prefix's logit itself: their probabilities saturate
+        in float32 where the logit still orders sequences (the ratio one's is a log-likelihood ratio of tens of
+        nats). The CNN's comes from its probability (``probability_logits``)."""
+        if self.architecture == "cnn":
+            return probability_logits(torch.from_numpy(self.score(tokens)).double()).numpy()
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2:
+            raise DataError(f"DiscriminatorActor.logits: expected token ids [M, T], got shape {tokens.shape}")
+        logits = self.model.prefix_logits(torch.from_numpy(tokens.astype(np.int64, copy=False)))[:, -1]
+        return logits.double().cpu().numpy()
 
     def train(self, real: np.ndarray, fake: np.ndarray, epochs: int, batch_size: int = 64) -> dict[str, float]:
         """One d-step of the paper's schedule: ``epochs`` passes over real (1) vs fake (0)."""

@@ -342,6 +342,15 @@ def write_run_config(plan: RunPlan) -> None:
 # ------------------------------------------------------------------ the algorithm on Ray
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under ``taskset``; all of them elsewhere).
+
+    A run on a Ray it started itself gives the discriminator actor this many torch threads (the driver waits
+    during the d-steps). Two runs pinned to one core each then run one thread each; with the machine's count,
+    each would run one thread per core and the two would fight over every core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def build_algorithm(plan: RunPlan, generator_config: GeneratorConfig, started_ray: bool) -> Any:
     """The run's RLlib algorithm (``seqgan_rl.rllib.build``), refused up front if the Ray it runs on (a local
     one, or a joined cluster without an autoscaler) can never hold its actors."""
@@ -349,7 +358,7 @@ def build_algorithm(plan: RunPlan, generator_config: GeneratorConfig, started_ra
 
     algo_config = build_algorithm_config(
         plan.config, generator_config, str(plan.generator_checkpoint), str(Path(plan.data_dir) / "train.parquet"),
-        discriminator_threads=os.cpu_count() if started_ray else None)
+        discriminator_threads=usable_cpus() if started_ray else None)
     if started_ray:
         check_local_resources(algo_config)
     else:

@@ -232,13 +232,13 @@ class AdversarialMixin:
 
     def reward_logits(self, tokens: np.ndarray) -> np.ndarray:
         """The reward model's score of sequences [M, T] (int64) as logits log D − log(1 − D) [M] (float64),
-        before any transform: the discriminator actor's; for ``ideal``, log p_oracle − log p_G against the
-        Learner's current generator (exact, where D* itself saturates); else the fixed reward model's.
+        before any transform: the discriminator actor's (``DiscriminatorActor.logits``); for ``ideal``,
+        log p_oracle − log p_G against the Learner's current generator (exact, where D* itself saturates);
+        else the fixed reward model's.
         """
         settings = self._seqgan
         if self.discriminator_supervisor is not None:
-            scores = self.discriminator_supervisor.run(lambda actor: actor.score.remote(tokens))
-            return probability_logits(torch.from_numpy(np.array(scores))).numpy()
+            return np.array(self.discriminator_supervisor.run(lambda actor: actor.logits.remote(tokens)))
         spec = settings.reward_model_spec()
         if spec.name == IDEAL:
             ideal = spec.ideal_discriminator(GeneratorConfig(**settings.generator_config))
