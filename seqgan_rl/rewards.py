@@ -65,6 +65,7 @@ from torch import Tensor, nn
 
 from seqgan_rl.config import (
     BASELINES,
+    DENSE_REWARDS,
     LEARNED_REWARD_MODELS,
     REWARD_MODELS,
     REWARD_TRANSFORMS,
@@ -346,22 +347,33 @@ def baselined(q: np.ndarray, valid: np.ndarray, baseline: str, average: np.ndarr
     return q - average, np.where(reached, decay * average + (1.0 - decay) * means, average)
 
 
-def dense_values(logits: Tensor, valid: np.ndarray, transform: str,
-                 gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """The dense discriminator's values of a batch: Q [B, T] and the per-prefix rewards [B, T] (float64).
+def dense_values(logits: Tensor, valid: np.ndarray, transform: str, gamma: float,
+                 kind: str = "prefix") -> tuple[np.ndarray, np.ndarray]:
+    """The dense discriminator's values of a batch: Q [B, T] and the per-token rewards [B, T] (float64).
 
     Args:
         logits: log D − log(1 − D) of every prefix y_1..y_t [B, T] (``DenseDiscriminator.prefix_logits``).
         valid: [B, T] the steps each sequence has; the rewards beyond are 0.
-        transform: ``reward_transform``: r_t = f(D(y_≤t)) (``transform_logits``); ``maligan`` then divides
-            each position's weights by their mean over the sequences that reach it.
-        gamma: ``dense_gamma``: Q_t = Σ_{s≥t} γ^(s−t)·r_s (γ = 0: Q_t = r_t, the prefix's own score, the
-            dense counterpart of SeqGAN's Monte Carlo Q_t; ScratchGAN's cumulative reward for γ > 0).
+        transform: ``reward_transform``: the score f(D(y_≤t)) of each prefix (``transform_logits``);
+            ``maligan`` then divides each position's weights by their mean over the sequences that reach it.
+        gamma: ``dense_gamma``: Q_t = Σ_{s≥t} γ^(s−t)·r_s (γ = 0: Q_t = r_t).
+        kind: ``dense_rewards``: ``prefix``: r_t = f(D(y_≤t)), the prefix's own score (γ = 0: the dense
+            counterpart of SeqGAN's Monte Carlo Q_t; ScratchGAN's cumulative reward for γ > 0);
+            ``increment``: r_t = f(D(y_≤t)) − f(D(y_<t)), how much token t moved the score, the empty prefix's
+            score taken as the batch's mean f(D(y_1)). With γ = 1 they add up to Q_t = f(D(y)) − f(D(y_<t)):
+            the whole sequence's score, with the score of the prefix before the token (which does not depend
+            on y_t) as its baseline.
     """
+    if kind not in DENSE_REWARDS:
+        raise ConfigError(f"unknown dense_rewards {kind!r}; use one of {', '.join(DENSE_REWARDS)}")
     rewards = transform_logits(logits.reshape(-1), transform).double().reshape(logits.shape).numpy()
     rewards = np.where(valid, rewards, 0.0)
     if transform == "maligan":
         rewards = np.where(valid, maligan_normalised(rewards, valid), 0.0)
+    if kind == "increment":
+        before = np.concatenate([np.full((len(rewards), 1), position_means(rewards, valid)[0]), rewards[:, :-1]],
+                                axis=1)
+        rewards = np.where(valid, rewards - before, 0.0)
     return return_to_go(rewards, gamma), rewards
 
 

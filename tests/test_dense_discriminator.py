@@ -111,6 +111,31 @@ def test_dense_values_are_the_discounted_transformed_prefix_scores(transform: st
     np.testing.assert_allclose(return_to_go(rewards, gamma), q, rtol=1e-12)
 
 
+@pytest.mark.parametrize("transform", ["d", "log_d"])
+def test_increments_add_up_to_the_sequences_score_minus_the_prefix_before_the_token(transform: str) -> None:
+    """``dense_rewards=increment``: r_t = f_t − f_(t−1) (f_0: the batch's mean f_1), 0 beyond each length; with
+    γ = 1, Q_t = f(D(y)) − f_(t−1), y's score at its own last step."""
+    rng = np.random.default_rng(6)
+    logits = torch.from_numpy(rng.normal(0.0, 3.0, size=(5, 4)))
+    lengths = np.array([4, 4, 3, 2, 4])
+    valid = np.arange(4)[None, :] < lengths[:, None]
+    q, rewards = dense_values(logits, valid, transform, 1.0, "increment")
+    d = 1.0 / (1.0 + np.exp(-logits.numpy()))
+    f = np.where(valid, {"d": d, "log_d": np.log(d)}[transform], 0.0)
+    first = f[:, 0].mean()
+    for row in range(5):
+        end = lengths[row] - 1
+        for t in range(4):
+            before = first if t == 0 else f[row, t - 1]
+            if t <= end:
+                assert rewards[row, t] == pytest.approx(f[row, t] - before, rel=1e-5, abs=1e-6)
+                assert q[row, t] == pytest.approx(f[row, end] - before, rel=1e-5, abs=1e-6)
+            else:
+                assert rewards[row, t] == 0.0 and q[row, t] == 0.0
+    with pytest.raises(ConfigError, match="MaliGAN's normalised weights are not scores"):
+        TrainConfig(reward_model="dense", dense_rewards="increment", reward_transform="maligan").validate()
+
+
 def test_the_learners_reward_step_reads_q_and_per_token_rewards_from_the_dense_discriminator(tiny_run) -> None:  # noqa: F811
     """SeqGAN's MC_Q and PPO's rewards are the formula's, from the weights the piece was sent, without a pool."""
     torch.manual_seed(8)

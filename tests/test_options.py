@@ -150,9 +150,10 @@ def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_
 
     # 72 sequences: the changed minibatches (9) must divide them; SeqGAN's baselines are its own
     own = {} if algo == "seqgan" else {"baseline": "none", "reward_transform": "log_d"}
-    # ideal_noise is refused beside the changed reward_model (bleu): it errs only the ideal discriminator
+    # ideal_noise is refused beside the changed reward_model (bleu): it errs only the ideal discriminator;
+    # dense_rewards=increment beside seqgan's changed transform (maligan), whose weights are not scores
     config = everything_changed().with_overrides(algo=algo, reward="shaped", discriminator={}, episodes_per_batch=72,
-                                                 ideal_noise=0.0, **own)
+                                                 ideal_noise=0.0, dense_rewards="prefix", **own)
     real, mle = run_inputs
     algo_config = build_algorithm_config(config, SMALL, mle, real, discriminator_threads=1)
     algo_config.validate()

@@ -127,7 +127,9 @@ def test_a_d_step_trains_q_alone_against_the_generator_it_samples_from() -> None
         torch.testing.assert_close(actor.model.state_dict()[name], value, rtol=0, atol=0)
 
 
-def test_the_learners_reward_step_reads_q_from_the_ratio_discriminator(tiny_run) -> None:  # noqa: F811
+@pytest.mark.parametrize(("kind", "gamma"), [("prefix", 0.0), ("increment", 1.0)])
+def test_the_learners_reward_step_reads_q_from_the_ratio_discriminator(tiny_run, kind: str,  # noqa: F811
+                                                                       gamma: float) -> None:
     """SeqGAN's MC_Q is ``dense_values`` of the ratio discriminator's prefix logits, without a rollout pool."""
     model = RatioDiscriminator(TINY.vocab_size, TINY.seq_len, TINY.emb_dim, TINY.hidden_dim)
     torch.manual_seed(8)
@@ -135,14 +137,15 @@ def test_the_learners_reward_step_reads_q_from_the_ratio_discriminator(tiny_run)
     model.model.load_state_dict(Generator(TINY).state_dict())
     tokens = torch.randint(0, TINY.vocab_size, (6, TINY.seq_len), generator=torch.Generator().manual_seed(9))
     logits = model.prefix_logits(tokens).double()
-    options = TrainConfig(reward_model="ratio", reward_transform="log_d", baseline="none", value_warmup_steps=0)
+    options = TrainConfig(reward_model="ratio", reward_transform="log_d", baseline="none", value_warmup_steps=0,
+                          dense_rewards=kind, dense_gamma=gamma)
     learner, _ = tiny_learner(options, tiny_run)
     piece = learner.monte_carlo_connector()
     piece.update_rollout_policy(learner.module)
     piece.set_discriminator_weights(module_weights(model, version=1))
     batch: dict = {}
     piece(rl_module=learner.module, batch=batch, episodes=episodes_of(tokens, torch.zeros(tokens.shape)))
-    q, _ = dense_values(logits, np.ones(tokens.shape, dtype=bool), "log_d", 0.0)
+    q, _ = dense_values(logits, np.ones(tokens.shape, dtype=bool), "log_d", gamma, kind)
     np.testing.assert_allclose(q_column(batch), q, rtol=1e-5, atol=1e-5)
     assert piece._pool is None
 

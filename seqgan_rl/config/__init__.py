@@ -57,6 +57,10 @@ REWARD_TRANSFORMS: tuple[str, ...] = ("d", "2d-1", "log_d", "maligan")
 """What a score D becomes before it is averaged into Q (``seqgan_rl.rewards.transform_logits``): D itself (the
 paper), 2D − 1 (ScratchGAN's centred reward), log D, or MaliGAN's D / (1 − D), normalised over the batch."""
 
+DENSE_REWARDS: tuple[str, ...] = ("prefix", "increment")
+"""A dense or ratio discriminator's reward of token t (``seqgan_rl.rewards.dense_values``): the score of the prefix
+y_≤t itself, or how much token t changed it."""
+
 BASELINES: tuple[str, ...] = ("none", "batch_mean", "ema", "prefix")
 """What SeqGAN's gradient subtracts from Q_t (``algo=seqgan`` only; the other algorithms have their own
 advantages): nothing (the paper), the batch's mean Q at position t, an exponential moving average of it, or
@@ -255,6 +259,11 @@ class TrainConfig(Options):
                                          "reference) or nce (the discriminator's cross-entropy at every "
                                          "prefix, which fades as real and generated separate)",
                                   choices=RATIO_OBJECTIVES)
+    dense_rewards: str = option("prefix", "reward_model=dense or ratio: token t's reward: prefix (f(D(y_1..y_t)), "
+                                          "the prefix's own score) or increment (f(D(y_1..y_t)) - "
+                                          "f(D(y_1..y_(t-1))): with --dense-gamma 1 they add up to the whole "
+                                          "sequence's score minus the score of the prefix before the token)",
+                                choices=DENSE_REWARDS)
     dense_gamma: float = option(0.0, "reward_model=dense or ratio: the discount of the per-prefix rewards "
                                      "f(D(y_1..y_t)): "
                                      "SeqGAN's Q_t is their discounted sum from t on, ppo/appo/impala get them as "
@@ -325,6 +334,10 @@ class TrainConfig(Options):
             if self.d_precision == "bf16" or self.score_precision == "int8":
                 raise ConfigError(f"reward_model={self.reward_model!r}: its LSTM trains and scores in fp32; use "
                                   "d_precision=fp32 and score_precision=fp32 (or precision=exact)")
+        if self.dense_rewards == "increment" and self.reward_transform == "maligan":
+            raise ConfigError("dense_rewards='increment' takes differences of prefix scores; MaliGAN's normalised "
+                              "weights are not scores: use reward_transform d, 2d-1 or log_d, or "
+                              "dense_rewards=prefix")
         if self.reward_model == "ratio" and self.d_steps == 0:
             raise ConfigError("reward_model='ratio' scores against the generator of the latest d-step; d_steps=0 "
                               "would leave it at the MLE generator: use d_steps >= 1")

@@ -234,7 +234,7 @@ class MonteCarloQConnector(ConnectorV2):
         model = self._dense_model.to(generator.device)
         logits = model.prefix_logits(torch.as_tensor(sequences, device=generator.device))  # (B, T)
         return dense_values(logits.double().cpu(), self._valid(sequences.shape, lengths),
-                            self.options.reward_transform, self.gamma)
+                            self.options.reward_transform, self.gamma, self.options.dense_rewards)
 
     def _per_token(self, generator: Generator, sequences: np.ndarray,
                    lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
