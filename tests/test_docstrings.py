@@ -38,6 +38,8 @@ MEASURED = re.compile(
         # a relative time: ~25 % faster, 5 % longer
         _NUMBER + r"\s?%\s+(?:faster|slower|quicker|longer|shorter|less time|more time)",
         r"\b(?:twice|\d+(?:\.\d+)?\s?times)\s+as\s+(?:fast|slow|long)\b",
+        # a measured share of the time: ~15 % of a sampling step, ~1% of a d-step
+        _NUMBER + r"\s?%\s+of\s+(?:a|an|the|its)\s+(?:[\w'-]+\s+){0,2}?[\w-]*(?:time|step|run|batch|iteration|round)\b",
         # a measured throughput: 186 GFLOP/s
         _NUMBER + r"\s?[GMT]FLOP/s",
     ]),
@@ -83,7 +85,8 @@ def measured_numbers(text: str, first_line: int = 1) -> list[tuple[int, str]]:
     "a d-step took 48.5 ms in fp32", "10,000 sequences: 1.47 s", "the cpu preset takes ~21 min",
     "1.2–1.4x faster steps", "about 2x faster on CPU", "forward + backward ~25 % faster",
     "a bfloat16 GEMM is twice as fast", "whole schedule 12.4 h", "GEMMs at 186 GFLOP/s", "(7.9×)",
-    "reaches 10× the original",
+    "reaches 10× the original", "(~15 % of a sampling step at V = 5,000)", "~5 % of the rollouts' time",
+    "costs ~1% of a d-step",
 ])
 def test_a_measured_number_is_flagged(text: str) -> None:
     assert measured_numbers(text), text
@@ -93,7 +96,7 @@ def test_a_measured_number_is_flagged(text: str) -> None:
     "a timeout in seconds", "512 × 5,000 float32 logits are 10 MB", "4 epochs x 4 minibatches",
     "62 GFLOP of output projection", "returns (M, T) int64", "0x7f", "16 rollouts per prefix",
     "max |dp| <= 1.5e-2", "shape [B, T] x H", "RLlib: 60 s, slept by an EnvRunner",
-    "usually seconds",
+    "usually seconds", "~40% of the FLOPs", "below 1e-10 for 93 % of the MLE generator's samples",
 ])
 def test_a_definition_is_not_flagged(text: str) -> None:
     assert not measured_numbers(text), measured_numbers(text)

@@ -15,7 +15,7 @@ active and they form a contiguous leading block (no masking, no wasted work:
 B·N·T(T−1)/2 row-steps). The N completions of one prefix start from the same
 state, so their first token is drawn from one distribution per prefix with
 N uniforms (``group_size``): the same tokens for 1/N of that step's
-projection, ~5 % of the rollouts' time.
+projection.
 
 Randomness: the uniforms of every rollout step are drawn up front per
 sequence, so the result does not depend on ``max_batch`` (how many rollout

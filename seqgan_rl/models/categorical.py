@@ -13,7 +13,7 @@ possible and to keep each one inside the cache:
   GEMM of [m, H + 1] (the hidden state and a column of ones) by [H + 1, V]
   (Wᵀ over bᵀ, both divided by the temperature) writes the logits in one pass,
   where ``addmm`` first broadcasts the bias into the output and then adds the
-  product (~15 % of a sampling step at V = 5,000, H = 32);
+  product (a second pass over the [m, V] output);
 * the logits become unnormalised weights exp(logit) in place: one pass, where
   a softmax makes three. The search below works on unnormalised weights, so no
   normalisation is needed, and no row maximum either: the search sums every
