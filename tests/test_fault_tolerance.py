@@ -7,6 +7,7 @@ discriminator, a reward for every episode) or that it stops with a clear error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -126,7 +127,8 @@ def test_a_hung_rollout_worker_is_replaced_at_its_deadline_and_q_is_unchanged(ra
         q = pool.compute_q(sequences)
         waited = time.monotonic() - started
     finally:
-        os.kill(pid, signal.SIGKILL)  # already killed by the pool's ray.kill, unless the test failed first
+        with contextlib.suppress(ProcessLookupError):  # gone already when the pool's ray.kill was reaped first
+            os.kill(pid, signal.SIGKILL)
     assert np.array_equal(q, expected) and pool.num_restarts == 1
     assert waited >= HUNG_DEADLINE_S  # it was the deadline that ended the wait, nothing else
     pool.shutdown()
@@ -223,7 +225,8 @@ def test_a_hung_discriminator_is_replaced_at_its_deadline_with_its_latest_state(
         assert np.array_equal(scores, expected) and supervisor.restarts == 1
     finally:
         if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # gone already when its replacement's kill was reaped
+                os.kill(pid, signal.SIGKILL)
         supervisor.stop()
 
 
