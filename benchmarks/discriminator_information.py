@@ -61,9 +61,14 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def measure(model: Any, real: torch.Tensor, fake: torch.Tensor, log_ratio: np.ndarray) -> dict[str, float]:
-    """The information measure of ``model`` on held-out real [n, T] and fresh generated [n, T] sequences."""
+    """The information measure of ``model`` on held-out real [n, T] and fresh generated [n, T] sequences, from
+    its logits (a dense or ratio discriminator's own, whose probabilities saturate; the CNN's from its
+    probabilities), as ``DiscriminatorActor.logits`` gives them to a run."""
     tokens = torch.cat([real, fake])
-    logits = probability_logits(model.score(tokens).double()).numpy()
+    if hasattr(model, "prefix_logits"):
+        logits = model.prefix_logits(tokens)[:, -1].double().numpy()
+    else:
+        logits = probability_logits(model.score(tokens).double()).numpy()
     is_real = np.arange(len(tokens)) < len(real)
     return discriminator_information(logits, is_real, log_ratio)
 
