@@ -38,12 +38,13 @@ def adversarial_g_step(generator: Any, rollout: Any, engine: Any, discriminator:
     """One adversarial generator step of the core loop, without RLlib: ``batch`` sequences sampled from G
     (a ``Generator``), their Monte Carlo Q (``engine``, a ``MonteCarloQ``) by the rollout policy (a
     ``RolloutPolicy``) scored by ``discriminator``, SeqGAN's policy gradient −Σ_(b,t) log G(y_t | y_<t) · Q_t
-    (summed, as the original release) clipped at the adversarial phase's default (``TrainConfig.grad_clip``),
-    then the rollout policy's β update."""
+    (summed, as the original release) clipped at the adversarial phase's default
+    (``TrainConfig.algorithm.grad_clip``), then the rollout policy's β update."""
     with torch.no_grad():
         sequences = generator.sample(batch, generator=rng)  # (B, T)
         q = engine(sequences, rollout.model, discriminator, generator=rng)  # (B, T)
-    generator_step(generator, optimizer, -(generator.log_prob(sequences) * q).sum(), TrainConfig().grad_clip)
+    loss = -(generator.log_prob(sequences) * q).sum()
+    generator_step(generator, optimizer, loss, TrainConfig().algorithm.grad_clip)
     rollout.update(generator)
 
 

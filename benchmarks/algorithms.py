@@ -69,7 +69,7 @@ def finished(run_dir: Path, config: TrainConfig) -> bool:
     """Whether ``run_dir`` holds a run of at least ``config``'s adversarial batches, summary written."""
     summary_file = run_dir / "summary.json"
     return summary_file.is_file() and json.loads(summary_file.read_text())["adversarial_batches"] >= \
-        config.adversarial_batches
+        config.schedule.adversarial_batches
 
 
 def run_one(config: TrainConfig, run_dir: Path, checkpoint: Path) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def run_one(config: TrainConfig, run_dir: Path, checkpoint: Path) -> dict[str, A
     if not finished(run_dir, config):
         resume = (run_dir / CONFIG_FILE).is_file() and (run_dir / "checkpoints").is_dir()
         run_training(config, run_dir, generator_checkpoint=checkpoint, device="cpu", progress=False, resume=resume,
-                     resume_batches=config.adversarial_batches if resume else None)
+                     resume_batches=config.schedule.adversarial_batches if resume else None)
     summary = json.loads(summary_file.read_text())
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     iterations = [r for r in records if r.get("iteration", 0) > 0]
@@ -272,8 +272,8 @@ def main() -> None:
                   flush=True)
         if not runs:
             continue
-        resolved = get_train_preset(args.preset).with_overrides(**overrides).resolved()
-        results[name] = {"overrides": overrides, "algo": resolved.algo, **aggregate(runs), "runs": runs}
+        algo = get_train_preset(args.preset).with_overrides(**overrides).algorithm.algo
+        results[name] = {"overrides": overrides, "algo": algo, **aggregate(runs), "runs": runs}
     if args.control in results:
         path = control_path(results[args.control]["runs"])
         for entry in results.values():

@@ -159,8 +159,8 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "long_run",
         "setting": {"preset": args.preset, "iterations": args.iterations, "warmup": args.warmup,
-                    "num_mc_workers": args.num_mc_workers, "checkpoint_every": config.checkpoint_every,
-                    "eval_every": config.eval_every, "num_cpus": args.num_cpus},
+                    "num_mc_workers": args.num_mc_workers, "checkpoint_every": config.schedule.checkpoint_every,
+                    "eval_every": config.schedule.eval_every, "num_cpus": args.num_cpus},
         "bounds": BOUNDS,
         "results": verdict,
         "pass": all(v["pass"] for v in verdict.values()),

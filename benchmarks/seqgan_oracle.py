@@ -55,7 +55,7 @@ def main() -> None:
         "benchmark": "seqgan_oracle",
         "preset": args.preset,
         "seed": args.seed,
-        "adversarial_batches": config.adversarial_batches,
+        "adversarial_batches": config.schedule.adversarial_batches,
         "data": summary["data"],
         "nll_oracle_mle": before,
         "nll_oracle_final": after,

@@ -2,7 +2,7 @@
 
 SeqGAN's reward is its discriminator's probability that a sequence is real. The
 same rollout machinery trains a generator on any other sequence-level score
-(``TrainConfig.reward_model``):
+(``TrainConfig.reward.reward_model``):
 
 * ``discriminator``: the paper's CNN, trained against the generator (a Ray actor
   with its pretraining and d-steps; ``seqgan_rl.rllib.adversarial``);
@@ -320,7 +320,7 @@ def maligan_normalised(weights: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def baselined(q: np.ndarray, valid: np.ndarray, baseline: str, average: np.ndarray | None = None,
               decay: float = 0.9) -> tuple[np.ndarray, np.ndarray | None]:
-    """Q_t − b_t [B, T] for ``baseline`` (``TrainConfig.baseline``), and the moving average after this batch.
+    """Q_t − b_t [B, T] for ``baseline`` (``TrainConfig.reward.baseline``), and the moving average after this batch.
 
     Args:
         q: Monte Carlo values [B, T] of a batch; ``valid`` [B, T]: the steps each sequence has.
@@ -477,11 +477,11 @@ class RewardModelSpec:
     @classmethod
     def of_run(cls, options: TrainConfig, real_data: str, vocab_size: int, seq_len: int) -> RewardModelSpec | None:
         """The fixed reward model of a run's options (``None``: a learned discriminator, CNN or dense)."""
-        if options.reward_model in LEARNED_REWARD_MODELS:
+        if options.reward.reward_model in LEARNED_REWARD_MODELS:
             return None
-        return cls(options.reward_model, str(real_data), vocab_size, seq_len, bleu_n=options.bleu_n,
-                   bleu_smoothing=options.bleu_smoothing, constant_reward=options.constant_reward,
-                   ideal_noise=options.ideal_noise, noise_seed=options.seed)
+        return cls(options.reward.reward_model, str(real_data), vocab_size, seq_len, bleu_n=options.reward.bleu_n,
+                   bleu_smoothing=options.reward.bleu_smoothing, constant_reward=options.reward.constant_reward,
+                   ideal_noise=options.reward.ideal_noise, noise_seed=options.seed)
 
     @property
     def oracle_file(self) -> Path:

@@ -74,7 +74,7 @@ def test_with_seqgan_refuses_what_cannot_work(inputs) -> None:
     settings = small_config(inputs).seqgan_settings()
     with pytest.raises(ConfigError, match="reward='q'"):
         with_seqgan(build_config("ppo"), settings, SMALL, inputs[1])
-    shaped = replace(settings, options=settings.options.with_overrides(algo="ppo", reward="shaped"))
+    shaped = replace(settings, options=settings.options.with_overrides(algo="ppo", reward="shaped").resolved())
     with pytest.raises(ConfigError, match="DQNConfig"):
         with_seqgan(DQNConfig(), shaped, SMALL, inputs[1])
     with pytest.raises(ConfigError, match="unknown algorithm 'sac'"):

@@ -133,7 +133,8 @@ def test_increments_add_up_to_the_sequences_score_minus_the_prefix_before_the_to
             else:
                 assert rewards[row, t] == 0.0 and q[row, t] == 0.0
     with pytest.raises(ConfigError, match="MaliGAN's normalised weights are not scores"):
-        TrainConfig(reward_model="dense", dense_rewards="increment", reward_transform="maligan").validate()
+        TrainConfig().with_overrides(reward_model="dense", dense_rewards="increment",
+                                     reward_transform="maligan").validate()
 
 
 def test_the_learners_reward_step_reads_q_and_per_token_rewards_from_the_dense_discriminator(tiny_run) -> None:  # noqa: F811
@@ -145,8 +146,9 @@ def test_the_learners_reward_step_reads_q_and_per_token_rewards_from_the_dense_d
     dense.float()
     valid = np.ones(tokens.shape, dtype=bool)
     for algo, transform, gamma in (("seqgan", "log_d", 0.0), ("seqgan", "2d-1", 0.6), ("ppo", "2d-1", 0.6)):
-        options = TrainConfig(algo=algo, reward_model="dense", reward_transform=transform, dense_gamma=gamma,
-                              dense_discriminator={"emb_dim": 4, "hidden_dim": 5}, value_warmup_steps=0)
+        options = TrainConfig().with_overrides(algo=algo, reward_model="dense", reward_transform=transform,
+                                               dense_gamma=gamma, dense_discriminator={"emb_dim": 4, "hidden_dim": 5},
+                                               value_warmup_steps=0)
         learner, _ = tiny_learner(options, tiny_run)
         piece = learner.monte_carlo_connector()
         piece.update_rollout_policy(learner.module)
@@ -169,9 +171,9 @@ def test_monte_carlo_options_with_the_dense_discriminator_are_refused() -> None:
     with pytest.raises(ConfigError, match="--num-rollouts, --num-mc-workers .*would do nothing"):
         refuse_monte_carlo_options("dense", {"num_rollouts", "num_mc_workers", "seed"})
     with pytest.raises(ConfigError, match="num_mc_workers=2 would start rollout workers"):
-        TrainConfig(reward_model="dense", num_mc_workers=2).validate()
+        TrainConfig().with_overrides(reward_model="dense", num_mc_workers=2).validate()
     with pytest.raises(ConfigError, match="its LSTM trains and scores in fp32"):
-        TrainConfig(reward_model="dense", d_precision="bf16").validate()
+        TrainConfig().with_overrides(reward_model="dense", d_precision="bf16").validate()
 
 
 def test_the_cli_refuses_a_monte_carlo_option_with_dense_before_any_work(tmp_path: Path,
@@ -217,9 +219,10 @@ def test_the_dense_discriminators_reward_raises_the_generators_mean_reward(ray_l
     torch.manual_seed(2)
     save_checkpoint(tmp_path / "mle.pt", "mle", {"generator": Generator(TINY).state_dict(),
                                                   "generator_config": asdict(TINY)})
-    options = TrainConfig(reward_model="dense", episodes_per_batch=32, d_steps=1, d_epochs=1, d_num_negatives=256,
-                          d_pretrain_rounds=3, d_lr=1e-2, dense_discriminator={"emb_dim": 8, "hidden_dim": 16},
-                          discriminator_num_cpus=0.5, seed=0)
+    options = TrainConfig().with_overrides(
+        reward_model="dense", episodes_per_batch=32, d_steps=1, d_epochs=1, d_num_negatives=256, d_pretrain_rounds=3,
+        d_lr=1e-2, dense_discriminator={"emb_dim": 8, "hidden_dim": 16}, discriminator_num_cpus=0.5, seed=0,
+    ).resolved()
     algo = build_algorithm_config(options, TINY, str(tmp_path / "mle.pt"), str(tmp_path / "real.parquet"),
                                   discriminator_threads=1).build_algo()
     try:

@@ -242,7 +242,7 @@ def test_the_env_waits_for_the_discriminator_as_long_as_its_supervisor_may_take(
     )
     from seqgan_rl.rllib.settings import SeqGANSettings
 
-    options = TrainConfig(actor_timeout_s=90.0)
+    options = TrainConfig().with_overrides(actor_timeout_s=90.0).resolved()
     env = SeqGANSettings(options, "real.parquet", {"vocab_size": 10, "seq_len": 3}).env_config()
     assert env["scorer_timeout_s"] == 90.0
     assert env["scorer_recovery_s"] == discriminator_recovery_s(90.0) == \
@@ -300,7 +300,8 @@ def test_nan_discriminator_output_is_a_clear_error(ray_local) -> None:
             env.step(SMALL.seq_len - 1)
 
         # the same weights, as the algorithm hands them to the Monte Carlo step after its d-steps
-        settings = SeqGANSettings(options=TrainConfig(num_rollouts=2, discriminator=SMALL_D), real_data="",
+        options = TrainConfig().with_overrides(num_rollouts=2, discriminator=SMALL_D).resolved()
+        settings = SeqGANSettings(options=options, real_data="",
                                   generator_config={"vocab_size": SMALL.vocab_size, "seq_len": SMALL.seq_len})
         connector = MonteCarloQConnector(settings=settings)
         with pytest.raises(TrainingError, match=r"MonteCarloQConnector: the discriminator's weights \(version 1\) "

@@ -274,8 +274,9 @@ def train_options(args: list[str]) -> TrainConfig:
 
 def demand(options: TrainConfig) -> list[dict[str, float]]:
     """The Ray resources of the run's actors: the discriminator and the K rollout workers."""
-    return [{"CPU": options.discriminator_num_cpus, "GPU": options.discriminator_num_gpus},
-            *[{"CPU": options.mc_worker_num_cpus, "GPU": options.mc_worker_num_gpus}] * options.num_mc_workers]
+    resources = options.resources
+    return [{"CPU": resources.discriminator_num_cpus, "GPU": resources.discriminator_num_gpus},
+            *[{"CPU": resources.mc_worker_num_cpus, "GPU": resources.mc_worker_num_gpus}] * resources.num_mc_workers]
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,7 @@ class Capacity:
         for name in ("CPU", "GPU"):  # all of them on the nodes the autoscaler may add
             need = round(sum(r[name] for r in actors), 4)
             assert need <= self.max_nodes * self.node.get(name, 0), (where, name, need, self)
-        assert options.learner_num_gpus <= self.driver_gpus, (where, "the Learner's GPU is the head's")
+        assert options.resources.learner_num_gpus <= self.driver_gpus, (where, "the Learner's GPU is the head's")
 
 
 def launcher_capacity() -> Capacity:
@@ -364,7 +365,7 @@ def test_cluster_files_hold_what_their_train_commands_ask_for() -> None:
         for args in kuberay_commands:
             kuberay_capacity(spec).check(train_options(args), " ".join(args))
     options = train_options(entrypoint)  # the RayJob's run gives the discriminator and the rollouts GPUs
-    assert options.discriminator_num_gpus > 0 and options.mc_worker_num_gpus > 0
+    assert options.resources.discriminator_num_gpus > 0 and options.resources.mc_worker_num_gpus > 0
 
 
 def test_capacity_check_rejects_a_command_that_does_not_fit() -> None:
@@ -385,7 +386,7 @@ def test_learner_without_cuda_runs_on_cpu_after_one_warning() -> None:
               "logging.basicConfig(format='%(levelname)s %(message)s')\n"
               "from seqgan_rl.rllib.seqgan import SeqGANConfig\n"
               "configs = [SeqGANConfig().training(learner_num_gpus=1.0) for _ in range(3)]\n"
-              "print([(c.options.learner_num_gpus, c.num_gpus_per_learner) for c in configs])\n")
+              "print([(c.options.resources.learner_num_gpus, c.num_gpus_per_learner) for c in configs])\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180,
                             env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr[-2000:]

@@ -99,7 +99,7 @@ def tiny_learner(options: TrainConfig, tiny_run: tuple[str, str]) -> tuple[Any, 
     from seqgan_rl.rllib.build import build_algorithm_config
 
     real, mle = tiny_run
-    config = build_algorithm_config(options, TINY, mle, real, discriminator_threads=1)
+    config = build_algorithm_config(options.resolved(), TINY, mle, real, discriminator_threads=1)  # a run's start
     env = TokenGenerationEnv(vocab_size=TINY.vocab_size, seq_len=TINY.seq_len, scorer=lambda tokens: 0.5)
     spaces = (env.observation_space, env.action_space)
     learner = config.build_learner(env=None, spaces={"__env__": spaces, DEFAULT_MODULE_ID: spaces})
@@ -110,7 +110,7 @@ def tiny_learner(options: TrainConfig, tiny_run: tuple[str, str]) -> tuple[Any, 
 def test_seqgan_learner_gradient_equals_the_reference(tiny_run) -> None:
     from ray.rllib.core import DEFAULT_MODULE_ID
 
-    options = TrainConfig(discriminator=FIXED_D, grad_clip=1e9)  # no clipping: the raw gradient
+    options = TrainConfig().with_overrides(discriminator=FIXED_D, grad_clip=1e9)  # no clipping: the raw gradient
     learner, module = tiny_learner(options, tiny_run)
 
     rng = torch.Generator().manual_seed(3)
@@ -153,9 +153,10 @@ def test_every_algorithm_learns_a_reward_with_a_known_optimum(ray_local, tiny_ru
     from seqgan_rl.rllib.build import build_algorithm_config
 
     real, mle = tiny_run
-    options = TrainConfig(algo=algo_name, reward="shaped", episodes_per_batch=32, num_rollouts=4, d_steps=0,
-                          d_pretrain_rounds=0, discriminator=FIXED_D, discriminator_num_cpus=0.5, seed=0,
-                          adversarial_lr=lr)
+    options = TrainConfig().with_overrides(
+        algo=algo_name, reward="shaped", episodes_per_batch=32, num_rollouts=4, d_steps=0, d_pretrain_rounds=0,
+        discriminator=FIXED_D, discriminator_num_cpus=0.5, seed=0, adversarial_lr=lr,
+    ).resolved()
     algo = build_algorithm_config(options, TINY, mle, real, discriminator_threads=1).build_algo()
     try:
         algo.set_discriminator_weights(module_weights(fixed_reward_discriminator(), version=1))
@@ -205,7 +206,8 @@ def test_kl_penalty_is_the_log_ratio_of_the_two_models(tiny_run) -> None:
     from seqgan_rl.runs import load_generator
 
     coef = 0.3
-    options = TrainConfig(algo="ppo", reward="terminal", discriminator=FIXED_D, kl_coef=coef, value_warmup_steps=0)
+    options = TrainConfig().with_overrides(algo="ppo", reward="terminal", discriminator=FIXED_D, kl_coef=coef,
+                                           value_warmup_steps=0)
     learner, module = tiny_learner(options, tiny_run)
     moved_away(module)
     piece = learner.monte_carlo_connector()
@@ -238,7 +240,7 @@ def test_seqgan_q_loses_the_penalty_return_and_c0_is_exactly_the_monte_carlo_q(r
     tokens = torch.randint(0, TINY.vocab_size, (5, TINY.seq_len), generator=torch.Generator().manual_seed(6))
     columns, pieces = {}, {}
     for coef in (0.0, 0.4):
-        options = TrainConfig(discriminator=FIXED_D, kl_coef=coef, num_rollouts=4, seed=3)
+        options = TrainConfig().with_overrides(discriminator=FIXED_D, kl_coef=coef, num_rollouts=4, seed=3)
         learner, module = tiny_learner(options, tiny_run)
         moved_away(module)
         piece = pieces[coef] = learner.monte_carlo_connector()
@@ -248,7 +250,8 @@ def test_seqgan_q_loses_the_penalty_return_and_c0_is_exactly_the_monte_carlo_q(r
         piece(rl_module=learner.module, batch=batch, episodes=episodes_of(tokens, torch.zeros(5, TINY.seq_len)))
         columns[coef] = q_column(batch)
     # c = 0: exactly the Monte Carlo Q of a pool with the same seed, policy and discriminator
-    learner, module = tiny_learner(TrainConfig(discriminator=FIXED_D, num_rollouts=4, seed=3), tiny_run)
+    learner, module = tiny_learner(TrainConfig().with_overrides(discriminator=FIXED_D, num_rollouts=4, seed=3),
+                                   tiny_run)
     moved_away(module)
     plain = learner.monte_carlo_connector()
     plain.update_rollout_policy(learner.module)
@@ -264,8 +267,8 @@ def test_adaptive_kl_coefficient_moves_toward_the_target(tiny_run) -> None:
     """kl_target: a KL above the target raises the coefficient, one below lowers it (Ziegler et al.'s rule)."""
     tokens = torch.randint(0, TINY.vocab_size, (8, TINY.seq_len), generator=torch.Generator().manual_seed(8))
     for target, direction in ((1e-4, 1), (1e3, -1)):
-        options = TrainConfig(algo="ppo", reward="terminal", discriminator=FIXED_D, kl_coef=0.2, kl_target=target,
-                              value_warmup_steps=0)
+        options = TrainConfig().with_overrides(algo="ppo", reward="terminal", discriminator=FIXED_D, kl_coef=0.2,
+                                               kl_target=target, value_warmup_steps=0)
         learner, module = tiny_learner(options, tiny_run)
         moved_away(module)
         piece = learner.monte_carlo_connector()
@@ -276,7 +279,7 @@ def test_adaptive_kl_coefficient_moves_toward_the_target(tiny_run) -> None:
 def test_value_warmup_lowers_the_value_loss(ray_local, tiny_run) -> None:
     """The warm-up fits the value head to the returns of the generator's samples; the generator stays as it was."""
     # terminal rewards: G_t = D(y), which a prefix holding a token outside GOOD_TOKENS already decides
-    options = TrainConfig(algo="ppo", reward="terminal", discriminator=FIXED_D, num_rollouts=4, seed=1)
+    options = TrainConfig().with_overrides(algo="ppo", reward="terminal", discriminator=FIXED_D, num_rollouts=4, seed=1)
     learner, module = tiny_learner(options, tiny_run)
     piece = learner.monte_carlo_connector()
     piece.update_rollout_policy(learner.module)

@@ -22,23 +22,26 @@ from conftest import SMALL
 
 from seqgan_rl.commands.cli import build_parser
 from seqgan_rl.config import PRESETS, TRAIN_PRESETS, PretrainConfig, TrainConfig
-from seqgan_rl.config.options import option_overrides, optional_type
+from seqgan_rl.config.options import (
+    Options,
+    flat_dict,
+    flat_field,
+    flat_names,
+    group,
+    option,
+    option_overrides,
+    optional_type,
+)
 from seqgan_rl.errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parent.parent / "seqgan_rl"
 DECLARATIONS = {PACKAGE / "config.py", PACKAGE / "options.py"}
 
 
-def leaf_fields(cls: type, prefix: str = "") -> list[tuple[str, type, dataclasses.Field]]:
-    """(override name, owning class, field) for every option, nested ones with their prefix (``mle_epochs``)."""
-    out = []
-    types = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(types[f.name]):
-            out += leaf_fields(types[f.name], f"{prefix}{f.name}_")
-        else:
-            out.append((f"{prefix}{f.name}", cls, f))
-    return out
+def leaf_fields(cls: type) -> list[tuple[str, type, dataclasses.Field]]:
+    """(flat name, owning class, field) for every option, those of a group by their flat name (``d_steps``,
+    ``mle_epochs``)."""
+    return [(name, *flat_field(cls, name)) for name in flat_names(cls)]
 
 
 TRAIN_FIELDS = leaf_fields(TrainConfig)
@@ -92,8 +95,7 @@ def test_every_train_option_is_a_flag_of_train_and_tune(name: str, cls: type, f:
     for command in (["train", "--preset", "smoke"], ["tune", "--generator-checkpoint", "g.pt", "--grid", "seed=1,2"]):
         args = build_parser().parse_args([*command, flag(name), as_text(value)])
         config = TRAIN_PRESETS["smoke"].with_overrides(**option_overrides(args, TrainConfig))
-        owner = config.mle if name.startswith("mle_") else config
-        assert getattr(owner, f.name) == value, (command[0], name)
+        assert flat_dict(config)[name] == value, (command[0], name)
 
 
 @pytest.mark.parametrize(("name", "cls", "f"), PRETRAIN_FIELDS, ids=[n for n, _, _ in PRETRAIN_FIELDS])
@@ -120,9 +122,8 @@ def test_help_shows_each_option_with_its_doc_and_the_presets_values(capsys: pyte
 def test_config_json_round_trip_keeps_every_field() -> None:
     config = everything_changed()
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    for name, _, f in TRAIN_FIELDS:  # every field really differs from the default
-        owner, default_owner = (config.mle, TrainConfig().mle) if name.startswith("mle_") else (config, TrainConfig())
-        assert getattr(owner, f.name) != getattr(default_owner, f.name), name
+    for name, _, _ in TRAIN_FIELDS:  # every field really differs from the default
+        assert flat_dict(config)[name] != flat_dict(TrainConfig())[name], name
     with pytest.raises(ConfigError, match="unknown config field"):
         TrainConfig.from_dict({**config.to_dict(), "no_such_option": 1})
 
@@ -159,14 +160,15 @@ def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_
     algo_config.validate()
     assert seqgan_settings(algo_config).options == config  # what the AdversarialMixin reads
     for name, attribute in RLLIB_OPTIONS.items():
-        assert getattr(algo_config, attribute) == getattr(config, name), name
+        assert getattr(algo_config, attribute) == flat_dict(config)[name], name
     env = TokenGenerationEnv(vocab_size=SMALL.vocab_size, seq_len=SMALL.seq_len, scorer=lambda tokens: 0.5)
     spaces = (env.observation_space, env.action_space)
     learner = algo_config.build_learner(env=None, spaces={"__env__": spaces, "default_policy": spaces})
     learner.build()
     [piece] = monte_carlo_pieces(learner)
     assert piece.options == config  # what the Learner's Monte Carlo piece reads
-    assert learner.config.lr == config.adversarial_lr and learner.config.grad_clip == config.grad_clip
+    assert learner.config.lr == config.algorithm.adversarial_lr
+    assert learner.config.grad_clip == config.algorithm.grad_clip
     rllib_names = {  # each algorithm's own options, under RLlib's names
         "ppo": {"num_epochs": "num_epochs", "clip_param": "clip_param", "gae_lambda": "lambda_",
                 "vf_coef": "vf_loss_coeff", "entropy_coef": "entropy_coeff"},
@@ -177,9 +179,9 @@ def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_
                    "vtrace_rho_clip": "vtrace_clip_pg_rho_threshold"},
     }.get(algo, {})
     for name, attribute in rllib_names.items():
-        assert getattr(algo_config, attribute) == getattr(config, name), name
+        assert getattr(algo_config, attribute) == flat_dict(config)[name], name
     if algo != "seqgan":
-        assert algo_config.minibatch_size == 72 // config.minibatches * SMALL.seq_len
+        assert algo_config.minibatch_size == 72 // config.algorithm.minibatches * SMALL.seq_len
 
 
 def test_rllib_names_of_options_cannot_be_set_behind_their_back(run_inputs) -> None:
@@ -232,3 +234,102 @@ def test_the_docs_table_of_per_algorithm_defaults_is_the_code_s() -> None:
     expected = {(f"`{algo}`", f"`{name}`", f"{value}", reason)
                 for algo, table in ALGORITHM_DEFAULTS.items() for name, (value, reason) in table.items()}
     assert rows == expected
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstGroup(Options):
+    steps: int = option(1, "steps of the first group")
+
+
+@dataclasses.dataclass(frozen=True)
+class SecondGroup(Options):
+    count: int = option(1, "a count that a flag would name as the first group's steps", name="steps")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClashingGroups(Options):
+    first: FirstGroup = group(FirstGroup, "the first")
+    second: SecondGroup = group(SecondGroup, "the second")
+
+
+def test_every_option_has_one_flat_name_across_the_groups() -> None:
+    """A flag, an override and a grid axis name one option: the groups' names never repeat, and a declaration
+    that would repeat one is refused."""
+    types = typing.get_type_hints(TrainConfig)
+    groups = [types[f.name] for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(types[f.name])]
+    count = sum(len(dataclasses.fields(g)) for g in groups) + len(dataclasses.fields(TrainConfig)) - len(groups)
+    assert len(flat_names(TrainConfig)) == count == len(TRAIN_FIELDS)
+    assert flat_names(TrainConfig)["d_steps"] == ("discriminator", "d_steps")
+    assert flat_names(TrainConfig)["discriminator"] == ("discriminator", "cnn_sizes")
+    assert flat_names(TrainConfig)["reward"] == ("reward", "shaping")
+    assert flat_names(TrainConfig)["mle_epochs"] == ("mle", "epochs")
+    with pytest.raises(TypeError, match=r"steps declared twice \(first.steps and second.count\)"):
+        flat_names(ClashingGroups)
+
+
+def test_flat_overrides_reach_their_group() -> None:
+    config = TrainConfig().with_overrides(d_steps=3, reward="terminal", discriminator={"emb_dim": 8}, mle_epochs=2,
+                                          num_mc_workers=2, algo="ppo", seed=4, adversarial_batches=7)
+    assert (config.discriminator.d_steps, config.reward.shaping, config.discriminator.cnn_sizes) == \
+        (3, "terminal", {"emb_dim": 8})
+    assert (config.mle.epochs, config.resources.num_mc_workers, config.algorithm.algo, config.seed) == (2, 2, "ppo", 4)
+    assert config.schedule.adversarial_batches == 7
+    untouched = TrainConfig()
+    assert config.rollouts == untouched.rollouts and config.mle.lr == untouched.mle.lr  # the rest as it was
+    with pytest.raises(ConfigError, match="d_steps must be >= 0, got -1"):
+        config.with_overrides(d_steps=-1)
+
+
+def test_config_json_holds_the_groups_and_reads_back() -> None:
+    config = TRAIN_PRESETS["cpu"]
+    saved = json.loads(json.dumps(config.to_dict()))
+    assert set(saved) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert saved["discriminator"]["d_steps"] == 1 and saved["schedule"]["adversarial_batches"] == 100
+    assert saved["discriminator"]["cnn_sizes"]["num_filters"] == list(config.discriminator.cnn_sizes["num_filters"])
+    assert TrainConfig.from_dict(saved) == config
+
+
+def test_the_flat_config_json_of_a_run_from_before_the_groups_still_reads() -> None:
+    """``tests/data/flat_run_config.json``: the options of ``test_resume``'s runs as the flat ``config.json``
+    of the version before the groups held them (``test_resume`` resumes a run from it)."""
+    flat = json.loads((Path(__file__).resolve().parent / "data" / "flat_run_config.json").read_text())
+    args = build_parser().parse_args(["train", "--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3",
+                                      "--seed", "7", "--kl-coef", "0.05", "--kl-target", "0.02", "--reward-model",
+                                      "dense", "--dense-gamma", "0.5", "--reward-transform", "log_d", "--baseline",
+                                      "ema", "--batches", "2"])
+    expected = TRAIN_PRESETS["smoke"].with_overrides(**option_overrides(args, TrainConfig)).resolved()
+    assert TrainConfig.from_dict(flat) == expected
+    assert flat_dict(expected) == {**{k: v for k, v in flat.items() if k != "mle"},
+                                   **{f"mle_{k}": v for k, v in flat["mle"].items()},
+                                   "discriminator": expected.discriminator.cnn_sizes}  # tuples, not JSON lists
+    with pytest.raises(ConfigError, match="unknown config field"):
+        TrainConfig.from_dict({**flat, "no_such_option": 1})
+
+
+def test_the_options_are_resolved_where_the_run_starts_and_refused_unresolved_downstream(run_inputs) -> None:
+    from seqgan_rl.experiment.run import starting_options
+    from seqgan_rl.rllib.build import algorithm_training, build_algorithm_config
+    from seqgan_rl.rllib.settings import SeqGANSettings, apply_rllib_options
+
+    unresolved = TrainConfig().with_overrides(algo="ppo")
+    resolved = starting_options(unresolved)
+    assert (resolved.algorithm.num_epochs, resolved.discriminator.d_precision) == (4, "fp32")
+    assert resolved.resolved() is resolved and resolved.check_resolved() is resolved  # nothing left to fill
+    real, mle = run_inputs
+    for downstream in (lambda: SeqGANSettings(unresolved, real, SMALL.__dict__),
+                       lambda: algorithm_training(unresolved, 64 * SMALL.seq_len, SMALL.seq_len),
+                       lambda: build_algorithm_config(unresolved, SMALL, mle, real, discriminator_threads=1),
+                       lambda: apply_rllib_options(object(), unresolved)):
+        with pytest.raises(ConfigError, match=r"an unresolved TrainConfig \(.*num_epochs.*\).*resolved\(\) where "
+                                              "the run starts"):
+            downstream()
+    assert SeqGANSettings(resolved, real, SMALL.__dict__).options is resolved
+
+
+def test_only_where_a_run_starts_resolves_the_options() -> None:
+    """``TrainConfig.resolved`` is called where a run starts (the run's options, a Tune trial's pre-flight check,
+    the ``SeqGANConfig`` a run built with RLlib's API starts from), nowhere downstream of them."""
+    callers = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
+               if any(isinstance(node, ast.Attribute) and node.attr == "resolved"
+                      for node in ast.walk(ast.parse(path.read_text())))}
+    assert callers == {"experiment/run.py", "experiment/preflight.py", "rllib/seqgan.py"}

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from seqgan_rl.config import FAST_MIN_FEATURES, PRECISION_PARTS, TRAIN_PRESETS, TrainConfig, discriminator_features
+from seqgan_rl.config.options import flat_dict
 from seqgan_rl.distributed.devices import score_precision_on, train_precision_on
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.experiment.run import precision_report
@@ -25,10 +26,15 @@ from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator, GeneratorConfig
 
 
+def precisions(config: TrainConfig) -> tuple[str | None, str | None]:
+    """The precision of the d-steps and of the Monte Carlo scoring."""
+    return config.discriminator.d_precision, config.rollouts.score_precision
+
+
 @pytest.mark.parametrize("mode", ["exact", "fast"])
 def test_precision_sets_each_part_left_unset(mode: str) -> None:
     resolved = TRAIN_PRESETS["paper"].with_overrides(precision=mode).resolved()
-    assert {name: getattr(resolved, name) for name in PRECISION_PARTS[mode]} == PRECISION_PARTS[mode]
+    assert {name: flat_dict(resolved)[name] for name in PRECISION_PARTS[mode]} == PRECISION_PARTS[mode]
     assert PRECISION_PARTS["exact"] == {"d_precision": "fp32", "score_precision": "fp32"}
     assert PRECISION_PARTS["fast"] == {"d_precision": "bf16", "score_precision": "int8"}
 
@@ -37,18 +43,18 @@ def test_fast_keeps_a_narrow_discriminator_in_fp32() -> None:
     """Below FAST_MIN_FEATURES bf16 and int8 are slower than fp32: fast leaves such a discriminator exact,
     says so in the run's report, and a part asked for on its own is still given."""
     cpu = TRAIN_PRESETS["cpu"].with_overrides(precision="fast")
-    assert discriminator_features(cpu.discriminator) == 430 < FAST_MIN_FEATURES
-    assert (cpu.resolved().d_precision, cpu.resolved().score_precision) == ("fp32", "fp32")
+    assert discriminator_features(cpu.discriminator.cnn_sizes) == 430 < FAST_MIN_FEATURES
+    assert precisions(cpu.resolved()) == ("fp32", "fp32")
     assert "430 features" in precision_report(cpu.resolved())["note"]
     assert "note" not in precision_report(TRAIN_PRESETS["paper"].with_overrides(precision="fast").resolved())
     wide = cpu.with_overrides(discriminator={"num_filters": [100] * 12})  # 1,200 features
-    assert (wide.resolved().d_precision, wide.resolved().score_precision) == ("bf16", "int8")
-    assert cpu.with_overrides(d_precision="bf16").resolved().d_precision == "bf16"
+    assert precisions(wide.resolved()) == ("bf16", "int8")
+    assert cpu.with_overrides(d_precision="bf16").resolved().discriminator.d_precision == "bf16"
 
 
 def test_a_part_set_on_its_own_overrides_the_mode() -> None:
     resolved = TrainConfig().with_overrides(precision="fast", d_precision="fp32").resolved()
-    assert (resolved.d_precision, resolved.score_precision) == ("fp32", "int8")
+    assert precisions(resolved) == ("fp32", "int8")
     assert TrainConfig().resolved().precision == "exact"  # the default stays exact
 
 

@@ -137,8 +137,8 @@ def test_the_learners_reward_step_reads_q_from_the_ratio_discriminator(tiny_run,
     model.model.load_state_dict(Generator(TINY).state_dict())
     tokens = torch.randint(0, TINY.vocab_size, (6, TINY.seq_len), generator=torch.Generator().manual_seed(9))
     logits = model.prefix_logits(tokens).double()
-    options = TrainConfig(reward_model="ratio", reward_transform="log_d", baseline="none", value_warmup_steps=0,
-                          dense_rewards=kind, dense_gamma=gamma)
+    options = TrainConfig().with_overrides(reward_model="ratio", reward_transform="log_d", baseline="none",
+                                           value_warmup_steps=0, dense_rewards=kind, dense_gamma=gamma)
     learner, _ = tiny_learner(options, tiny_run)
     piece = learner.monte_carlo_connector()
     piece.update_rollout_policy(learner.module)
@@ -152,9 +152,9 @@ def test_the_learners_reward_step_reads_q_from_the_ratio_discriminator(tiny_run,
 
 def test_options_the_ratio_discriminator_cannot_use_are_refused() -> None:
     with pytest.raises(ConfigError, match="generator of the latest d-step; d_steps=0"):
-        TrainConfig(reward_model="ratio", d_steps=0).validate()
+        TrainConfig().with_overrides(reward_model="ratio", d_steps=0).validate()
     with pytest.raises(ConfigError, match="reward_model='ratio' scores every prefix in the Learner"):
-        TrainConfig(reward_model="ratio", num_mc_workers=1).validate()
+        TrainConfig().with_overrides(reward_model="ratio", num_mc_workers=1).validate()
     with pytest.raises(ConfigError, match="--dense-discriminator would do nothing.*the generator's sizes"):
         refuse_monte_carlo_options("ratio", {"dense_discriminator"})
     refuse_monte_carlo_options("dense", {"dense_discriminator"})  # the dense one's own sizes

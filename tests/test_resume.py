@@ -31,6 +31,7 @@ import torch
 from conftest import SMALL
 
 from seqgan_rl.commands.cli import main
+from seqgan_rl.config import TrainConfig
 from seqgan_rl.evaluation.event_files import logged_steps
 from seqgan_rl.evaluation.sample_log import read_samples
 from seqgan_rl.experiment.run_checkpoints import RUN_CHECKPOINT_KIND
@@ -42,6 +43,11 @@ from seqgan_rl.storage.files import run_dir_lock
 SCHEDULE = ("--preset", "smoke", "--eval-every", "3", "--checkpoint-every", "3", "--seed", "7", "--kl-coef", "0.05",
             "--kl-target", "0.02", "--reward-model", "dense", "--dense-gamma", "0.5", "--reward-transform", "log_d",
             "--baseline", "ema")
+
+
+FLAT_CONFIG = Path(__file__).resolve().parent / "data" / "flat_run_config.json"
+"""The options of ``half`` (``SCHEDULE``, 2 batches) as ``config.json`` held them before they were grouped:
+written by that version of ``seqgan-rl``, one flat name per option."""
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -281,3 +287,19 @@ def test_resume_existing_continues_the_run_a_directory_holds_and_only_that_run(
     assert main(["train", *common, "--batches", "4", "--resume-existing"]) == 0
     assert_same_generator(run, runs["full"])
     assert main(["train", *common, "--batches", "2", "--resume-existing"]) == 2  # it cannot shorten the run either
+
+
+def test_a_run_whose_config_json_predates_the_option_groups_resumes_bit_identically(runs: dict[str, Path],
+                                                                                    tmp_path: Path) -> None:
+    """A run directory written before the options were grouped holds them flat (``d_steps``, ``discriminator``
+    as the CNN's sizes, ``reward`` as shaped or terminal); it resumes with the same options, to the same
+    generator as the run that never stopped."""
+    run = tmp_path / "run"
+    shutil.copytree(runs["half"], run)
+    saved = json.loads((run / "config.json").read_text())
+    flat = json.loads(FLAT_CONFIG.read_text())
+    assert {"d_steps", "reward", "discriminator"} <= set(flat) and "d_steps" not in saved["config"]
+    assert TrainConfig.from_dict(flat) == TrainConfig.from_dict(saved["config"])
+    (run / "config.json").write_text(json.dumps({**saved, "config": flat}))
+    assert main(["train", "--resume", str(run), "--batches", "4", "--no-progress"]) == 0
+    assert_same_generator(run, runs["full"])

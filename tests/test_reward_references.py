@@ -85,7 +85,7 @@ def test_ideal_noise_is_a_fixed_error_of_the_stated_size_added_to_the_exact_logi
     assert not torch.allclose(other.logit(tokens), noisy.logit(tokens))
     assert "error" not in noisy.state_dict()  # never sent with the generator's weights
     with pytest.raises(ConfigError, match="ideal_noise=0.5 .*reward_model='discriminator'"):
-        TrainConfig(ideal_noise=0.5).validate()
+        TrainConfig().with_overrides(ideal_noise=0.5).validate()
 
 
 def test_ideal_refuses_data_without_an_oracle(tmp_path: Path) -> None:
@@ -143,7 +143,8 @@ def test_one_seqgan_update_under_the_constant_reward_is_the_controls_update(ray_
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     value = 0.45
-    options = TrainConfig(reward_model="constant", constant_reward=value, num_rollouts=4, discriminator={})
+    options = TrainConfig().with_overrides(reward_model="constant", constant_reward=value, num_rollouts=4,
+                                           discriminator={})
     learner, module = tiny_learner(options, tiny_run)
     reference = Generator(TINY, init_std=None)
     reference.load_state_dict(module.generator.state_dict())
@@ -173,7 +174,7 @@ def seqgan_piece(**options: object):
     from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector
     from seqgan_rl.rllib.settings import SeqGANSettings
 
-    settings = SeqGANSettings(TrainConfig(**options), "unused.parquet", asdict(SMALL))
+    settings = SeqGANSettings(TrainConfig().with_overrides(**options).resolved(), "unused.parquet", asdict(SMALL))
     return MonteCarloQConnector(settings=settings)
 
 
@@ -223,7 +224,7 @@ def test_maligan_weights_have_mean_one_at_each_position() -> None:
 ])
 def test_a_transform_or_baseline_the_algorithm_cannot_use_is_one_error(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        TrainConfig(**options).resolved().validate()
+        TrainConfig().with_overrides(**options).resolved().validate()
 
 
 def test_spearman_and_the_accuracies_of_the_information_measure() -> None:
@@ -267,8 +268,8 @@ def test_ppo_under_the_ideal_discriminator_lowers_nll_oracle(ray_local, tmp_path
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "mle.pt", "mle", {"generator": Generator(TINY).state_dict(),
                                                   "generator_config": asdict(TINY)})
-    options = TrainConfig(algo="ppo", reward_model="ideal", reward_transform="log_d", episodes_per_batch=32,
-                          num_rollouts=4, seed=0)
+    options = TrainConfig().with_overrides(algo="ppo", reward_model="ideal", reward_transform="log_d",
+                                           episodes_per_batch=32, num_rollouts=4, seed=0).resolved()
     algo = build_algorithm_config(options, TINY, str(tmp_path / "mle.pt"), str(tmp_path / "train.parquet"),
                                   discriminator_threads=1).build_algo()
     try:

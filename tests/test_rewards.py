@@ -85,15 +85,15 @@ def test_bleu_reward_scores_text_as_its_words(tmp_path: Path) -> None:
 
 
 def test_reward_model_options_are_checked() -> None:
-    assert TrainConfig().reward_model == "discriminator"
-    TrainConfig(reward_model="bleu", bleu_n=3, bleu_smoothing="method1").validate()
-    TrainConfig(reward_model="my.module:score").validate()
+    assert TrainConfig().reward.reward_model == "discriminator"
+    TrainConfig().with_overrides(reward_model="bleu", bleu_n=3, bleu_smoothing="method1").validate()
+    TrainConfig().with_overrides(reward_model="my.module:score").validate()
     for bad, message in [({"reward_model": "bleu4"}, "unknown reward_model 'bleu4'"),
                          ({"reward_model": "module:"}, "unknown reward_model"),
                          ({"bleu_n": 0}, "bleu_n must be in [1, 5]"),
                          ({"bleu_smoothing": "add1"}, "bleu_smoothing must be one of")]:
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-            TrainConfig(**bad).validate()
+            TrainConfig().with_overrides(**bad).validate()
     with pytest.raises(ConfigError, match="too high for a vocabulary"):
         TokenBleu(np.zeros((2, 4), dtype=np.int64), 5, vocab_size=10**5)
 

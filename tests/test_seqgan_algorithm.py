@@ -53,7 +53,7 @@ def test_one_adversarial_batch_updates_generator_discriminator_and_rollout_polic
             assert result["timers"][stage] > 0.0
         # the rollout policy moved: β·(MLE copy) + (1 − β)·G after one update, G ≠ MLE
         rollout = algo.learner_group._learner.monte_carlo_connector().get_state()["rollout_policy"]["model"]
-        beta = algo.config.options.rollout_beta
+        beta = algo.config.options.rollouts.rollout_beta
         for name, value in rollout.items():
             key = f"generator.{name}"
             expected = after[key] if name == "embedding.weight" else beta * before[key] + (1 - beta) * after[key]

@@ -47,7 +47,7 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
                         "its latest evaluation, with its own configuration and data")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_option_flags(parser.add_argument_group("MLE options"), PretrainConfig, presets=PRESETS)
+    add_option_flags(parser, PretrainConfig, title="MLE options", presets=PRESETS)
 
 
 def add_parser(sub: Any) -> None:

@@ -37,8 +37,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true",
                         help="also show Ray's and RLlib's known notices on the terminal (always in the run's log)")
-    add_option_flags(parser.add_argument_group("training options (default: the --preset's value, in brackets)"),
-                     TrainConfig, presets=TRAIN_PRESETS)
+    add_option_flags(parser, TrainConfig, title="training options (default: the --preset's value, in brackets)",
+                     presets=TRAIN_PRESETS)
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         preset = "paper" if device.startswith("cuda") else "cpu"
     overrides = option_overrides(args, TrainConfig)
     config = get_train_preset(preset).with_overrides(**overrides)
-    refuse_monte_carlo_options(config.reward_model, overrides)
+    refuse_monte_carlo_options(config.reward.reward_model, overrides)
     if args.resume_existing:
         if args.resume or args.run_dir is None:
             raise ConfigError("--resume-existing goes with --run-dir (the run to continue or start), not --resume")

@@ -24,7 +24,7 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
     overrides = option_overrides(args, TrainConfig)
     base = get_train_preset(args.preset).with_overrides(**overrides)
     grid = parse_grid(args.grid)
-    for reward_model in grid.get("reward_model", [base.reward_model]):
+    for reward_model in grid.get("reward_model", [base.reward.reward_model]):
         refuse_monte_carlo_options(reward_model, {*overrides, *grid}, "in the flags or the grid")
     check_num_cpus(args.num_cpus)
     for flag, value in (("--num-samples", args.num_samples), ("--max-concurrent-trials", args.max_concurrent_trials)):
@@ -83,6 +83,6 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--storage-path", type=Path, default=Path("runs") / "tune")
     parser.add_argument("--address", help="join this Ray cluster (default: a local Ray)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
-    add_option_flags(parser.add_argument_group("base training options (default: the --preset's value)"),
-                     TrainConfig, presets=TRAIN_PRESETS)
+    add_option_flags(parser, TrainConfig, title="base training options (default: the --preset's value)",
+                     presets=TRAIN_PRESETS)
     parser.set_defaults(handler=tune)

@@ -8,7 +8,13 @@ settings carry the ``TrainConfig`` itself to the algorithm, the Learner and its
 Monte Carlo piece (``seqgan_rl.rllib.settings``). Presets are named instances,
 not copies of code (``PRESETS["paper"]``, ``TRAIN_PRESETS["cpu"]``).
 
-Adding an option: declare it here, use it where it acts.
+``TrainConfig`` is made of groups, each a frozen dataclass of its own, as RLlib
+groups an ``AlgorithmConfig``: ``schedule``, ``discriminator``, ``rollouts``,
+``reward``, ``algorithm``, ``resources`` and ``mle`` (a ``PretrainConfig``), with
+``precision`` and ``seed`` at the top. Code reads ``config.discriminator.d_steps``;
+flags, overrides and Tune axes keep each option's one flat name (``d_steps``).
+
+Adding an option: declare it in its group here, use it where it acts.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from seqgan_rl.config.options import Options, option
+from seqgan_rl.config.options import Options, flat_dict, group, option, with_overrides
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.evaluation.bleu import SMOOTHING_METHODS
 from seqgan_rl.mc.engine import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS
@@ -151,15 +157,27 @@ CPU_DISCRIMINATOR: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class TrainConfig(Options):
-    """Full SeqGAN training: MLE pretraining, discriminator pretraining, adversarial batches."""
+class ScheduleOptions(Options):
+    """How long the adversarial phase runs and how often it evaluates and checkpoints."""
 
-    mle: PretrainConfig = option(doc="the MLE phase (skipped when a generator checkpoint is given)",
-                                 factory=PretrainConfig)
     adversarial_batches: int = option(200, "adversarial batches = SeqGAN.train() iterations (paper: 200)", gt=0,
                                       flags=("--batches",))
     episodes_per_batch: int = option(64, "generated sequences per generator update (paper: 64)", gt=0)
     g_steps: int = option(1, "generator updates per adversarial batch, each on fresh episodes (paper: 1)", gt=0)
+    eval_every: int = option(5, "evaluate NLL-oracle / NLL-test every this many adversarial batches "
+                                "(the original: 5)", gt=0)
+    checkpoint_every: int = option(10, "write a checkpoint every this many adversarial batches (and after the "
+                                       "last)", gt=0)
+    keep_checkpoints: int = option(2, "keep this many newest checkpoints (a resume falls back to an older one "
+                                      "when the newest fails its manifest)", gt=0)
+    info_samples: int = option(1_000, "the discriminator's information measure at every evaluation: this many "
+                                      "held-out real and as many fresh generated sequences (0 = off)", ge=0)
+
+
+@dataclass(frozen=True)
+class DiscriminatorOptions(Options):
+    """The discriminator: its training schedule (d-steps), optimiser, precision and sizes."""
+
     d_steps: int = option(5, "discriminator steps per adversarial batch, each on fresh negatives (paper: 5)", ge=0)
     d_epochs: int = option(3, "passes over real + negatives per d-step (paper: 3)", gt=0)
     d_batch_size: int = option(64, "discriminator minibatch size (paper: 64)", gt=0)
@@ -174,57 +192,57 @@ class TrainConfig(Options):
     d_precision: str | None = option(None, "precision of the d-steps: fp32, or bf16 (autocast; float32 on a CPU "
                                            "without AVX512_BF16/AMX); unset: from --precision",
                                      choices=("fp32", "bf16"))
-    discriminator: dict[str, Any] = option(doc="Discriminator sizes as JSON (emb_dim, filter_sizes, num_filters, "
-                                               "dropout_keep, l2_reg); empty = the paper's CNN", factory=dict)
-    dense_discriminator: dict[str, Any] = option(doc="reward_model=dense: its sizes and regularisers as JSON (emb_dim, "
-                                                     "hidden_dim, num_layers, dropout_keep, l2_reg, layer_norm); "
-                                                     "empty = the defaults of DenseDiscriminator", factory=dict)
-    discriminator_num_cpus: float = option(1.0, "CPUs of the discriminator actor", ge=0)
-    discriminator_num_gpus: float = option(0.0, "GPUs of the discriminator actor", ge=0)
+    cnn_sizes: dict[str, Any] = option(doc="Discriminator sizes as JSON (emb_dim, filter_sizes, num_filters, "
+                                           "dropout_keep, l2_reg); empty = the paper's CNN", factory=dict,
+                                       name="discriminator")
+    dense_sizes: dict[str, Any] = option(doc="reward_model=dense: its sizes and regularisers as JSON (emb_dim, "
+                                             "hidden_dim, num_layers, dropout_keep, l2_reg, layer_norm); "
+                                             "empty = the defaults of DenseDiscriminator", factory=dict,
+                                         name="dense_discriminator")
+    ratio_objective: str = option("mle", "reward_model=ratio: how q learns in each d-step: mle (maximum "
+                                         "likelihood on the real sequences; the negatives set only the "
+                                         "reference) or nce (the discriminator's cross-entropy at every "
+                                         "prefix, which fades as real and generated separate)",
+                                  choices=RATIO_OBJECTIVES)
+
+
+@dataclass(frozen=True)
+class RolloutOptions(Options):
+    """The Monte Carlo search that values each token: its completions and rollout policy."""
+
     num_rollouts: int = option(DEFAULT_NUM_ROLLOUTS, "N, Monte Carlo completions per prefix (paper: 16)", gt=0)
     rollout_beta: float = option(0.8, "beta, weight kept on the old rollout-policy parameters per update "
                                       "(paper: 0.8)", ge=0.0, le=1.0, flags=("--beta",))
     rollout_mix_embedding: bool = option(False, "also mix the embedding table into the rollout policy (the "
                                                 "original copies it)")
+    mc_max_batch: int = option(DEFAULT_MAX_BATCH, "rollout rows advanced and scored together in a worker (bounds "
+                                                  "memory)", gt=0)
+    score_precision: str | None = option(None, "precision of the rollout workers' discriminator: fp32 or int8 "
+                                               "(CPU; a GPU scores in fp32 with TF32); unset: from --precision",
+                                         choices=("fp32", "int8"))
+
+
+@dataclass(frozen=True)
+class ResourceOptions(Options):
+    """What the Ray actors and the Learner ask of the cluster, and how long a call on an actor may take."""
+
+    discriminator_num_cpus: float = option(1.0, "CPUs of the discriminator actor", ge=0)
+    discriminator_num_gpus: float = option(0.0, "GPUs of the discriminator actor", ge=0)
     num_mc_workers: int = option(0, "K Monte Carlo rollout actors; 0 computes Q in the Learner's process", ge=0)
     mc_worker_num_cpus: float = option(1.0, "CPUs of each rollout actor", ge=0)
     mc_worker_num_gpus: float = option(0.0, "GPUs of each rollout actor (0.25: four share a GPU)", ge=0)
     learner_num_gpus: float = option(0.0, "GPUs of the RLlib Learner (the generator's update); it runs in the driver "
                                           "process, so > 0 puts it on the GPU the driver sees (the CPU, with a "
                                           "warning, where the driver sees none)", ge=0)
-    mc_max_batch: int = option(DEFAULT_MAX_BATCH, "rollout rows advanced and scored together in a worker (bounds "
-                                                  "memory)", gt=0)
-    score_precision: str | None = option(None, "precision of the rollout workers' discriminator: fp32 or int8 "
-                                               "(CPU; a GPU scores in fp32 with TF32); unset: from --precision",
-                                         choices=("fp32", "int8"))
-    precision: str = option("exact", "the run's arithmetic: exact (float32 everywhere) or fast (bf16 d-steps "
-                                     "and int8 Monte Carlo scoring where the hardware has them, for a "
-                                     "discriminator of >= 1,024 features, where they are faster; "
-                                     "docs/algorithms.md gives the tolerances)", choices=PRECISIONS)
-    adversarial_lr: float | None = option(None, "generator Adam learning rate in the adversarial phase", gt=0)
-    grad_clip: float = option(5.0, "generator gradient-norm clip in the adversarial phase (the original "
-                                   "release: 5.0)", gt=0)
-    num_epochs: int | None = option(None, "ppo/appo: passes over each batch of episodes", gt=0)
-    minibatches: int | None = option(None, "ppo/appo/impala: minibatches per pass over a batch of episodes (whole "
-                                           "sequences each)", gt=0)
-    clip_param: float | None = option(None, "ppo/appo: clip of the surrogate objective's probability ratio", gt=0)
-    gae_lambda: float | None = option(None, "ppo: GAE's lambda", ge=0.0, le=1.0)
-    vf_coef: float | None = option(None, "ppo/appo/impala: weight of the value loss", ge=0)
-    entropy_coef: float | None = option(None, "ppo/appo/impala: weight of the entropy bonus", ge=0)
-    vtrace_rho_clip: float | None = option(None, "appo/impala: V-trace's clip of the importance weights (rho-bar, "
-                                                 "also for the policy gradient)", gt=0)
-    target_update_freq: int | None = option(None, "appo: batches between copies of the generator to its target "
-                                                  "network", gt=0)
-    value_warmup_steps: int | None = option(None, "ppo/appo/impala: value-head updates on Monte Carlo returns of "
-                                                  "samples of the starting generator, before the first policy update "
-                                                  "(the policy unchanged)", ge=0)
-    kl_coef: float = option(0.0, "c: every token's reward loses c * (log G(y_t|y_<t) - log G_MLE(y_t|y_<t)), a KL "
-                                 "penalty toward the starting (MLE) generator; 0 = the paper", ge=0)
-    kl_target: float = option(0.0, "> 0: adapt kl_coef after every batch toward this KL per token (nats); "
-                                   "0 = kl_coef fixed", ge=0)
-    algo: str = option("seqgan", "the generator's optimiser: seqgan (the paper's policy gradient) or an RLlib "
-                                 "algorithm with the same env, module, rewards and discriminator",
-                       choices=ALGORITHMS, noun="algorithm")
+    actor_timeout_s: float = option(600.0, "the longest one call on a Ray actor may take (a d-step, a Monte Carlo "
+                                    "shard, a reward) before the actor is taken for hung, killed and replaced",
+                                    gt=0)
+
+
+@dataclass(frozen=True)
+class RewardOptions(Options):
+    """What scores a sequence and how the scores become the generator's rewards."""
+
     reward_model: str = option("discriminator", "what scores a finished sequence: discriminator (the paper's, "
                                                 "trained against G), bleu (BLEU-n against the real training data: "
                                                 "the paper's PG-BLEU), constant (--constant-reward for every "
@@ -254,11 +272,6 @@ class TrainConfig(Options):
                                    "Monte Carlo value of the prefix before the token; the batch's mean Q_1 for "
                                    "the first token)", choices=BASELINES)
     baseline_decay: float = option(0.9, "baseline=ema: weight kept on the average per batch", ge=0.0, le=0.999)
-    ratio_objective: str = option("mle", "reward_model=ratio: how q learns in each d-step: mle (maximum "
-                                         "likelihood on the real sequences; the negatives set only the "
-                                         "reference) or nce (the discriminator's cross-entropy at every "
-                                         "prefix, which fades as real and generated separate)",
-                                  choices=RATIO_OBJECTIVES)
     dense_rewards: str = option("prefix", "reward_model=dense or ratio: token t's reward: prefix (f(D(y_1..y_t)), "
                                           "the prefix's own score) or increment (f(D(y_1..y_t)) - "
                                           "f(D(y_1..y_(t-1))): with --dense-gamma 1 they add up to the whole "
@@ -269,88 +282,45 @@ class TrainConfig(Options):
                                      "SeqGAN's Q_t is their discounted sum from t on, ppo/appo/impala get them as "
                                      "per-token rewards with this discount (0: Q_t is the prefix's own score; "
                                      "ScratchGAN discounts with a gamma below 1)", ge=0.0, le=1.0)
-    info_samples: int = option(1_000, "the discriminator's information measure at every evaluation: this many "
-                                      "held-out real and as many fresh generated sequences (0 = off)", ge=0)
     bleu_n: int = option(2, "reward_model=bleu: the BLEU order n (weights 1/n over orders 1..n); on the oracle, "
                             "BLEU-3 is below 1e-10 for 93 % of the MLE generator's samples without smoothing",
                          ge=1, le=5)
     bleu_smoothing: str = option("none", "reward_model=bleu: none or an NLTK smoothing method (method1: "
                                          "Texygen's)", choices=("none", *SMOOTHING_METHODS))
-    reward: str = option("shaped", "ppo/appo/impala: Monte Carlo values as shaped rewards Q_t - Q_(t-1) "
-                                   "(shaped) or only the discriminator's terminal reward (terminal)",
-                         choices=("shaped", "terminal"))
-    eval_every: int = option(5, "evaluate NLL-oracle / NLL-test every this many adversarial batches "
-                                "(the original: 5)", gt=0)
-    checkpoint_every: int = option(10, "write a checkpoint every this many adversarial batches (and after the "
-                                       "last)", gt=0)
-    actor_timeout_s: float = option(600.0, "the longest one call on a Ray actor may take (a d-step, a Monte Carlo "
-                                    "shard, a reward) before the actor is taken for hung, killed and replaced",
-                                    gt=0)
-    keep_checkpoints: int = option(2, "keep this many newest checkpoints (a resume falls back to an older one "
-                                      "when the newest fails its manifest)", gt=0)
-    seed: int = option(0, "seeds RLlib, the discriminator, the rollouts and the evaluation samples", ge=0,
-                       le=SEED_MAX)
+    shaping: str = option("shaped", "ppo/appo/impala: Monte Carlo values as shaped rewards Q_t - Q_(t-1) "
+                                    "(shaped) or only the discriminator's terminal reward (terminal)",
+                          choices=("shaped", "terminal"), name="reward")
+    kl_coef: float = option(0.0, "c: every token's reward loses c * (log G(y_t|y_<t) - log G_MLE(y_t|y_<t)), a KL "
+                                 "penalty toward the starting (MLE) generator; 0 = the paper", ge=0)
+    kl_target: float = option(0.0, "> 0: adapt kl_coef after every batch toward this KL per token (nats); "
+                                   "0 = kl_coef fixed", ge=0)
 
-    def resolved(self) -> TrainConfig:
-        """A copy whose per-algorithm options left at ``None`` hold ``ALGORITHM_DEFAULTS[algo]``'s values,
-        and whose ``d_precision`` / ``score_precision`` left at ``None`` follow ``precision``.
 
-        Options that ``algo`` does not use stay ``None``. A run writes the resolved options to its
-        ``config.json``, so a resumed run uses the values it started with.
-        """
-        defaults = ALGORITHM_DEFAULTS[self.algo] if self.algo in ALGORITHM_DEFAULTS else {}
-        filled = {name: value for name, (value, _) in defaults.items() if getattr(self, name) is None}
-        if self.precision in PRECISIONS:  # an unknown one is reported by validate()
-            filled.update({name: value for name, value in self.precision_parts().items()
-                           if getattr(self, name) is None})
-        return replace(self, **filled) if filled else self
+@dataclass(frozen=True)
+class AlgorithmOptions(Options):
+    """The generator's optimiser in the adversarial phase and its settings (``None``: the algorithm's own
+    default, ``ALGORITHM_DEFAULTS``, filled by ``TrainConfig.resolved``)."""
 
-    def validate(self) -> TrainConfig:
-        """Each option's own checks, then the rules that tie the reward options to the algorithm."""
-        super().validate()
-        algo = self.algo
-        if self.baseline != "none" and algo != "seqgan":
-            raise ConfigError(f"baseline={self.baseline!r} is for algo=seqgan (its gradient has no baseline); "
-                              f"algo={algo!r} computes its own advantages: use baseline=none")
-        if self.reward_transform == "maligan" and algo != "seqgan":
-            raise ConfigError(f"reward_transform='maligan' is MaliGAN's estimator for algo=seqgan; with algo={algo!r} "
-                              "use d, 2d-1 or log_d")
-        if self.reward == "terminal" and algo != "seqgan":
-            if self.reward_transform != "d":
-                raise ConfigError(f"reward_transform={self.reward_transform!r} transforms the Monte Carlo values; "
-                                  "reward=terminal has none: use reward=shaped or reward_transform=d")
-            if self.reward_model == "ideal":
-                raise ConfigError("reward_model='ideal' is computed from the current generator in the Learner's Monte "
-                                  "Carlo step; reward=terminal skips it: use reward=shaped")
-        if self.ideal_noise > 0 and self.reward_model != "ideal":
-            raise ConfigError(f"ideal_noise={self.ideal_noise} is an error added to the ideal discriminator; "
-                              f"reward_model={self.reward_model!r} has none: use reward_model=ideal or ideal_noise=0")
-        if self.reward_model in DENSE_REWARD_MODELS:
-            for name in ("num_mc_workers", "mc_worker_num_gpus"):
-                if getattr(self, name) > 0:
-                    raise ConfigError(f"reward_model={self.reward_model!r} scores every prefix in the Learner and "
-                                      f"runs no Monte Carlo search: {name}={getattr(self, name)} would start "
-                                      "rollout workers for nothing; use 0")
-            if self.d_precision == "bf16" or self.score_precision == "int8":
-                raise ConfigError(f"reward_model={self.reward_model!r}: its LSTM trains and scores in fp32; use "
-                                  "d_precision=fp32 and score_precision=fp32 (or precision=exact)")
-        if self.dense_rewards == "increment" and self.reward_transform == "maligan":
-            raise ConfigError("dense_rewards='increment' takes differences of prefix scores; MaliGAN's normalised "
-                              "weights are not scores: use reward_transform d, 2d-1 or log_d, or "
-                              "dense_rewards=prefix")
-        if self.reward_model == "ratio" and self.d_steps == 0:
-            raise ConfigError("reward_model='ratio' scores against the generator of the latest d-step; d_steps=0 "
-                              "would leave it at the MLE generator: use d_steps >= 1")
-        return self
-
-    def precision_parts(self) -> dict[str, str]:
-        """What ``precision`` asks of ``d_precision`` and ``score_precision``: ``PRECISION_PARTS[precision]``,
-        except that ``fast`` keeps a discriminator narrower than ``FAST_MIN_FEATURES`` in fp32 (there its
-        reduced precision is slower), and the dense discriminator always (its LSTM has no reduced path)."""
-        if self.precision == "fast" and (self.reward_model in DENSE_REWARD_MODELS or
-                                         discriminator_features(self.discriminator) < FAST_MIN_FEATURES):
-            return PRECISION_PARTS["exact"]
-        return PRECISION_PARTS[self.precision]
+    algo: str = option("seqgan", "the generator's optimiser: seqgan (the paper's policy gradient) or an RLlib "
+                                 "algorithm with the same env, module, rewards and discriminator",
+                       choices=ALGORITHMS, noun="algorithm")
+    adversarial_lr: float | None = option(None, "generator Adam learning rate in the adversarial phase", gt=0)
+    grad_clip: float = option(5.0, "generator gradient-norm clip in the adversarial phase (the original "
+                                   "release: 5.0)", gt=0)
+    num_epochs: int | None = option(None, "ppo/appo: passes over each batch of episodes", gt=0)
+    minibatches: int | None = option(None, "ppo/appo/impala: minibatches per pass over a batch of episodes (whole "
+                                           "sequences each)", gt=0)
+    clip_param: float | None = option(None, "ppo/appo: clip of the surrogate objective's probability ratio", gt=0)
+    gae_lambda: float | None = option(None, "ppo: GAE's lambda", ge=0.0, le=1.0)
+    vf_coef: float | None = option(None, "ppo/appo/impala: weight of the value loss", ge=0)
+    entropy_coef: float | None = option(None, "ppo/appo/impala: weight of the entropy bonus", ge=0)
+    vtrace_rho_clip: float | None = option(None, "appo/impala: V-trace's clip of the importance weights (rho-bar, "
+                                                 "also for the policy gradient)", gt=0)
+    target_update_freq: int | None = option(None, "appo: batches between copies of the generator to its target "
+                                                  "network", gt=0)
+    value_warmup_steps: int | None = option(None, "ppo/appo/impala: value-head updates on Monte Carlo returns of "
+                                                  "samples of the starting generator, before the first policy update "
+                                                  "(the policy unchanged)", ge=0)
 
     @staticmethod
     def default_note(name: str) -> str:
@@ -358,16 +328,129 @@ class TrainConfig(Options):
         return ", ".join(f"{algo} {table[name][0]}" for algo, table in ALGORITHM_DEFAULTS.items() if name in table)
 
 
+@dataclass(frozen=True)
+class TrainConfig(Options):
+    """Full SeqGAN training: MLE pretraining, discriminator pretraining, adversarial batches.
+
+    Its options come in groups, as RLlib's ``AlgorithmConfig`` groups its own (``.training``,
+    ``.resources``): ``config.discriminator.d_steps``, ``config.reward.reward_model``. Every option keeps
+    one flat name, unique across the groups (``seqgan_rl.config.options.flat_names``): its flag
+    (``--d-steps``), its ``with_overrides`` keyword and its Tune grid axis (``d_steps``).
+    """
+
+    mle: PretrainConfig = group(PretrainConfig, "the MLE phase (skipped when a generator checkpoint is given)",
+                                prefixed=True)
+    schedule: ScheduleOptions = group(ScheduleOptions, "the adversarial phase's length, evaluations and checkpoints")
+    discriminator: DiscriminatorOptions = group(DiscriminatorOptions, "the discriminator: d-steps, optimiser, "
+                                                                      "precision, sizes")
+    rollouts: RolloutOptions = group(RolloutOptions, "the Monte Carlo search: completions per prefix, rollout "
+                                                     "policy, scoring")
+    reward: RewardOptions = group(RewardOptions, "the reward model and how its scores become rewards")
+    algorithm: AlgorithmOptions = group(AlgorithmOptions, "the generator's optimiser and its settings (unset: "
+                                                          "the algorithm's default, in brackets)")
+    resources: ResourceOptions = group(ResourceOptions, "the actors' and the Learner's CPUs and GPUs, and their "
+                                                        "deadline")
+    precision: str = option("exact", "the run's arithmetic: exact (float32 everywhere) or fast (bf16 d-steps "
+                                     "and int8 Monte Carlo scoring where the hardware has them, for a "
+                                     "discriminator of >= 1,024 features, where they are faster; "
+                                     "docs/algorithms.md gives the tolerances)", choices=PRECISIONS)
+    seed: int = option(0, "seeds RLlib, the discriminator, the rollouts and the evaluation samples", ge=0,
+                       le=SEED_MAX)
+
+    def resolved(self) -> TrainConfig:
+        """A copy whose per-algorithm options left at ``None`` hold ``ALGORITHM_DEFAULTS[algo]``'s values,
+        and whose ``d_precision`` / ``score_precision`` left at ``None`` follow ``precision``.
+
+        Called once, where a run starts (``seqgan_rl.experiment.run``, a Tune trial's pre-flight check,
+        ``SeqGANConfig``); what runs it downstream refuses an unresolved config (``check_resolved``).
+        Options that ``algo`` does not use stay ``None``. A run writes the resolved options to its
+        ``config.json``, so a resumed run uses the values it started with.
+        """
+        filled = self._unresolved()
+        return with_overrides(self, filled, check=False) if filled else self
+
+    def check_resolved(self) -> TrainConfig:
+        """Raise ``ConfigError`` unless ``resolved()`` has nothing left to fill; return self.
+
+        The RLlib settings, the algorithm's build and the Learner read the options as they are: one left
+        at ``None`` there would be RLlib's own default, not the one this project chose for the algorithm.
+        """
+        unfilled = sorted(self._unresolved())
+        if unfilled:
+            raise ConfigError(f"an unresolved TrainConfig ({', '.join(unfilled)} left unset): call "
+                              "TrainConfig.resolved() where the run starts")
+        return self
+
+    def _unresolved(self) -> dict[str, Any]:
+        """Flat name → the value ``resolved`` gives each option left at ``None`` that it fills."""
+        current = flat_dict(self)
+        wanted = {name: value for name, (value, _) in ALGORITHM_DEFAULTS.get(self.algorithm.algo, {}).items()}
+        if self.precision in PRECISIONS:  # an unknown one is reported by validate()
+            wanted.update(self.precision_parts())
+        return {name: value for name, value in wanted.items() if current[name] is None}
+
+    def validate(self) -> TrainConfig:
+        """Each option's own checks, then the rules that tie the reward options to the algorithm."""
+        super().validate()
+        algo, reward = self.algorithm.algo, self.reward
+        if reward.baseline != "none" and algo != "seqgan":
+            raise ConfigError(f"baseline={reward.baseline!r} is for algo=seqgan (its gradient has no baseline); "
+                              f"algo={algo!r} computes its own advantages: use baseline=none")
+        if reward.reward_transform == "maligan" and algo != "seqgan":
+            raise ConfigError(f"reward_transform='maligan' is MaliGAN's estimator for algo=seqgan; with algo={algo!r} "
+                              "use d, 2d-1 or log_d")
+        if reward.shaping == "terminal" and algo != "seqgan":
+            if reward.reward_transform != "d":
+                raise ConfigError(f"reward_transform={reward.reward_transform!r} transforms the Monte Carlo values; "
+                                  "reward=terminal has none: use reward=shaped or reward_transform=d")
+            if reward.reward_model == "ideal":
+                raise ConfigError("reward_model='ideal' is computed from the current generator in the Learner's Monte "
+                                  "Carlo step; reward=terminal skips it: use reward=shaped")
+        if reward.ideal_noise > 0 and reward.reward_model != "ideal":
+            raise ConfigError(f"ideal_noise={reward.ideal_noise} is an error added to the ideal discriminator; "
+                              f"reward_model={reward.reward_model!r} has none: use reward_model=ideal or ideal_noise=0")
+        if reward.reward_model in DENSE_REWARD_MODELS:
+            self._check_dense()
+        if reward.dense_rewards == "increment" and reward.reward_transform == "maligan":
+            raise ConfigError("dense_rewards='increment' takes differences of prefix scores; MaliGAN's normalised "
+                              "weights are not scores: use reward_transform d, 2d-1 or log_d, or "
+                              "dense_rewards=prefix")
+        if reward.reward_model == "ratio" and self.discriminator.d_steps == 0:
+            raise ConfigError("reward_model='ratio' scores against the generator of the latest d-step; d_steps=0 "
+                              "would leave it at the MLE generator: use d_steps >= 1")
+        return self
+
+    def _check_dense(self) -> None:
+        """A reward model of ``DENSE_REWARD_MODELS`` runs no Monte Carlo search and no reduced precision."""
+        reward_model = self.reward.reward_model
+        for name in ("num_mc_workers", "mc_worker_num_gpus"):
+            if getattr(self.resources, name) > 0:
+                raise ConfigError(f"reward_model={reward_model!r} scores every prefix in the Learner and "
+                                  f"runs no Monte Carlo search: {name}={getattr(self.resources, name)} would start "
+                                  "rollout workers for nothing; use 0")
+        if self.discriminator.d_precision == "bf16" or self.rollouts.score_precision == "int8":
+            raise ConfigError(f"reward_model={reward_model!r}: its LSTM trains and scores in fp32; use "
+                              "d_precision=fp32 and score_precision=fp32 (or precision=exact)")
+
+    def precision_parts(self) -> dict[str, str]:
+        """What ``precision`` asks of ``d_precision`` and ``score_precision``: ``PRECISION_PARTS[precision]``,
+        except that ``fast`` keeps a discriminator narrower than ``FAST_MIN_FEATURES`` in fp32 (there its
+        reduced precision is slower), and the dense discriminator always (its LSTM has no reduced path)."""
+        if self.precision == "fast" and (self.reward.reward_model in DENSE_REWARD_MODELS or
+                                         discriminator_features(self.discriminator.cnn_sizes) < FAST_MIN_FEATURES):
+            return PRECISION_PARTS["exact"]
+        return PRECISION_PARTS[self.precision]
+
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "paper": TrainConfig(discriminator_num_gpus=0.5),  # a GPU job: the discriminator actor shares the GPU
-    "cpu": TrainConfig(
-        mle=replace(PRESETS["paper"], eval_every=10),
+    # a GPU job: the discriminator actor shares the GPU
+    "paper": TrainConfig().with_overrides(discriminator_num_gpus=0.5),
+    "cpu": TrainConfig(mle=replace(PRESETS["paper"], eval_every=10)).with_overrides(
         adversarial_batches=100, d_steps=1, d_epochs=1, d_num_negatives=5_000, d_pretrain_rounds=10,
         discriminator=CPU_DISCRIMINATOR, eval_every=10, checkpoint_every=20,
     ),
-    "smoke": TrainConfig(
-        mle=PRESETS["smoke"], adversarial_batches=3, episodes_per_batch=16, d_steps=1, d_epochs=1,
+    "smoke": TrainConfig(mle=PRESETS["smoke"]).with_overrides(
+        adversarial_batches=3, episodes_per_batch=16, d_steps=1, d_epochs=1,
         d_num_negatives=200, d_pretrain_rounds=1, num_rollouts=4, eval_every=1, checkpoint_every=2,
         discriminator={"emb_dim": 16, "filter_sizes": (1, 2, 3, 5), "num_filters": (8, 8, 8, 8)},
     ),

@@ -102,7 +102,7 @@ class DiscriminatorActor:
         oracle: the synthetic oracle's arrays (``Oracle.to_arrays``) for fresh positives: each d-step of
             ``train_on_generator`` then draws its real sequences from the oracle (as many as its negatives)
             instead of the fixed real set, so the discriminator cannot memorise its positives
-            (``TrainConfig.d_fresh_real``).
+            (``TrainConfig.discriminator.d_fresh_real``).
     """
 
     def __init__(

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from seqgan_rl.config import LEARNED_REWARD_MODELS, PretrainConfig, TrainConfig
+from seqgan_rl.config.options import flat_dict
 from seqgan_rl.data.oracle_data import load_dataset, load_oracle
 from seqgan_rl.errors import ConfigError, DataError, SeqGANError
 from seqgan_rl.experiment.plan import RunPlan
@@ -239,7 +240,7 @@ def check_run_config(config: TrainConfig, inputs: RunInputs, generator_config: G
     algorithm. Returns the run's RLlib ``AlgorithmConfig`` (validated; not built into an algorithm)."""
     check_discriminator(config, inputs)
     check_reward_model(config, inputs)
-    if config.d_fresh_real and inputs.oracle is None:
+    if config.discriminator.d_fresh_real and inputs.oracle is None:
         raise ConfigError(f"d_fresh_real draws the d-steps' positives from the oracle, and {inputs.where} has none "
                           "(oracle.npz): it is for synthetic oracle data only")
     return check_algorithm(config, generator_config, mle_checkpoint, real_data)
@@ -281,7 +282,7 @@ def check_discriminator(config: TrainConfig, inputs: RunInputs) -> None:
     for option, model, reward_model, default in (
             ("discriminator", Discriminator, "discriminator", "the paper's"),
             ("dense_discriminator", DenseDiscriminator, "dense", "the defaults")):
-        sizes = dict(getattr(config, option))
+        sizes = dict(flat_dict(config)[option])
         shown = json.dumps(sizes) if sizes else f"{{}} ({default})"
         known = discriminator_sizes(model)
         unknown = sorted(set(sizes) - set(known))
@@ -292,7 +293,7 @@ def check_discriminator(config: TrainConfig, inputs: RunInputs) -> None:
             expected = _not_of_type(value, known[name])
             if expected is not None:
                 raise ConfigError(f"{option} {shown}: {name} must be {expected}, got {json.dumps(value)}")
-        if config.reward_model != reward_model:
+        if config.reward.reward_model != reward_model:
             continue
         try:
             with torch.random.fork_rng(devices=[]):  # its initialisation draws nothing from the run's RNGs
@@ -313,7 +314,7 @@ def check_reward_model(config: TrainConfig, inputs: RunInputs) -> None:
     Oracle data is not written yet: the probe then reads a temporary copy of the probe's sequences (and
     the oracle) laid out as the run's data directory will be.
     """
-    if config.reward_model in LEARNED_REWARD_MODELS:
+    if config.reward.reward_model in LEARNED_REWARD_MODELS:
         return
     from seqgan_rl.data.tables import write_token_table
     from seqgan_rl.rewards import RewardModelSpec
@@ -353,7 +354,7 @@ def check_algorithm(config: TrainConfig, generator_config: GeneratorConfig, mle_
         raise
     except (ValueError, TypeError, KeyError) as error:
         detail = next(iter(str(error).strip().splitlines()), type(error).__name__)
-        raise ConfigError(f"algo={config.algo}: RLlib refuses the run's settings: {detail}") from None
+        raise ConfigError(f"algo={config.algorithm.algo}: RLlib refuses the run's settings: {detail}") from None
     return algo_config
 
 

@@ -80,11 +80,11 @@ def run_actors(algo_config: Any) -> tuple[int, Demand]:
     from seqgan_rl.rllib.adversarial import seqgan_settings
 
     settings = seqgan_settings(algo_config)
-    options = settings.options
-    workers = 0 if settings.reward == "terminal" else options.num_mc_workers
-    worker = ("a rollout worker", {"CPU": options.mc_worker_num_cpus, "GPU": options.mc_worker_num_gpus})
-    discriminator = [("the discriminator actor", {"CPU": options.discriminator_num_cpus,
-                                                  "GPU": options.discriminator_num_gpus})]
+    resources = settings.options.resources
+    workers = 0 if settings.reward == "terminal" else resources.num_mc_workers
+    worker = ("a rollout worker", {"CPU": resources.mc_worker_num_cpus, "GPU": resources.mc_worker_num_gpus})
+    discriminator = [("the discriminator actor", {"CPU": resources.discriminator_num_cpus,
+                                                  "GPU": resources.discriminator_num_gpus})]
     return workers, [*(discriminator if settings.uses_discriminator else []), *[worker] * workers]
 
 

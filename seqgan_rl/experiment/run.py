@@ -61,6 +61,7 @@ from seqgan_rl.config import (
     TrainConfig,
     discriminator_features,
 )
+from seqgan_rl.config.options import flat_dict
 from seqgan_rl.data.oracle_data import Dataset, load_dataset, load_oracle, write_oracle_dataset
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.evaluation.information import discriminator_information
@@ -226,10 +227,16 @@ def train_on_ray(plan: RunPlan, data: Dataset, generator_config: GeneratorConfig
 # ------------------------------------------------------------------ resolve the run
 
 
+def starting_options(config: TrainConfig) -> TrainConfig:
+    """The options a run starts with: the per-algorithm defaults and the precision's parts filled in
+    (``TrainConfig.resolved``, here and nowhere downstream), and validated."""
+    return config.resolved().validate()
+
+
 def resolve_fresh_run(config: TrainConfig, run_dir: Path, data_dir: str | Path | None,
                       oracle_params: str | Path | None, generator_checkpoint: str | Path | None) -> RunPlan:
     """A new run into ``run_dir`` (refused if it already holds one)."""
-    config = config.resolved().validate()
+    config = starting_options(config)
     check_no_run(run_dir)
     return RunPlan(config, run_dir, data_dir, oracle_params, generator_checkpoint)
 
@@ -251,8 +258,8 @@ def check_same_options(run_dir: str | Path, config: TrainConfig) -> None:
         saved = TrainConfig.from_dict(read_json(path, "run configuration")["config"])
     except (KeyError, TypeError, ConfigError) as error:
         raise DataError(f"{path}: not a run configuration this seqgan-rl can resume ({error})") from None
-    given = config.resolved().to_dict()
-    started = saved.with_overrides(adversarial_batches=config.adversarial_batches).to_dict()
+    given = flat_dict(starting_options(config))
+    started = flat_dict(saved.with_overrides(adversarial_batches=config.schedule.adversarial_batches))
     differ = [f"{name}: {started[name]!r} there, {given[name]!r} given" for name in given
               if given[name] != started[name]]
     if differ:
@@ -288,8 +295,8 @@ def resolve_resumed_run(run_dir: Path, resume_batches: int | None) -> RunPlan:
         plan.records = kept_records(run_dir / "metrics.jsonl", int(state["num_records"]), plan.iteration)
     if resume_batches is not None:
         plan.config = plan.config.with_overrides(adversarial_batches=resume_batches)
-    if plan.config.adversarial_batches < plan.iteration:
-        raise ConfigError(f"{run_dir}: --batches {plan.config.adversarial_batches} is fewer than the "
+    if plan.config.schedule.adversarial_batches < plan.iteration:
+        raise ConfigError(f"{run_dir}: --batches {plan.config.schedule.adversarial_batches} is fewer than the "
                           f"{plan.iteration} adversarial batches the run has already done")
     return plan
 
@@ -410,7 +417,7 @@ def information(algo: Any, plan: RunPlan, data: Dataset, generator_config: Gener
     on the first ``info_samples`` held-out real sequences and as many fresh samples of the current generator (a seed of
     (seed, iteration, ``INFO_STREAM``) alone: the same whichever evaluations came before); ``{}`` when off or
     without held-out data."""
-    count = min(plan.config.info_samples, len(data.valid))
+    count = min(plan.config.schedule.info_samples, len(data.valid))
     if count == 0:
         return {}
     seed = int(np.random.SeedSequence([plan.config.seed, iteration, INFO_STREAM]).generate_state(1)[0])
@@ -430,7 +437,8 @@ def pretrain_discriminator_phase(algo: Any, plan: RunPlan, data: Dataset, genera
                                  log: RunLog, device: str, progress: bool) -> None:
     """Record 0: the MLE generator's evaluation and the discriminator pretrained against it."""
     entry: dict[str, Any] = {"iteration": 0, **evaluation(algo, plan, data, generator_config, 0, device, log.samples)}
-    rounds = plan.config.d_pretrain_rounds if plan.config.reward_model in LEARNED_REWARD_MODELS else 0
+    learned = plan.config.reward.reward_model in LEARNED_REWARD_MODELS
+    rounds = plan.config.discriminator.d_pretrain_rounds if learned else 0
     bar = tqdm(total=rounds, desc="D pretrain", unit="d-step", disable=not progress or not rounds)
     started = time.perf_counter()
     stats = algo.pretrain_discriminator(
@@ -451,26 +459,27 @@ def adversarial_phase(algo: Any, plan: RunPlan, data: Dataset, generator_config:
     config = plan.config
     before = plan.phase_s.get("adversarial_s", 0.0)
     started = time.perf_counter()
-    bar = tqdm(range(plan.iteration + 1, config.adversarial_batches + 1), desc="SeqGAN", unit="batch",
-               disable=not progress, initial=plan.iteration, total=config.adversarial_batches)
+    bar = tqdm(range(plan.iteration + 1, config.schedule.adversarial_batches + 1), desc="SeqGAN", unit="batch",
+               disable=not progress, initial=plan.iteration, total=config.schedule.adversarial_batches)
     for iteration in bar:
         iteration_start = time.perf_counter()
         result = algo.train()
         entry = {"iteration": iteration, **flatten_result(result),
                  "time/iteration_s": time.perf_counter() - iteration_start}
-        last = iteration == config.adversarial_batches
-        if iteration % config.eval_every == 0 or last:
+        last = iteration == config.schedule.adversarial_batches
+        if iteration % config.schedule.eval_every == 0 or last:
             eval_start = time.perf_counter()
             entry.update(evaluation(algo, plan, data, generator_config, iteration, device, log.samples))
             entry.update(information(algo, plan, data, generator_config, iteration, device))
             entry["time/eval_s"] = time.perf_counter() - eval_start
             bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in entry.items() if k.startswith("eval/")})
         log.log(entry)
-        if iteration % config.checkpoint_every == 0 or last:
+        if iteration % config.schedule.checkpoint_every == 0 or last:
             plan.phase_s["adversarial_s"] = before + time.perf_counter() - started
             plan.checkpoint = save_run_checkpoint(algo, plan.run_dir, iteration,
                                                   generator_from_algorithm(algo, generator_config, "cpu"),
-                                                  len(log.metrics.records), plan.phase_s, config.keep_checkpoints)
+                                                  len(log.metrics.records), plan.phase_s,
+                                                  config.schedule.keep_checkpoints)
     plan.phase_s["adversarial_s"] = before + time.perf_counter() - started
 
 
@@ -494,14 +503,14 @@ def flatten_result(result: dict[str, Any]) -> dict[str, float]:
 def precision_report(config: TrainConfig) -> dict[str, Any]:
     """The run's ``--precision``, what it asked of each part, and what this host offers them (each actor
     still falls back on its own device: a warning in the logs says so)."""
-    report = {"mode": config.precision, "d_precision": config.d_precision,
-              "score_precision": config.score_precision, "hardware": hardware_summary()}
-    if config.precision == "fast" and config.reward_model in DENSE_REWARD_MODELS:
-        report["note"] = (f"the {config.reward_model} discriminator's LSTM has no reduced-precision path: its parts "
-                          "stay fp32")
+    report = {"mode": config.precision, "d_precision": config.discriminator.d_precision,
+              "score_precision": config.rollouts.score_precision, "hardware": hardware_summary()}
+    if config.precision == "fast" and config.reward.reward_model in DENSE_REWARD_MODELS:
+        report["note"] = (f"the {config.reward.reward_model} discriminator's LSTM has no reduced-precision path: its "
+                          "parts stay fp32")
     elif config.precision == "fast" and config.precision_parts() == PRECISION_PARTS["exact"]:
-        report["note"] = (f"the discriminator has {discriminator_features(config.discriminator)} features, fewer "
-                          f"than {FAST_MIN_FEATURES}: its parts stay fp32, which is faster there")
+        report["note"] = (f"the discriminator has {discriminator_features(config.discriminator.cnn_sizes)} features, "
+                          f"fewer than {FAST_MIN_FEATURES}: its parts stay fp32, which is faster there")
     return report
 
 
@@ -512,7 +521,8 @@ def write_summary(plan: RunPlan, data: Dataset, records: list[dict[str, Any]]) -
     evaluated = [r for r in records if "eval/nll_oracle" in r or "eval/nll_test" in r]
     start, final = evaluated[0], evaluated[-1]
     summary = {
-        "run_dir": str(run_dir), "data": data.description, "adversarial_batches": plan.config.adversarial_batches,
+        "run_dir": str(run_dir), "data": data.description,
+        "adversarial_batches": plan.config.schedule.adversarial_batches,
         "nll_oracle_mle": start.get("eval/nll_oracle"), "nll_oracle_final": final.get("eval/nll_oracle"),
         "nll_test_mle": start.get("eval/nll_test"), "nll_test_final": final.get("eval/nll_test"),
         "checkpoint": str(plan.checkpoint), "generator": str(run_dir / "generator.pt"), **plan.phase_s,

@@ -20,22 +20,21 @@ reservation against the cluster (``check_trial_resources``).
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from seqgan_rl.config import TrainConfig
-from seqgan_rl.config.options import parse_option_value
+from seqgan_rl.config.options import flat_names, parse_option_value
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.experiment.ray_session import autoscaler_can_add_nodes, cluster_shortfall
 
 logger = logging.getLogger(__name__)
 
-SWEEPABLE = frozenset({f.name for f in fields(TrainConfig)} - {
-    "mle", "discriminator", "num_mc_workers", "mc_worker_num_cpus", "mc_worker_num_gpus", "discriminator_num_cpus",
+SWEEPABLE = frozenset({name for name, path in flat_names(TrainConfig).items() if path[0] != "mle"} - {
+    "discriminator", "num_mc_workers", "mc_worker_num_cpus", "mc_worker_num_gpus", "discriminator_num_cpus",
     "discriminator_num_gpus"})
-"""``TrainConfig`` fields a grid may vary: not the nested settings, nor the actors' resources (the trial's
-reservation comes from the base configuration)."""
+"""``TrainConfig`` options (flat names) a grid may vary: not the MLE phase's, nor the CNN's sizes, nor the
+actors' resources (the trial's reservation comes from the base configuration)."""
 
 
 def parse_grid(entries: list[str]) -> dict[str, list[Any]]:
@@ -66,9 +65,10 @@ def trial_resources(config: TrainConfig, trial_cpus: float) -> Any:
     def bundle(cpus: float, gpus: float) -> dict[str, float]:
         return {"CPU": cpus, **({"GPU": gpus} if gpus > 0 else {})}
 
-    bundles = [bundle(trial_cpus, config.learner_num_gpus),
-               bundle(config.discriminator_num_cpus, config.discriminator_num_gpus)]
-    bundles += [bundle(config.mc_worker_num_cpus, config.mc_worker_num_gpus)] * config.num_mc_workers
+    resources = config.resources
+    bundles = [bundle(trial_cpus, resources.learner_num_gpus),
+               bundle(resources.discriminator_num_cpus, resources.discriminator_num_gpus)]
+    bundles += [bundle(resources.mc_worker_num_cpus, resources.mc_worker_num_gpus)] * resources.num_mc_workers
     return tune.PlacementGroupFactory(bundles)
 
 
@@ -83,7 +83,7 @@ def check_trial_resources(config: TrainConfig, trial_cpus: float, *, local: bool
     """
     import ray
 
-    names = ["the trial's driver", "its discriminator actor", *["a rollout worker"] * config.num_mc_workers]
+    names = ["the trial's driver", "its discriminator actor", *["a rollout worker"] * config.resources.num_mc_workers]
     bundles = trial_resources(config, trial_cpus).bundles
     actors = [(name, {"CPU": bundle.get("CPU", 0.0), "GPU": bundle.get("GPU", 0.0)})
               for name, bundle in zip(names, bundles)]
@@ -92,7 +92,8 @@ def check_trial_resources(config: TrainConfig, trial_cpus: float, *, local: bool
     problems = cluster_shortfall(actors, nodes)
     if not problems:
         return
-    what = f"a trial's reservation (its driver, discriminator actor and {config.num_mc_workers} rollout worker(s))"
+    what = (f"a trial's reservation (its driver, discriminator actor and {config.resources.num_mc_workers} rollout "
+            "worker(s))")
     if local or autoscaler_can_add_nodes() is False:
         remedy = "raise --num-cpus" if local else "add nodes"
         raise ConfigError(f"the Ray cluster can never start {what}: {'; '.join(problems)}; lower --num-mc-workers, "

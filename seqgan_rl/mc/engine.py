@@ -35,10 +35,11 @@ from seqgan_rl.models.categorical import SAMPLING_CHUNK_ROWS
 from seqgan_rl.models.generator import Generator
 
 DEFAULT_NUM_ROLLOUTS = 16
-"""N, the completions of each prefix where none is given (the paper's; ``TrainConfig.num_rollouts``'s default)."""
+"""N, the completions of each prefix where none is given (the paper's; ``TrainConfig.rollouts.num_rollouts``'s
+default)."""
 DEFAULT_MAX_BATCH = 1 << 16
-"""Rollout rows generated and scored together at most where no bound is given (``TrainConfig.mc_max_batch``'s
-default): it bounds memory and does not change Q."""
+"""Rollout rows generated and scored together at most where no bound is given
+(``TrainConfig.rollouts.mc_max_batch``'s default): it bounds memory and does not change Q."""
 
 Scorer = Callable[[Tensor], Tensor]
 """Maps token ids [M, T] (int64) to probabilities [M] that each sequence is real."""

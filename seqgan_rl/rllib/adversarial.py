@@ -134,15 +134,15 @@ class AdversarialMixin:
         if settings.uses_discriminator:
             self.discriminator_supervisor = DiscriminatorSupervisor(
                 settings.discriminator_name, settings.vocab_size, settings.seq_len, real_data=real.tokens,
-                num_cpus=options.discriminator_num_cpus, num_gpus=options.discriminator_num_gpus,
+                num_cpus=options.resources.discriminator_num_cpus, num_gpus=options.resources.discriminator_num_gpus,
                 architecture=settings.discriminator_architecture,
-                discriminator_kwargs=settings.discriminator_sizes(), lr=options.d_lr, seed=options.seed,
-                num_threads=settings.discriminator_num_threads, train_precision=options.d_precision,
-                call_timeout_s=options.actor_timeout_s,
-                **({"oracle": fresh_real_oracle(settings)} if options.d_fresh_real else {}),
+                discriminator_kwargs=settings.discriminator_sizes(), lr=options.discriminator.d_lr, seed=options.seed,
+                num_threads=settings.discriminator_num_threads, train_precision=options.discriminator.d_precision,
+                call_timeout_s=options.resources.actor_timeout_s,
+                **({"oracle": fresh_real_oracle(settings)} if options.discriminator.d_fresh_real else {}),
             )
-        self.discriminator_pretrained = options.d_pretrain_rounds == 0 or not settings.uses_discriminator
-        self.value_warmed_up = not options.value_warmup_steps
+        self.discriminator_pretrained = options.discriminator.d_pretrain_rounds == 0 or not settings.uses_discriminator
+        self.value_warmed_up = not options.algorithm.value_warmup_steps
         try:
             super().setup(config)
             self.learner_group.foreach_learner(lambda learner: [
@@ -162,7 +162,7 @@ class AdversarialMixin:
 
     def _supervisor(self) -> DiscriminatorSupervisor:
         if self.discriminator_supervisor is None:
-            raise ConfigError(f"this run's reward_model is {self._seqgan.options.reward_model!r}: it has no "
+            raise ConfigError(f"this run's reward_model is {self._seqgan.options.reward.reward_model!r}: it has no "
                               "discriminator")
         return self.discriminator_supervisor
 
@@ -178,9 +178,9 @@ class AdversarialMixin:
                 lambda learner: [piece.update_rollout_policy(learner.module) for piece in monte_carlo_pieces(learner)])
         if self.discriminator_supervisor is None:
             return result
-        if self._seqgan.options.d_steps:
+        if self._seqgan.options.discriminator.d_steps:
             with timed(self.metrics, DISCRIMINATOR_TIMER):
-                self._discriminator_steps(self._seqgan.options.d_steps)
+                self._discriminator_steps(self._seqgan.options.discriminator.d_steps)
         self.metrics.log_value((DISCRIMINATOR_RESULTS, "restarts"), self.discriminator_supervisor.restarts, window=1)
         return result
 
@@ -192,7 +192,7 @@ class AdversarialMixin:
         ``progress(round, stats)`` is called after each round (a progress bar). Nothing to do (no rounds)
         with a fixed reward model.
         """
-        rounds = self._seqgan.options.d_pretrain_rounds if rounds is None else rounds
+        rounds = self._seqgan.options.discriminator.d_pretrain_rounds if rounds is None else rounds
         if self.discriminator_supervisor is None:
             rounds = 0
         started = time.perf_counter()
@@ -210,7 +210,7 @@ class AdversarialMixin:
         seed = int(np.random.SeedSequence(options.seed, spawn_key=(VALUE_WARMUP_STREAM,)).generate_state(1)[0])
         started = time.perf_counter()
         results = self.learner_group.foreach_learner(lambda learner: learner.warm_up_value_head(
-            options.value_warmup_steps, options.episodes_per_batch, seed))
+            options.algorithm.value_warmup_steps, options.schedule.episodes_per_batch, seed))
         report = next(iter(results)).get()  # the first Learner's (all Learners fit the same head)
         self.value_warmed_up = True
         self.metrics.log_dict({**report, "seconds": time.perf_counter() - started}, key=VALUE_WARMUP_RESULTS,
@@ -261,8 +261,8 @@ class AdversarialMixin:
         stats = []
         for step in range(count):
             result = supervisor.run(lambda actor: actor.train_on_generator.remote(
-                settings.generator_config, generator_state, options.d_num_negatives, options.d_epochs,
-                options.d_batch_size), changes_state=True)
+                settings.generator_config, generator_state, options.discriminator.d_num_negatives,
+                options.discriminator.d_epochs, options.discriminator.d_batch_size), changes_state=True)
             stats.append(result)
             if progress is not None:
                 progress(step + 1, result)
@@ -297,7 +297,7 @@ class AdversarialMixin:
             discriminator = state[SEQGAN_STATE]["discriminator"]
             if (discriminator is None) != (self.discriminator_supervisor is None):
                 raise ConfigError("the checkpoint's reward model (with or without a discriminator) differs from "
-                                  f"this algorithm's reward_model {self._seqgan.options.reward_model!r}")
+                                  f"this algorithm's reward_model {self._seqgan.options.reward.reward_model!r}")
             if discriminator is not None:
                 self._supervisor().run(lambda actor: actor.set_state.remote(discriminator),
                                        changes_state=True)

@@ -1,7 +1,7 @@
 """The RLlib config of a training run, built from its ``TrainConfig`` (one place, so a resumed run
 builds the same algorithm).
 
-``options.algo == "seqgan"``: a ``SeqGANConfig`` holding the options. Otherwise
+``options.algorithm.algo == "seqgan"``: a ``SeqGANConfig`` holding the options. Otherwise
 the RLlib algorithm (``ppo``, ``appo``, ``impala``) with the same SeqGAN pieces
 (``with_seqgan``), the same number of generated sequences per batch and the same
 discriminator schedule; each algorithm's own settings (epochs, minibatches,
@@ -23,12 +23,13 @@ from seqgan_rl.rllib.with_seqgan import build_config, with_seqgan
 
 
 def algorithm_training(options: TrainConfig, batch_steps: int, seq_len: int) -> dict[str, Any]:
-    """RLlib ``training(...)`` arguments of ``options.algo`` (ppo, appo, impala) from its resolved options.
+    """RLlib ``training(...)`` arguments of ``options.algorithm.algo`` (ppo, appo, impala) from its resolved
+    options.
 
     A batch is ``batch_steps`` timesteps (``episodes_per_batch`` whole sequences of ``seq_len``);
     ``minibatches`` splits it into minibatches of whole sequences.
     """
-    o = options.resolved()
+    o = options.check_resolved().algorithm
     sequences = batch_steps // seq_len
     if sequences % o.minibatches:
         raise ConfigError(f"minibatches={o.minibatches} must divide episodes_per_batch={sequences} (a minibatch "
@@ -52,21 +53,23 @@ def algorithm_training(options: TrainConfig, batch_steps: int, seq_len: int) -> 
 
 def build_algorithm_config(options: TrainConfig, generator_config: GeneratorConfig, mle_checkpoint: str,
                            real_data: str, *, discriminator_threads: int | None) -> Any:
-    """The RLlib ``AlgorithmConfig`` of a run: the options, the generator and its MLE weights, the real data.
+    """The RLlib ``AlgorithmConfig`` of a run: the options (resolved), the generator and its MLE weights, the
+    real data.
 
     ``discriminator_threads``: torch threads of the discriminator actor (``None``: as Ray gives it).
     """
-    if options.algo == "seqgan":
+    options.check_resolved()
+    if options.algorithm.algo == "seqgan":
         return (SeqGANConfig()
                 .generator(generator_config, checkpoint=mle_checkpoint)
                 .training(options=options, real_data=real_data, discriminator_num_threads=discriminator_threads))
-    batch_steps = options.episodes_per_batch * generator_config.seq_len
+    batch_steps = options.schedule.episodes_per_batch * generator_config.seq_len
     # undiscounted returns of the Monte Carlo values: a sequence's reward is its whole; the dense
     # discriminator's per-prefix rewards are discounted by dense_gamma (the connector's discount too)
-    gamma = options.dense_gamma if options.reward_model in DENSE_REWARD_MODELS else 1.0
-    config = build_config(options.algo, train_batch_size_per_learner=batch_steps, gamma=gamma,
+    gamma = options.reward.dense_gamma if options.reward.reward_model in DENSE_REWARD_MODELS else 1.0
+    config = build_config(options.algorithm.algo, train_batch_size_per_learner=batch_steps, gamma=gamma,
                           **algorithm_training(options, batch_steps, generator_config.seq_len))
-    config.env_runners(num_env_runners=0, num_envs_per_env_runner=options.episodes_per_batch,
+    config.env_runners(num_env_runners=0, num_envs_per_env_runner=options.schedule.episodes_per_batch,
                        rollout_fragment_length=generator_config.seq_len)
     # one train() = one training_step = one adversarial batch (IMPALA and APPO default to iterations of
     # at least 10 s, i.e. as many batches and d-step rounds as fit in them)

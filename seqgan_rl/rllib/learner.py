@@ -44,7 +44,8 @@ class MonteCarloLearnerMixin:
         super().build()
         settings = seqgan_settings(self.config)
         options = settings.options
-        needed = settings.reward != "terminal" or options.kl_coef > 0 or (options.value_warmup_steps or 0) > 0
+        needed = (settings.reward != "terminal" or options.reward.kl_coef > 0
+                  or (options.algorithm.value_warmup_steps or 0) > 0)
         if needed and self._learner_connector is not None and not monte_carlo_pieces(self):
             self._learner_connector.prepend(MonteCarloQConnector(settings=settings))
 

@@ -114,13 +114,13 @@ class MonteCarloQConnector(ConnectorV2):
         if self.reward not in ("q", "shaped", "terminal"):
             raise ConfigError(f"MonteCarloQConnector: reward must be 'q', 'shaped' or 'terminal', got "
                               f"{self.reward!r}")
-        if self.options.kl_coef > 0 and not settings.reference_checkpoint:
+        if self.options.reward.kl_coef > 0 and not settings.reference_checkpoint:
             raise ConfigError("kl_coef > 0 needs the reference generator: SeqGANSettings.reference_checkpoint "
                               "(the checkpoint the adversarial phase starts from)")
-        if self.options.kl_target > 0 and not self.options.kl_coef > 0:
+        if self.options.reward.kl_target > 0 and not self.options.reward.kl_coef > 0:
             raise ConfigError("kl_target > 0 adapts kl_coef from its starting value: give kl_coef > 0 as well")
-        self.kl_coef = float(self.options.kl_coef)
-        self.gamma = self.options.dense_gamma if settings.dense else 1.0
+        self.kl_coef = float(self.options.reward.kl_coef)
+        self.gamma = self.options.reward.dense_gamma if settings.dense else 1.0
         """The discount of the rewards: the dense discriminator's ``dense_gamma``; 1 for Monte Carlo values."""
         self._dense_model: DenseDiscriminator | RatioDiscriminator | None = None
         """``reward_model=dense`` or ``ratio``: a copy of the discriminator actor's model, scoring the batch's
@@ -180,8 +180,8 @@ class MonteCarloQConnector(ConnectorV2):
             if kl is not None else float("nan")
         if metrics is not None:
             self._log(metrics, q, lengths, kl_per_token, time.perf_counter() - started)
-        if self.options.kl_target > 0 and kl is not None:
-            error = float(np.clip(kl_per_token / self.options.kl_target - 1.0, -0.2, 0.2))
+        if self.options.reward.kl_target > 0 and kl is not None:
+            error = float(np.clip(kl_per_token / self.options.reward.kl_target - 1.0, -0.2, 0.2))
             self.kl_coef *= 1.0 + KL_GAIN * error
         return batch
 
@@ -215,11 +215,11 @@ class MonteCarloQConnector(ConnectorV2):
         if self.settings.dense:
             return self._dense_values(generator, sequences, lengths)[0]
         pool = self._ensure_pool(generator)
-        if self.settings.options.reward_model == IDEAL:
+        if self.settings.options.reward.reward_model == IDEAL:
             self._ideal_version += 1
             pool.sync(discriminator=module_weights(generator, self._ideal_version))
         q = pool.compute_q(sequences).astype(np.float64)
-        if self.options.reward_transform == "maligan":
+        if self.options.reward.reward_transform == "maligan":
             q = maligan_normalised(q, self._valid(q.shape, lengths))
         return q
 
@@ -234,7 +234,7 @@ class MonteCarloQConnector(ConnectorV2):
         model = self._dense_model.to(generator.device)
         logits = model.prefix_logits(torch.as_tensor(sequences, device=generator.device))  # (B, T)
         return dense_values(logits.double().cpu(), self._valid(sequences.shape, lengths),
-                            self.options.reward_transform, self.gamma, self.options.dense_rewards)
+                            self.options.reward.reward_transform, self.gamma, self.options.reward.dense_rewards)
 
     def _per_token(self, generator: Generator, sequences: np.ndarray,
                    lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -255,8 +255,8 @@ class MonteCarloQConnector(ConnectorV2):
 
     def _baselined(self, q: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Q_t minus ``baseline``'s b_t [B, T] (``seqgan_rl.rewards.baselined``); the moving average kept."""
-        q, self._baseline = baselined(q, self._valid(q.shape, lengths), self.options.baseline,
-                                      self._baseline, self.options.baseline_decay)
+        q, self._baseline = baselined(q, self._valid(q.shape, lengths), self.options.reward.baseline,
+                                      self._baseline, self.options.reward.baseline_decay)
         return q
 
     def _write_q(self, batch: dict[str, Any], sa_episodes: list[Any], q: np.ndarray,
@@ -338,8 +338,8 @@ class MonteCarloQConnector(ConnectorV2):
             return self._policy_version
         generator = self._generator(rl_module)
         if self._rollout is None:
-            self._rollout = RolloutPolicy(generator, self.options.rollout_beta,
-                                          mix_embedding=self.options.rollout_mix_embedding).to("cpu")
+            self._rollout = RolloutPolicy(generator, self.options.rollouts.rollout_beta,
+                                          mix_embedding=self.options.rollouts.rollout_mix_embedding).to("cpu")
         else:
             self._rollout.update(generator)
         if self._pool is not None:
@@ -401,11 +401,11 @@ class MonteCarloQConnector(ConnectorV2):
     def set_state(self, state: dict[str, Any]) -> None:
         if state.get("rollout_policy") is not None:
             generator = Generator(GeneratorConfig(**state["generator_config"]), init_std=None)
-            self._rollout = RolloutPolicy(generator, self.options.rollout_beta,
-                                          mix_embedding=self.options.rollout_mix_embedding)
+            self._rollout = RolloutPolicy(generator, self.options.rollouts.rollout_beta,
+                                          mix_embedding=self.options.rollouts.rollout_mix_embedding)
             self._rollout.load_state_dict(state["rollout_policy"])
         self._policy_version = int(state.get("policy_version", 0))
-        self.kl_coef = float(state.get("kl_coef", self.options.kl_coef))
+        self.kl_coef = float(state.get("kl_coef", self.options.reward.kl_coef))
         if state.get("reference") is not None:
             reference = Generator(GeneratorConfig(**state["generator_config"]), init_std=None)
             reference.load_state_dict(state["reference"])
@@ -440,13 +440,14 @@ class MonteCarloQConnector(ConnectorV2):
             raise RuntimeError("MonteCarloQConnector: no discriminator weights yet; call "
                                "set_discriminator_weights first")
         if self._pool is None:
-            o = self.options
+            o, resources, rollouts = self.options, self.options.resources, self.options.rollouts
             pool = RolloutPool(
-                o.num_mc_workers, generator.config, self.settings.discriminator_kwargs(),
-                num_rollouts=o.num_rollouts, num_cpus=o.mc_worker_num_cpus, num_gpus=o.mc_worker_num_gpus,
-                max_batch=o.mc_max_batch, score_precision=o.score_precision, seed=o.seed,
-                reward_model=self.settings.reward_model_spec(), reward_transform=o.reward_transform,
-                call_timeout_s=o.actor_timeout_s,
+                resources.num_mc_workers, generator.config, self.settings.discriminator_kwargs(),
+                num_rollouts=rollouts.num_rollouts, num_cpus=resources.mc_worker_num_cpus,
+                num_gpus=resources.mc_worker_num_gpus, max_batch=rollouts.mc_max_batch,
+                score_precision=rollouts.score_precision, seed=o.seed,
+                reward_model=self.settings.reward_model_spec(), reward_transform=o.reward.reward_transform,
+                call_timeout_s=resources.actor_timeout_s,
             )
             if self._rng_state is not None:
                 pool.set_rng_state(self._rng_state)

@@ -36,7 +36,7 @@ optimiser, RNGs): a restored run continues where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
 
 from ray.rllib.algorithms.algorithm import Algorithm
@@ -53,7 +53,7 @@ from ray.rllib.utils.metrics import (
 
 from envs import RLLIB_ENV_NAME
 from seqgan_rl.config import TrainConfig
-from seqgan_rl.config.options import with_overrides
+from seqgan_rl.config.options import flat_names, with_overrides
 from seqgan_rl.errors import ConfigError, SeqGANError, TrainingError
 from seqgan_rl.models.generator import GeneratorConfig
 from seqgan_rl.rllib.adversarial import ENV_RUNNER_FAULT_TOLERANCE, AdversarialMixin, timed
@@ -75,7 +75,8 @@ class SeqGANConfig(AlgorithmConfig):
     instance as ``options`` and hands it, unchanged, to the discriminator actor,
     the Learner and its Monte Carlo piece (``seqgan_settings``). The RLlib
     attributes that stand for options (``lr``, ``grad_clip``, ``seed``) are set
-    from it (``RLLIB_OPTIONS``).
+    from it (``RLLIB_OPTIONS``). A run built with this config starts here, so
+    this is where its options are resolved (``resolved_options``).
 
     Example::
 
@@ -122,12 +123,12 @@ class SeqGANConfig(AlgorithmConfig):
                 discriminator's positives.
             discriminator_num_threads: the discriminator actor's torch CPU threads (default: as Ray
                 gives it).
-            **kwargs: ``TrainConfig`` fields, or RLlib's own training options. RLlib's names of
-                SeqGAN options (``lr``, ``grad_clip``) are refused: set ``adversarial_lr`` /
+            **kwargs: ``TrainConfig`` options by flat name (``d_steps``), or RLlib's own training options.
+                RLlib's names of SeqGAN options (``lr``, ``grad_clip``) are refused: set ``adversarial_lr`` /
                 ``grad_clip`` as options.
         """
-        field_names = {f.name for f in fields(TrainConfig)}
-        overrides = {name: kwargs.pop(name) for name in list(kwargs) if name in field_names}
+        option_names = flat_names(TrainConfig)
+        overrides = {name: kwargs.pop(name) for name in list(kwargs) if name in option_names}
         shadowed = sorted(set(kwargs) & set(RLLIB_OPTIONS.values()))
         if shadowed:
             names = {attribute: name for name, attribute in RLLIB_OPTIONS.items()}
@@ -147,8 +148,13 @@ class SeqGANConfig(AlgorithmConfig):
         return self
 
     def _apply_options(self) -> None:
-        apply_rllib_options(self, self.options)
-        self.num_envs_per_env_runner = self.options.episodes_per_batch
+        apply_rllib_options(self, self.resolved_options())
+        self.num_envs_per_env_runner = self.options.schedule.episodes_per_batch
+
+    def resolved_options(self) -> TrainConfig:
+        """The options as the run uses them: those set here with the algorithm's defaults and the precision's
+        parts filled in (``TrainConfig.resolved``; settable until the run is built, so resolved on demand)."""
+        return self.options.resolved()
 
     def generator(
         self,
@@ -168,7 +174,7 @@ class SeqGANConfig(AlgorithmConfig):
 
     def _apply_env(self) -> None:
         """The token env of the generator, scoring finished episodes with this run's reward: the
-        discriminator actor (by name) or the fixed reward model of ``options.reward_model``."""
+        discriminator actor (by name) or the fixed reward model of ``options.reward.reward_model``."""
         if self.generator_config is None:
             return
         self.environment(RLLIB_ENV_NAME,
@@ -177,7 +183,8 @@ class SeqGANConfig(AlgorithmConfig):
     def seqgan_settings(self) -> SeqGANSettings:
         """The options and the run's facts as the ``AdversarialMixin``, the Learner and its piece read them."""
         return SeqGANSettings(
-            options=self.options, real_data=self.real_data, generator_config=dict(self.generator_config or {}),
+            options=self.resolved_options(), real_data=self.real_data,
+            generator_config=dict(self.generator_config or {}),
             discriminator_name=self.discriminator_name, discriminator_num_threads=self.discriminator_num_threads,
             pad_token=self.pad_token, reference_checkpoint=self.generator_checkpoint)
 
@@ -201,10 +208,10 @@ class SeqGANConfig(AlgorithmConfig):
             raise ConfigError("SeqGANConfig: call .generator(GeneratorConfig(...)) to set the generator")
         if self.real_data is None:
             raise ConfigError("SeqGANConfig: training(real_data=...) must name a Parquet token table")
-        if self.options.algo != "seqgan":
-            raise ConfigError(f"SeqGANConfig runs algo='seqgan', not {self.options.algo!r}: build other algorithms "
-                              "with seqgan_rl.rllib.build.build_algorithm_config")
-        check_rllib_options(self, self.options)
+        if self.options.algorithm.algo != "seqgan":
+            raise ConfigError(f"SeqGANConfig runs algo='seqgan', not {self.options.algorithm.algo!r}: build other "
+                              "algorithms with seqgan_rl.rllib.build.build_algorithm_config")
+        check_rllib_options(self, self.resolved_options())
         if self.batch_mode != "complete_episodes":
             raise ConfigError("SeqGANConfig: batch_mode must be 'complete_episodes' (Monte Carlo Q needs whole "
                               "sequences)")
@@ -220,7 +227,7 @@ class SeqGANPolicyGradient(Algorithm):
 
     @override(Algorithm)
     def training_step(self) -> None:
-        for _ in range(self.config.options.g_steps):
+        for _ in range(self.config.options.schedule.g_steps):
             with timed(self.metrics, SYNCH_WORKER_WEIGHTS_TIMER):
                 self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group,
                                                    inference_only=True)
@@ -244,7 +251,7 @@ class SeqGANPolicyGradient(Algorithm):
         finds them back (waiting at most ``env_runner_health_probe_timeout_s``)
         and has given them the current weights. ``SAMPLE_ATTEMPTS`` rounds at most.
         """
-        wanted = self.config.options.episodes_per_batch
+        wanted = self.config.options.schedule.episodes_per_batch
         group = self.env_runner_group
         remote = group.num_remote_env_runners()
         episodes: list[Any] = []

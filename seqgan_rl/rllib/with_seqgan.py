@@ -88,7 +88,7 @@ def with_seqgan(
 
     Args:
         config: any RLlib ``AlgorithmConfig`` (PPO, APPO, IMPALA known; others need the classes).
-        settings: the run's options and facts (``SeqGANSettings``); ``settings.options.algo`` names an
+        settings: the run's options and facts (``SeqGANSettings``); ``settings.options.algorithm.algo`` names an
             RLlib algorithm here, so its reward is "shaped" or "terminal" (the "q" column is read only
             by SeqGAN's own loss). Its RLlib-named options (``lr``, ``grad_clip``, ``seed``) are applied
             to ``config``.
