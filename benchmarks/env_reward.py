@@ -33,10 +33,10 @@ def main() -> None:
 
     import ray
 
-    from envs import TokenGenerationEnv
     from seqgan_rl.config import CPU_DISCRIMINATOR
     from seqgan_rl.distributed import start_discriminator_actor
     from seqgan_rl.models.discriminator import Discriminator
+    from seqgan_rl_envs import TokenGenerationEnv
 
     vocab, length = 5000, 20
     sizes = {} if args.discriminator == "paper" else dict(CPU_DISCRIMINATOR)

@@ -1,4 +1,4 @@
-"""Gymnasium environments of seqgan-rl.
+"""Gymnasium environments of seqgan-rl, installed as ``seqgan_rl_envs`` from this source folder.
 
 ``TokenGenerationEnv`` is registered with Gymnasium as ``seqgan_rl/TokenGeneration-v0``
 on import; ``register_rllib_env()`` registers it with RLlib (Ray Tune's registry)
@@ -7,13 +7,13 @@ as ``RLLIB_ENV_NAME``.
 
 import gymnasium
 
-from envs.token_env import TokenGenerationEnv
+from seqgan_rl_envs.token_env import TokenGenerationEnv
 
 GYMNASIUM_ID = "seqgan_rl/TokenGeneration-v0"
 RLLIB_ENV_NAME = "seqgan_rl_token_generation"
 
 if GYMNASIUM_ID not in gymnasium.registry:
-    gymnasium.register(id=GYMNASIUM_ID, entry_point="envs.token_env:TokenGenerationEnv")
+    gymnasium.register(id=GYMNASIUM_ID, entry_point="seqgan_rl_envs.token_env:TokenGenerationEnv")
 
 
 def register_rllib_env() -> str:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from envs import GYMNASIUM_ID, TokenGenerationEnv
+from seqgan_rl_envs import GYMNASIUM_ID, TokenGenerationEnv
 
 
 def share_of_low_tokens(tokens: np.ndarray) -> np.ndarray:
@@ -88,8 +88,8 @@ def test_reward_from_the_discriminator_actor(ray_local) -> None:
     """The scorer given as an actor name: the real DiscriminatorActor on a real local Ray."""
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    from envs import register_rllib_env
     from seqgan_rl.distributed import start_discriminator_actor
+    from seqgan_rl_envs import register_rllib_env
 
     actor = start_discriminator_actor("disc-env-test", 10, 4, num_cpus=0.5,
                                       discriminator_kwargs={"emb_dim": 4, "filter_sizes": (1, 2),
@@ -103,3 +103,20 @@ def test_reward_from_the_discriminator_actor(ray_local) -> None:
     expected = ray_local.get(actor.score.remote(np.array([[1, 2, 3, 4]])))[0]
     assert terminated and reward == pytest.approx(float(expected)) and 0 < reward < 1
     ray_local.kill(actor)
+
+
+def test_the_env_package_is_installed_under_the_projects_name(tmp_path) -> None:
+    """The source folder ``envs/`` is the installed package ``seqgan_rl_envs``; nothing is installed as the
+    generic ``envs`` (asked from a directory that is not the checkout, whose folders would be found first)."""
+    import subprocess
+    import sys
+
+    script = ("import importlib.util, pathlib\n"
+              "spec = importlib.util.find_spec('seqgan_rl_envs')\n"
+              "print(pathlib.Path(spec.origin).parent.name, importlib.util.find_spec('envs'))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder, generic = result.stdout.split()
+    # an editable install maps the package to the source folder, a wheel installs it under its own name
+    assert folder in ("envs", "seqgan_rl_envs") and generic == "None"
+    assert gymnasium.spec(GYMNASIUM_ID).entry_point == "seqgan_rl_envs.token_env:TokenGenerationEnv"

@@ -144,8 +144,8 @@ def d_step(actor, real: np.ndarray):
 
 def test_a_dead_discriminator_comes_back_with_its_latest_state_and_the_env_gets_its_reward(ray_local) -> None:
     """Killed after a d-step: the env's reward call finds the replacement by name; it scores as the last D."""
-    from envs import TokenGenerationEnv
     from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
+    from seqgan_rl_envs import TokenGenerationEnv
 
     real = np.random.default_rng(1).integers(0, SMALL.vocab_size, (32, SMALL.seq_len))
     supervisor = DiscriminatorSupervisor("disc-ft-latest", SMALL.vocab_size, SMALL.seq_len, real_data=real,
@@ -202,8 +202,8 @@ def test_a_hung_discriminator_is_replaced_at_its_deadline_with_its_latest_state(
     """Stopped with SIGSTOP after a d-step: the next call misses its deadline, the supervisor kills the actor
     and starts a replacement from the snapshot, and the call answers as the hung actor would have; the env,
     whose own reward call also missed its deadline, finds the replacement by name."""
-    from envs import TokenGenerationEnv
     from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
+    from seqgan_rl_envs import TokenGenerationEnv
 
     real = np.random.default_rng(1).integers(0, SMALL.vocab_size, (32, SMALL.seq_len))
     supervisor = DiscriminatorSupervisor("disc-ft-hung", SMALL.vocab_size, SMALL.seq_len, real_data=real,
@@ -250,8 +250,8 @@ def test_the_env_waits_for_the_discriminator_as_long_as_its_supervisor_may_take(
 
 
 def test_an_env_whose_scorer_actor_never_comes_back_fails_instead_of_a_zero_reward(ray_local) -> None:
-    from envs import TokenGenerationEnv
     from seqgan_rl.distributed import start_discriminator_actor
+    from seqgan_rl_envs import TokenGenerationEnv
 
     actor = start_discriminator_actor("disc-ft-unsupervised", 10, 3, num_cpus=0.5, discriminator_kwargs=SMALL_D)
     env = TokenGenerationEnv(vocab_size=10, seq_len=3, scorer="disc-ft-unsupervised", scorer_recovery_s=0.5)
@@ -274,12 +274,12 @@ def test_an_env_whose_scorer_actor_never_comes_back_fails_instead_of_a_zero_rewa
 
 def test_nan_discriminator_output_is_a_clear_error(ray_local) -> None:
     """NaN weights (set through the actor): the env's terminal reward and the Monte Carlo step both refuse them."""
-    from envs import TokenGenerationEnv
     from seqgan_rl.config import TrainConfig
     from seqgan_rl.distributed import start_discriminator_actor
     from seqgan_rl.errors import TrainingError
     from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector
     from seqgan_rl.rllib.settings import SeqGANSettings
+    from seqgan_rl_envs import TokenGenerationEnv
 
     ray = ray_local
     actor = start_discriminator_actor("disc-ft-nan", SMALL.vocab_size, SMALL.seq_len, num_cpus=0.5,

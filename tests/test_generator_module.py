@@ -73,8 +73,8 @@ def test_env_runner_samples_complete_episodes() -> None:
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-    from envs import register_rllib_env
     from seqgan_rl.rllib import generator_module_spec
+    from seqgan_rl_envs import register_rllib_env
 
     config = (PPOConfig()
               .environment(register_rllib_env(), env_config={

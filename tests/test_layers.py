@@ -20,22 +20,25 @@ LAYERS = {
 }
 """The house from the bottom up: a unit (a package under ``seqgan_rl/``, a top-level module, or ``envs``)
 imports only units of a lower layer; the top-level ``seqgan_rl/__init__.py`` imports nothing."""
+ENVS_PACKAGE = "seqgan_rl_envs"
+"""The name the source folder ``envs/`` is installed and imported under (setup.cfg's ``package_dir``)."""
+PACKAGES = ("seqgan_rl", ENVS_PACKAGE)
 
 
 def unit_of(module: str) -> str:
     parts = module.split(".")
-    return "envs" if parts[0] == "envs" else parts[1] if len(parts) > 1 else "seqgan_rl"
+    return "envs" if parts[0] == ENVS_PACKAGE else parts[1] if len(parts) > 1 else "seqgan_rl"
 
 
 def project_imports(path: Path) -> set[str]:
     """Every project module ``path`` imports, at its top or inside a function."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("seqgan_rl", "envs"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
             found |= ({f"{node.module}.{a.name}" for a in node.names} if node.module == "seqgan_rl"
                       else {node.module})
         elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] in ("seqgan_rl", "envs")}
+            found |= {a.name for a in node.names if a.name.split(".")[0] in PACKAGES}
     return found
 
 
@@ -50,7 +53,9 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def module_name(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    """The name ``path`` is imported under (a module of ``envs/`` as one of ``ENVS_PACKAGE``)."""
+    top, *rest = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join([ENVS_PACKAGE if top == "envs" else top, *rest]).removesuffix(".__init__")
 
 
 @pytest.mark.parametrize("package", ["core", "commands"])
@@ -123,3 +128,16 @@ def test_no_function_longer_than_60_lines() -> None:
                 if length > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
     assert not long, "split these into named phases: " + "; ".join(long)
+
+
+def test_every_package_folder_is_installed() -> None:
+    """setup.cfg lists the packages by name (``envs/`` is installed as ``ENVS_PACKAGE``, which a search of the
+    folders cannot name): every folder of ``seqgan_rl/`` holding an ``__init__.py`` is among them."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    listed = set(setup["options"]["packages"].split())
+    folders = {module_name(path) for path in [*ROOT.glob("seqgan_rl/**/__init__.py"), ROOT / "envs" / "__init__.py"]}
+    assert listed == folders
+    assert setup["options"]["package_dir"].split() == [ENVS_PACKAGE, "=", "envs"]

@@ -95,8 +95,8 @@ def tiny_learner(options: TrainConfig, tiny_run: tuple[str, str]) -> tuple[Any, 
     """The run's Learner for ``options`` built in this process (no Ray), and its generator module."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
-    from envs import TokenGenerationEnv
     from seqgan_rl.rllib.build import build_algorithm_config
+    from seqgan_rl_envs import TokenGenerationEnv
 
     real, mle = tiny_run
     config = build_algorithm_config(options.resolved(), TINY, mle, real, discriminator_threads=1)  # a run's start

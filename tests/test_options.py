@@ -144,10 +144,10 @@ def run_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 @pytest.mark.parametrize("algo", ["seqgan", "ppo", "appo", "impala"])
 def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_inputs, algo: str) -> None:
-    from envs import TokenGenerationEnv
     from seqgan_rl.rllib.adversarial import monte_carlo_pieces, seqgan_settings
     from seqgan_rl.rllib.build import build_algorithm_config
     from seqgan_rl.rllib.settings import RLLIB_OPTIONS
+    from seqgan_rl_envs import TokenGenerationEnv
 
     # 72 sequences: the changed minibatches (9) must divide them; SeqGAN's baselines are its own
     own = {} if algo == "seqgan" else {"baseline": "none", "reward_transform": "log_d"}

@@ -322,7 +322,7 @@ class DiscriminatorSupervisor:
     replacement is started here, under the same name, whose constructor loads
     the latest snapshot (weights, optimiser, RNGs, taken after every call that
     changes them: ``run(..., changes_state=True)``) and the real data before it
-    answers anything; envs find it by name (``envs.token_env``).
+    answers anything; envs find it by name (``seqgan_rl_envs.token_env``).
 
     Deaths are noticed by the caller of ``run`` and by a watcher thread that
     pings the actor every ``check_interval_s``: the algorithm's thread may be

@@ -48,7 +48,6 @@ import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import TIMERS
 
-from envs import register_rllib_env
 from seqgan_rl.data.tables import read_token_table
 from seqgan_rl.distributed.discriminator_actor import DiscriminatorSupervisor
 from seqgan_rl.distributed.weights import Weights
@@ -58,6 +57,7 @@ from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.rewards import IDEAL, ORACLE_FILE, RewardModel, probability_logits
 from seqgan_rl.rllib.monte_carlo import MonteCarloQConnector
 from seqgan_rl.rllib.settings import SeqGANSettings
+from seqgan_rl_envs import register_rllib_env
 
 SEQGAN_SETTINGS_KEY = "seqgan"
 """Key of the ``SeqGANSettings`` in ``AlgorithmConfig.learner_config_dict`` (set by ``with_seqgan``)."""

@@ -51,7 +51,6 @@ from ray.rllib.utils.metrics import (
     SYNCH_WORKER_WEIGHTS_TIMER,
 )
 
-from envs import RLLIB_ENV_NAME
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.config.options import flat_names, with_overrides
 from seqgan_rl.errors import ConfigError, SeqGANError, TrainingError
@@ -65,6 +64,7 @@ from seqgan_rl.rllib.settings import (
     check_rllib_options,
     new_discriminator_name,
 )
+from seqgan_rl_envs import RLLIB_ENV_NAME
 
 
 class SeqGANConfig(AlgorithmConfig):

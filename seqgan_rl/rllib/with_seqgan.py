@@ -33,13 +33,13 @@ from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLe
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 
-from envs import RLLIB_ENV_NAME
 from seqgan_rl.errors import ConfigError
 from seqgan_rl.models.generator import GeneratorConfig
 from seqgan_rl.rllib.adversarial import ENV_RUNNER_FAULT_TOLERANCE, SEQGAN_SETTINGS_KEY, AdversarialMixin
 from seqgan_rl.rllib.generator_module import generator_module_spec
 from seqgan_rl.rllib.learner import MonteCarloLearnerMixin
 from seqgan_rl.rllib.settings import SeqGANSettings, apply_rllib_options
+from seqgan_rl_envs import RLLIB_ENV_NAME
 
 
 class SeqGANPPOTorchLearner(MonteCarloLearnerMixin, PPOTorchLearner):
