@@ -35,7 +35,8 @@ from seqgan_rl.config.options import (
 from seqgan_rl.errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parent.parent / "seqgan_rl"
-DECLARATIONS = {PACKAGE / "config.py", PACKAGE / "options.py"}
+DECLARATIONS = {PACKAGE / "config" / "__init__.py", PACKAGE / "config" / "options.py"}
+"""The files that declare the options: reading a field there does not wire it."""
 
 
 def leaf_fields(cls: type) -> list[tuple[str, type, dataclasses.Field]]:
