@@ -15,6 +15,8 @@ from typing import Any
 import torch
 
 from seqgan_rl.config import TrainConfig
+from seqgan_rl.mc import MonteCarloQ
+from seqgan_rl.models.generator import Generator, GeneratorConfig
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -105,3 +107,13 @@ def pick_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
+
+
+def paper_q_setting(device: str, batch: int = 64, num_rollouts: int = 16) -> tuple[GeneratorConfig, Generator,
+                                                                                   torch.Tensor, MonteCarloQ]:
+    """The paper's Monte Carlo setting, seeded: its generator config, a random generator in eval mode on
+    ``device``, ``batch`` sequences (batch, T) sampled from it and an engine of ``num_rollouts`` completions."""
+    torch.manual_seed(0)
+    config = GeneratorConfig()
+    policy = Generator(config).to(device).eval()
+    return config, policy, policy.sample(batch), MonteCarloQ(num_rollouts=num_rollouts)

@@ -26,18 +26,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import machine, median_seconds, pick_device  # noqa: E402
+from _common import machine, median_seconds, paper_q_setting, pick_device  # noqa: E402
 
 from seqgan_rl.config import CPU_DISCRIMINATOR  # noqa: E402
 from seqgan_rl.evaluation.metrics_log import read_records  # noqa: E402
-from seqgan_rl.mc import MonteCarloQ  # noqa: E402
 from seqgan_rl.models.dense_discriminator import DenseDiscriminator  # noqa: E402
 from seqgan_rl.models.discriminator import (  # noqa: E402
     Discriminator,
     make_discriminator_optimizer,
     train_discriminator,
 )
-from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
 
 PHASES = ("time/sample_s", "time/monte_carlo_q_s", "time/learner_s", "time/d_steps_s", "time/iteration_s")
 """The stages of an adversarial batch that a run logs (``time/monte_carlo_q_s``: its reward step)."""
@@ -62,12 +60,8 @@ def main() -> None:
                         help="finished runs whose adversarial batches' phases to report")
     args = parser.parse_args()
     device = pick_device(args.device)
-    torch.manual_seed(0)
-    config = GeneratorConfig()
-    policy = Generator(config).to(device).eval()
     batch, n = 64, 16
-    sequences = policy.sample(batch)  # (64, 20)
-    engine = MonteCarloQ(num_rollouts=n)
+    config, policy, sequences, engine = paper_q_setting(device, batch, n)  # sequences: (64, 20)
     rng = torch.Generator(device=device).manual_seed(0)
     cnn = Discriminator(config.vocab_size, config.seq_len, **CPU_DISCRIMINATOR).to(device).eval()
     dense = DenseDiscriminator(config.vocab_size, config.seq_len).to(device).eval()

@@ -21,12 +21,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
-from _common import machine, median_seconds, pick_device  # noqa: E402
+from _common import machine, median_seconds, paper_q_setting, pick_device  # noqa: E402
 from reference_mc import reference_q  # noqa: E402
 
 from seqgan_rl.mc import MonteCarloQ  # noqa: E402
 from seqgan_rl.models.discriminator import Discriminator  # noqa: E402
-from seqgan_rl.models.generator import Generator, GeneratorConfig  # noqa: E402
 
 ORIGINAL_GET_REWARD_S = 16.3
 
@@ -48,12 +47,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the sweep's largest settings")
     args = parser.parse_args()
     device = pick_device(args.device)
-    torch.manual_seed(0)
-    config = GeneratorConfig()
-    policy = Generator(config).to(device).eval()
     batch, n = 64, 16
-    sequences = policy.sample(batch)
-    engine = MonteCarloQ(num_rollouts=n)
+    config, policy, sequences, engine = paper_q_setting(device, batch, n)  # sequences: (64, 20)
     rng = torch.Generator(device=device).manual_seed(0)
 
     engine_s = median_seconds(lambda: engine(sequences, policy, free_scorer, generator=rng),
