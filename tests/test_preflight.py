@@ -184,6 +184,25 @@ def test_the_ideal_discriminator_on_a_text_corpus(tmp_path: Path, corpus: Path,
     accepted(tmp_path / "r1", reward_model="ideal", reward_transform="log_d", baseline="ema")
 
 
+def test_an_oracle_start_for_q_needs_an_oracle_of_the_generators_sizes(
+        tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str], ray_local: Any) -> None:
+    """``ratio_start=oracle`` copies the oracle into q: a corpus has none, and an oracle of other sizes does not
+    fit q; both are one line before any work; on the default oracle it is accepted."""
+    ratio = ("--reward-model", "ratio", "--ratio-start", "oracle")
+    data = prepared(corpus, tmp_path / "d")
+    line = fails(capsys, "train", *SMOKE, "--data", data, "--run-dir", tmp_path / "r1", *ratio)
+    assert "ratio_start=oracle starts q from the oracle" in line and "synthetic oracle data only" in line
+    nothing_written(tmp_path / "r1")
+    line = fails(capsys, "train", *SMOKE, "--run-dir", tmp_path / "r1", "--mle-hidden-dim", 8, *ratio)
+    assert "ratio_start=oracle: q has the generator's vocab_size/seq_len/emb_dim/hidden_dim/start_token" in line
+    assert "[5000, 20, 32, 8, 0]" in line and "[5000, 20, 32, 32, 0]" in line
+    nothing_written(tmp_path / "r1")
+    line = fails(capsys, "train", *SMOKE, "--run-dir", tmp_path / "r1", "--ratio-start", "oracle")
+    assert "ratio_start='oracle' is where the ratio discriminator's q starts; reward_model='discriminator'" in line
+    nothing_written(tmp_path / "r1")
+    accepted(tmp_path / "r1", reward_model="ratio", ratio_start="oracle")
+
+
 def test_minibatches_that_do_not_divide_the_batch(tmp_path: Path, corpus: Path,
                                                   capsys: pytest.CaptureFixture[str], ray_local: Any) -> None:
     data = prepared(corpus, tmp_path / "d")

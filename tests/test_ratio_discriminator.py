@@ -8,6 +8,7 @@ Each is checked against its formula computed directly:
 * ``mle``'s gradient is that of q's negative log-likelihood on the real rows; ``nce`` is the cross-entropy at
   every prefix;
 * a d-step of the actor sets the reference to the generator it samples from and trains q alone;
+* q started from the oracle (``ratio_start=oracle``) gives D*'s logit;
 * the Learner's reward step reads SeqGAN's Q from it, with no rollout pool;
 * its options are refused where they cannot work, before any work.
 """
@@ -28,6 +29,7 @@ from seqgan_rl.distributed.weights import module_weights
 from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.models.discriminator import make_discriminator_optimizer, train_discriminator
 from seqgan_rl.models.generator import Generator, GeneratorConfig
+from seqgan_rl.models.oracle import Oracle
 from seqgan_rl.models.ratio_discriminator import RatioDiscriminator
 from seqgan_rl.rewards import dense_values
 
@@ -150,9 +152,36 @@ def test_the_learners_reward_step_reads_q_from_the_ratio_discriminator(tiny_run,
     assert piece._pool is None
 
 
+def test_an_oracle_start_gives_the_ideal_discriminators_logit_through_the_actors_d_steps() -> None:
+    """``q_start``: q is the oracle, and the first d-step sets only the reference, so with a step too small to
+    move q the logit is D*'s, log p_oracle(y) − log p_G(y), computed directly in float64."""
+    sizes = {"emb_dim": CONFIG.emb_dim, "hidden_dim": CONFIG.hidden_dim}
+    oracle = Oracle.random(CONFIG, seed=11)
+    real = oracle.sample(64, generator=torch.Generator().manual_seed(12)).numpy()
+    actor = DiscriminatorActor(CONFIG.vocab_size, CONFIG.seq_len, architecture="ratio", discriminator_kwargs=sizes,
+                               lr=1e-12, device="cpu", seed=7, real_data=real, q_start=oracle.to_arrays())
+    assert bool(actor.model.started)
+    state = generator_state(3)
+    actor.train_on_generator(asdict(CONFIG), state, 64, 1, batch_size=32)
+    tokens = np.random.default_rng(13).integers(0, CONFIG.vocab_size, (16, CONFIG.seq_len))
+    generator = Generator(CONFIG).double()
+    generator.load_state_dict({name: torch.as_tensor(value) for name, value in state.items()})
+    with torch.no_grad():
+        ideal = (oracle.double().log_prob(torch.from_numpy(tokens)).sum(dim=1)
+                 - generator.log_prob(torch.from_numpy(tokens)).sum(dim=1))  # (16,) float64
+    np.testing.assert_allclose(actor.logits(tokens), ideal.numpy(), rtol=0, atol=1e-4)
+    with pytest.raises(ConfigError, match="the 'cnn' discriminator has no q"):
+        DiscriminatorActor(CONFIG.vocab_size, CONFIG.seq_len, device="cpu", q_start=oracle.to_arrays(),
+                           discriminator_kwargs={"emb_dim": 4, "filter_sizes": (1, 2), "num_filters": (3, 3)})
+
+
 def test_options_the_ratio_discriminator_cannot_use_are_refused() -> None:
     with pytest.raises(ConfigError, match="generator of the latest d-step; d_steps=0"):
         TrainConfig().with_overrides(reward_model="ratio", d_steps=0).validate()
+    with pytest.raises(ConfigError, match="reference generator from a d-step; d_pretrain_rounds=0"):
+        TrainConfig().with_overrides(reward_model="ratio", d_pretrain_rounds=0).validate()
+    with pytest.raises(ConfigError, match="ratio_start='oracle'.*reward_model='ideal' has no q"):
+        TrainConfig().with_overrides(reward_model="ideal", ratio_start="oracle").validate()
     with pytest.raises(ConfigError, match="reward_model='ratio' scores every prefix in the Learner"):
         TrainConfig().with_overrides(reward_model="ratio", num_mc_workers=1).validate()
     with pytest.raises(ConfigError, match="--dense-discriminator would do nothing.*the generator's sizes"):

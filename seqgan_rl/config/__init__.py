@@ -28,7 +28,7 @@ from seqgan_rl.errors import ConfigError
 from seqgan_rl.evaluation.bleu import SMOOTHING_METHODS
 from seqgan_rl.mc.engine import DEFAULT_MAX_BATCH, DEFAULT_NUM_ROLLOUTS
 from seqgan_rl.models.discriminator import PAPER_NUM_FILTERS
-from seqgan_rl.models.ratio_discriminator import RATIO_OBJECTIVES
+from seqgan_rl.models.ratio_discriminator import RATIO_OBJECTIVES, RATIO_STARTS
 
 SEED_MAX = 2**31 - 1
 """The largest seed. RLlib seeds NumPy's global RNG with ``seed`` plus an EnvRunner's index (and 10**6 for an
@@ -204,6 +204,11 @@ class DiscriminatorOptions(Options):
                                          "reference) or nce (the discriminator's cross-entropy at every "
                                          "prefix, which fades as real and generated separate)",
                                   choices=RATIO_OBJECTIVES)
+    ratio_start: str = option("generator", "reward_model=ratio: where q starts: generator (the MLE generator: D = "
+                                           "1/2 everywhere, no information) or oracle (the synthetic oracle's "
+                                           "weights: with a d_lr too small to move it, D*'s information through "
+                                           "the ratio reward's one-pass path; oracle data only)",
+                              choices=RATIO_STARTS)
 
 
 @dataclass(frozen=True)
@@ -418,6 +423,13 @@ class TrainConfig(Options):
         if reward.reward_model == "ratio" and self.discriminator.d_steps == 0:
             raise ConfigError("reward_model='ratio' scores against the generator of the latest d-step; d_steps=0 "
                               "would leave it at the MLE generator: use d_steps >= 1")
+        if reward.reward_model == "ratio" and self.discriminator.d_pretrain_rounds == 0:
+            raise ConfigError("reward_model='ratio' takes its reference generator from a d-step; d_pretrain_rounds=0 "
+                              "would score the first batch against no generator: use d_pretrain_rounds >= 1")
+        if self.discriminator.ratio_start != "generator" and reward.reward_model != "ratio":
+            raise ConfigError(f"ratio_start={self.discriminator.ratio_start!r} is where the ratio discriminator's q "
+                              f"starts; reward_model={reward.reward_model!r} has no q: use reward_model=ratio or "
+                              "ratio_start=generator")
         return self
 
     def _check_dense(self) -> None:

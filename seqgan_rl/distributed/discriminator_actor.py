@@ -103,6 +103,8 @@ class DiscriminatorActor:
             ``train_on_generator`` then draws its real sequences from the oracle (as many as its negatives)
             instead of the fixed real set, so the discriminator cannot memorise its positives
             (``TrainConfig.discriminator.d_fresh_real``).
+        q_start: a language model's arrays in the oracle's layout (``Oracle.to_arrays``) for the ratio
+            discriminator's q to start from (``TrainConfig.discriminator.ratio_start``); ``state`` overrides it.
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class DiscriminatorActor:
         state: dict[str, Any] | None = None,
         real_data: np.ndarray | None = None,
         oracle: dict[str, np.ndarray] | None = None,
+        q_start: dict[str, np.ndarray] | None = None,
     ) -> None:
         if train_precision not in TRAIN_PRECISIONS:
             raise ConfigError(f"train_precision must be one of {TRAIN_PRECISIONS}, got {train_precision!r}")
@@ -143,6 +146,12 @@ class DiscriminatorActor:
         if oracle is not None:
             with torch.random.fork_rng(devices=[]):
                 self.oracle = Oracle.from_arrays(oracle, "the run's oracle", seq_len=seq_len).to(device)
+        if q_start is not None:
+            if not isinstance(self.model, RatioDiscriminator):
+                raise ConfigError(f"q_start is where the ratio discriminator's q starts; the {architecture!r} "
+                                  "discriminator has no q")
+            with torch.random.fork_rng(devices=[]):
+                self.model.start(Oracle.from_arrays(q_start, "q's start", seq_len=seq_len).state_dict())
         self._generator: Generator | None = None
         self.version = 0
         """Incremented by every ``train`` / ``set_weights``: tells holders of a copy that it is stale."""

@@ -243,7 +243,23 @@ def check_run_config(config: TrainConfig, inputs: RunInputs, generator_config: G
     if config.discriminator.d_fresh_real and inputs.oracle is None:
         raise ConfigError(f"d_fresh_real draws the d-steps' positives from the oracle, and {inputs.where} has none "
                           "(oracle.npz): it is for synthetic oracle data only")
+    if config.discriminator.ratio_start == "oracle":
+        check_oracle_start(inputs, generator_config)
     return check_algorithm(config, generator_config, mle_checkpoint, real_data)
+
+
+def check_oracle_start(inputs: RunInputs, generator_config: GeneratorConfig) -> None:
+    """``ratio_start=oracle``: q takes the oracle's weights, so the data must have an oracle of the generator's
+    architecture."""
+    if inputs.oracle is None:
+        raise ConfigError(f"ratio_start=oracle starts q from the oracle, and {inputs.where} has none (oracle.npz): "
+                          "it is for synthetic oracle data only")
+    sizes = ("vocab_size", "seq_len", "emb_dim", "hidden_dim", "start_token")
+    oracle_sizes = [getattr(inputs.oracle.config, name) for name in sizes]
+    generator_sizes = [getattr(generator_config, name) for name in sizes]
+    if oracle_sizes != generator_sizes:
+        raise ConfigError(f"ratio_start=oracle: q has the generator's {'/'.join(sizes)} {generator_sizes}, the "
+                          f"oracle of {inputs.where} has {oracle_sizes}")
 
 
 def discriminator_sizes(model: type = Discriminator) -> dict[str, Any]:

@@ -18,7 +18,9 @@ discriminator has to track G, this one only the data. It is noise-contrastive es
   reference in the weights the Learner reads is the generator that sampled that batch.
 * **q starts as the generator** (the first ``set_reference`` copies it into q too): the
   logit starts at 0 for every sequence (D = 1/2, no information) and q then moves from the
-  MLE model towards the data.
+  MLE model towards the data. ``start`` sets q first instead (``ratio_start=oracle``: the
+  synthetic oracle, so the logit is D*'s and the reward's path can be measured with a
+  perfect q).
 * **Two objectives** (``objective``): ``mle`` fits q to the real sequences by maximum
   likelihood and ignores the negatives (its minimiser q = p_data is the same, and its
   gradient does not vanish where the classifier is confident); ``nce`` is the
@@ -46,9 +48,12 @@ from seqgan_rl.errors import ConfigError, DataError
 from seqgan_rl.models.dense_discriminator import prefix_cross_entropy
 from seqgan_rl.models.generator import Generator, GeneratorConfig
 
-__all__ = ["RATIO_OBJECTIVES", "RatioDiscriminator"]
+__all__ = ["RATIO_OBJECTIVES", "RATIO_STARTS", "RatioDiscriminator"]
 
 RATIO_OBJECTIVES: tuple[str, ...] = ("mle", "nce")
+RATIO_STARTS: tuple[str, ...] = ("generator", "oracle")
+"""Where q starts: the first reference generator, or the synthetic oracle (``start``: D*'s logit, for measuring
+the reward's path with a perfect q)."""
 
 
 class RatioDiscriminator(nn.Module):
@@ -91,6 +96,12 @@ class RatioDiscriminator(nn.Module):
         if not bool(self.started):
             self.model.load_state_dict(state)
             self.started.fill_(True)
+
+    def start(self, state: dict[str, Any]) -> None:
+        """Start q from these parameters (``Generator.state_dict`` names; tensors or arrays) instead of the first
+        reference: with the oracle's, the logit is D*'s until q is trained."""
+        self.model.load_state_dict({name: torch.as_tensor(np.asarray(value)) for name, value in state.items()})
+        self.started.fill_(True)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """The logit of every prefix, differentiable in q: ids (M, T) → (M, T); column t − 1 is prefix y_1..y_t's

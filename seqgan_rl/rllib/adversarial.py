@@ -93,12 +93,12 @@ def seqgan_settings(config: Any) -> SeqGANSettings:
     return settings
 
 
-def fresh_real_oracle(settings: SeqGANSettings) -> dict[str, np.ndarray]:
-    """``d_fresh_real``: the oracle beside the real data, as arrays for the discriminator actor (any node)."""
+def run_oracle(settings: SeqGANSettings, option: str) -> dict[str, np.ndarray]:
+    """The oracle beside the real data, as arrays for the discriminator actor (any node): ``d_fresh_real``'s
+    positives, or ``ratio_start=oracle``'s q."""
     oracle_file = Path(settings.real_data).parent / ORACLE_FILE
     if not oracle_file.is_file():
-        raise DataError(f"d_fresh_real draws the d-steps' positives from the oracle: {oracle_file} not found "
-                        "(synthetic oracle data only)")
+        raise DataError(f"{option} needs the oracle: {oracle_file} not found (synthetic oracle data only)")
     return Oracle.from_npz(oracle_file).to_arrays()
 
 
@@ -139,7 +139,9 @@ class AdversarialMixin:
                 discriminator_kwargs=settings.discriminator_sizes(), lr=options.discriminator.d_lr, seed=options.seed,
                 num_threads=settings.discriminator_num_threads, train_precision=options.discriminator.d_precision,
                 call_timeout_s=options.resources.actor_timeout_s,
-                **({"oracle": fresh_real_oracle(settings)} if options.discriminator.d_fresh_real else {}),
+                **({"oracle": run_oracle(settings, "d_fresh_real")} if options.discriminator.d_fresh_real else {}),
+                **({"q_start": run_oracle(settings, "ratio_start=oracle")}
+                   if options.discriminator.ratio_start == "oracle" else {}),
             )
         self.discriminator_pretrained = options.discriminator.d_pretrain_rounds == 0 or not settings.uses_discriminator
         self.value_warmed_up = not options.algorithm.value_warmup_steps
