@@ -96,7 +96,7 @@ def run_one(config: TrainConfig, run_dir: Path, checkpoint: Path) -> dict[str, A
     }
 
 
-INFO_METRICS = ("d_spearman", "d_spearman_generated", "d_accuracy", "ideal_accuracy")
+INFO_METRICS = ("d_spearman", "d_spearman_generated", "d_slope", "d_error_std", "d_accuracy", "ideal_accuracy")
 """The reward model's information measure at the run's last evaluation (``seqgan_rl.evaluation.information``)."""
 
 
@@ -164,14 +164,15 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
         return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
 
     lines = ["| configuration | seeds | NLL-oracle | gain over MLE | NLL-test | gain over the control at matched "
-             "NLL-test | D's Spearman with D* | over generated sequences | seconds per batch | of which reward | of "
-             "which d-steps |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "NLL-test | D's Spearman with D* | over generated sequences | slope of D's logit on D*'s | D's error "
+             "beside it (std) | seconds per batch | of which reward | of which d-steps |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, entry in results.items():
         lines.append(f"| {name} | {entry['seeds']} | {cell(entry, 'nll_oracle_final')} | "
                      f"{cell(entry, 'nll_oracle_gain')} | "
                      f"{cell(entry, 'nll_test_final')} | {cell(entry, 'gain_over_control')} | "
                      f"{cell(entry, 'd_spearman', 2)} | {cell(entry, 'd_spearman_generated', 2)} | "
+                     f"{cell(entry, 'd_slope', 2)} | {cell(entry, 'd_error_std', 1)} | "
                      f"{cell(entry, 'seconds_per_batch', 1)} | "
                      f"{cell(entry, 'reward_s_per_batch', 1)} | {cell(entry, 'd_steps_s_per_batch', 1)} |")
     return "\n".join(lines)

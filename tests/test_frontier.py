@@ -35,7 +35,8 @@ def test_the_markdown_table_shows_mean_and_sd_and_a_dash_where_nothing_was_measu
     entry = {"seeds": 3, "nll_oracle_final": {"mean": 8.7, "std": 0.01}, "nll_oracle_gain": {"mean": 0.3, "std": 0.0},
              "nll_test_final": {"mean": 9.1, "std": 0.02}, "gain_over_control": {"mean": 0.12, "std": 0.03},
              "d_spearman": {"mean": float("nan"), "std": float("nan")}, "seconds_per_batch": {"mean": 5.0, "std": 1.0},
-             "reward_s_per_batch": {"mean": 2.0, "std": 0.5}, "d_steps_s_per_batch": {"mean": 0.0, "std": 0.0}}
+             "reward_s_per_batch": {"mean": 2.0, "std": 0.5}, "d_steps_s_per_batch": {"mean": 0.0, "std": 0.0},
+             "d_slope": {"mean": 0.42, "std": 0.05}, "d_error_std": {"mean": 12.34, "std": 1.0}}
     row = markdown_table({"control": entry}).splitlines()[-1]
     assert row == ("| control | 3 | 8.700 ± 0.010 | 0.300 ± 0.000 | 9.100 ± 0.020 | 0.120 ± 0.030 | – | – | "
-                   "5.0 ± 1.0 | 2.0 ± 0.5 | 0.0 ± 0.0 |")
+                   "0.42 ± 0.05 | 12.3 ± 1.0 | 5.0 ± 1.0 | 2.0 ± 0.5 | 0.0 ± 0.0 |")

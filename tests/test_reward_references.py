@@ -238,11 +238,30 @@ def test_spearman_and_the_accuracies_of_the_information_measure() -> None:
     measure = discriminator_information(np.array([2.0, 1.0, -3.0, 0.5]), is_real, log_ratio)
     assert measure == {"eval/d_accuracy": 0.75, "eval/ideal_accuracy": 0.75,
                        "eval/d_spearman": pytest.approx(spearman(np.array([2.0, 1.0, -3.0, 0.5]), log_ratio)),
-                       "eval/d_spearman_generated": pytest.approx(1.0)}  # the two fakes in D*'s order
+                       "eval/d_spearman_generated": pytest.approx(1.0),  # the two fakes in D*'s order
+                       "eval/d_slope": pytest.approx(1.75), "eval/d_error_std": pytest.approx(0.0)}  # 3.5 / 2
     backwards = discriminator_information(np.array([2.0, 1.0, 0.5, -3.0]), is_real, log_ratio)
     assert backwards["eval/d_spearman_generated"] == pytest.approx(-1.0)  # the fakes reversed: nothing to follow
     assert backwards["eval/d_spearman"] > 0  # while on the mixture D still looks informative
     assert discriminator_information(log_ratio, is_real, log_ratio)["eval/d_spearman"] == pytest.approx(1.0)
+
+
+def test_the_slope_and_error_of_a_logit_against_the_ideal_one() -> None:
+    """logit = 0.3 · log_ratio + r over the generated sequences (r orthogonal to log_ratio, mean 0): the slope is
+    0.3 and the error's standard deviation r's, whatever the real sequences score."""
+    log_ratio = np.random.default_rng(0).normal(0.0, 5.0, 400)
+    noise = np.random.default_rng(1).normal(0.0, 2.0, 400)
+    centred = log_ratio - log_ratio.mean()
+    residual = noise - noise.mean() - centred * (centred @ noise) / (centred @ centred)  # orthogonal to log_ratio
+    is_real = np.arange(800) < 400
+    logits = np.concatenate([np.full(400, 9.0), 1.5 + 0.3 * log_ratio + residual])
+    measure = discriminator_information(logits, is_real, np.concatenate([np.zeros(400), log_ratio]))
+    assert measure["eval/d_slope"] == pytest.approx(0.3)
+    assert measure["eval/d_error_std"] == pytest.approx(float(np.std(residual)))
+    constant = discriminator_information(np.full(800, 0.4), is_real, np.concatenate([np.zeros(400), log_ratio]))
+    assert constant["eval/d_slope"] == 0 and constant["eval/d_error_std"] == 0  # a constant follows nothing
+    flat = discriminator_information(logits, is_real, np.ones(800))
+    assert np.isnan(flat["eval/d_slope"]) and np.isnan(flat["eval/d_error_std"])
 
 
 def exact_nll_oracle(generator: Generator, oracle: Oracle) -> float:
