@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from seqgan_rl.commands.cli import main
-from seqgan_rl.commands.evaluate import parse_temperatures
+from seqgan_rl.commands.evaluate import format_table, over_seeds, parse_temperatures
 from seqgan_rl.config import get_preset
 from seqgan_rl.data.tables import read_token_table
 from seqgan_rl.data.text import prepare_text_dataset
@@ -190,6 +190,10 @@ def test_checkpoint_evaluation_and_temperature_sweep(text_run: Path, capsys: pyt
     assert [(r["label"], r["temperature"]) for r in records] == [
         ("mle", 0.2), ("mle", 1.0), ("mle", 2.0), ("mle", 0.2), ("mle", 1.0), ("mle", 2.0)]
     assert records[:3] == [{**r, "label": "mle"} for r in records[3:]]  # seeded: the same checkpoint, same numbers
+    # two checkpoints under one label are seeds of one model: one record per temperature, their mean and sd
+    assert [(r["label"], r["temperature"], r["seeds"]) for r in result["over_seeds"]] == [
+        ("mle", 0.2, 2), ("mle", 1.0, 2), ("mle", 2.0, 2)]
+    assert all(r["bleu4"] == records[i]["bleu4"] and r["bleu4_sd"] == 0 for i, r in enumerate(result["over_seeds"]))
     by_t = {r["temperature"]: r for r in records[:3]}
     # lower temperature: higher quality, lower diversity
     assert by_t[0.2]["bleu4"] > by_t[2.0]["bleu4"]
@@ -208,6 +212,20 @@ def test_checkpoint_evaluation_and_temperature_sweep(text_run: Path, capsys: pyt
     assert sample["format"] == "text" and sample["level"] == "word"
     words = {w for line in (text_run / "s.txt").read_text().splitlines() for w in line.split()}
     assert words and words <= set(NOUNS + VERBS + ADJECTIVES + ["a", "on", "the", ".", "<unk>"])
+
+
+def test_records_of_one_label_and_temperature_are_averaged_over_seeds() -> None:
+    records = [{"label": "gan", "temperature": 1.0, "bleu4": 0.2, "self_bleu4": 0.5},
+               {"label": "gan", "temperature": 1.0, "bleu4": 0.4, "self_bleu4": 0.7},
+               {"label": "mle", "temperature": 1.0, "bleu4": 0.3, "self_bleu4": 0.6}]
+    gan, mle = over_seeds(records)
+    assert gan == {"label": "gan", "temperature": 1.0, "seeds": 2, "bleu4": pytest.approx(0.3),
+                   "bleu4_sd": pytest.approx(0.2 / math.sqrt(2)), "self_bleu4": pytest.approx(0.6),
+                   "self_bleu4_sd": pytest.approx(0.2 / math.sqrt(2))}
+    assert mle == {"label": "mle", "temperature": 1.0, "seeds": 1, "bleu4": 0.3, "bleu4_sd": 0.0, "self_bleu4": 0.6,
+                   "self_bleu4_sd": 0.0}
+    table = format_table([gan, mle]).splitlines()
+    assert table[1].split() == ["gan", "1.000", "0.300", "±", "0.141", "0.600", "±", "0.141", "2"]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,10 +54,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any] | None:
         "references": None if references_path is None else str(references_path),
         "num_references": None if references is None else len(references), "protocol": protocol.name,
         "scoring": protocol.describe(), "results": records}
+    shown = records
+    if len({label for label, _ in checkpoints}) < len(checkpoints):  # seeds of one model under one label
+        shown = summary["over_seeds"] = over_seeds(records)
     print(describe_scoring(protocol))
-    print(format_table(records))
+    print(format_table(shown))
     if args.temperatures:
-        summary["plot"] = str(plot_sweep(records, args.plot or Path("temperature_sweep.png"), order=args.plot_order))
+        summary["plot"] = str(plot_sweep(shown, args.plot or Path("temperature_sweep.png"), order=args.plot_order))
         print(f"plot: {summary['plot']}")
     return summary if args.json else None
 
@@ -151,18 +155,42 @@ COLUMNS = ("label", "temperature", "bleu2", "bleu3", "bleu4", "bleu5", "self_ble
            "self_bleu5", "distinct1", "distinct2", "avg_length", "nll_test", "nll_oracle")
 
 
-def format_table(records: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of the records (columns that no record has are left out)."""
-    columns = [c for c in COLUMNS if any(c in r for r in records)]
+def over_seeds(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (label, temperature) of records that share them (checkpoints given one label: seeds of one
+    model): each metric's mean, its sample standard deviation under ``<metric>_sd``, and ``seeds``."""
+    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record["label"], record.get("temperature")), []).append(record)
+    merged = []
+    for (label, temperature), group in groups.items():
+        record: dict[str, Any] = {"label": label, "temperature": temperature, "seeds": len(group)}
+        for column in COLUMNS[2:]:
+            values = [r[column] for r in group if isinstance(r.get(column), (int, float))]
+            if len(values) == len(group):
+                record[column] = statistics.fmean(values)
+                record[f"{column}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        merged.append(record)
+    return merged
 
-    def cell(value: Any) -> str:
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table of the records (columns that no record has are left out); a metric with a standard
+    deviation over seeds (``over_seeds``) as mean ± sd."""
+    columns = [c for c in COLUMNS + ("seeds",) if any(c in r for r in records)]
+
+    def number(value: float) -> str:
+        return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+
+    def cell(record: dict[str, Any], column: str) -> str:
+        value = record.get(column)
         if value is None:
             return "-"
         if isinstance(value, float):
-            return f"{value:.3f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+            spread = record.get(f"{column}_sd")
+            return number(value) if spread is None else f"{number(value)} ± {number(spread)}"
         return str(value)
 
-    rows = [[cell(r.get(c)) for c in columns] for r in records]
+    rows = [[cell(r, c) for c in columns] for r in records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
@@ -188,7 +216,8 @@ def labelled(items: Sequence[str]) -> list[tuple[str, Path]]:
 def add_parser(sub: Any) -> None:
     ev = sub.add_parser("evaluate", help="BLEU, Self-BLEU, distinct-n, NLL of generated text; temperature sweeps")
     ev.add_argument("--checkpoint", action="append", metavar="[LABEL=]PATH",
-                    help="generator checkpoint or run directory to sample from (repeatable)")
+                    help="generator checkpoint or run directory to sample from (repeatable; checkpoints given one "
+                         "LABEL are seeds of one model: the table and the plot show their mean ± sd)")
     ev.add_argument("--samples", action="append", metavar="[LABEL=]FILE",
                     help="generated sentences to score instead: text, one per line, or a .parquet token table "
                          "(repeatable)")

@@ -355,7 +355,8 @@ def evaluate_checkpoint(
 
 
 def plot_sweep(records: Sequence[dict[str, Any]], path: str | Path, order: int = 4) -> Path:
-    """Quality against diversity, one curve per label, points annotated with their temperature.
+    """Quality against diversity, one curve per label, points annotated with their temperature (bars: the
+    standard deviation over seeds, where the records are ``over_seeds``'s).
 
     Left: BLEU-n against Self-BLEU-n (up and to the left is better); right:
     BLEU-n against NLL-test (up and to the left is better), when NLL-test is known.
@@ -377,7 +378,10 @@ def plot_sweep(records: Sequence[dict[str, Any]], path: str | Path, order: int =
         for label in labels:
             points = sorted((r for r in records if r["label"] == label), key=lambda r: r["temperature"])
             xs, ys = [p[x_key] for p in points], [p[bleu_key] for p in points]
-            ax.plot(xs, ys, marker="o", label=label)
+            line = ax.plot(xs, ys, marker="o", label=label)[0]
+            if all(f"{bleu_key}_sd" in p for p in points):  # seeds of one model: their standard deviation
+                ax.errorbar(xs, ys, xerr=[p[f"{x_key}_sd"] for p in points], yerr=[p[f"{bleu_key}_sd"] for p in points],
+                            fmt="none", ecolor=line.get_color(), alpha=0.6, capsize=2)
             for x, y, p in zip(xs, ys, points):
                 ax.annotate(f"{p['temperature']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(x_label)
