@@ -11,7 +11,9 @@ run's fixed training set, or fresh oracle samples with ``--fresh-real``), ``--ep
 as the discriminator actor's ``train_on_generator`` does; after every ``--eval-every`` d-steps it is
 measured on ``--info-samples`` held-out real and as many fresh generated sequences, with its
 training accuracy beside them (memorisation shows as a gap). Seconds per d-step are measured on the
-same thread count. ``--ideal-noise`` measures the ideal discriminator with a fixed error of each size
+same thread count. ``--save-q PATH`` writes the q of the last ``ratio`` configuration in the oracle's layout:
+``--reward-model ideal --ideal-density PATH`` then values that q, frozen, through the Monte Carlo search.
+``--ideal-noise`` measures the ideal discriminator with a fixed error of each size
 (``reward_model=ideal``'s ``ideal_noise``) on the same sequences: the σ whose Spearman matches a learned
 discriminator's. Prints a JSON object as its last line.
 
@@ -89,7 +91,11 @@ def main() -> None:
     parser.add_argument("--info-samples", type=int, default=1_000)
     parser.add_argument("--fresh-real", action="store_true", help="each d-step's real sequences: fresh oracle samples")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-q", type=Path, help="write the last ratio configuration's q here (.npz, the "
+                        "oracle's layout)")
     args = parser.parse_args()
+    if args.save_q is not None and not any(parse_config(text)[0] == "ratio" for text in args.configs):
+        parser.error("--save-q writes a ratio discriminator's q: give a ratio configuration")
 
     generator = load_generator(args.generator_checkpoint, "cpu")
     oracle = Oracle.from_npz(args.data / "oracle.npz")
@@ -146,6 +152,10 @@ def main() -> None:
                 print(f"{text} step {step}: {curve[-1]}", flush=True)
         results[text] = {"curve": curve, "seconds_per_d_step": float(np.mean(seconds)),
                          "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+        if args.save_q is not None and isinstance(model, RatioDiscriminator):
+            q = Oracle(model.config)
+            q.load_state_dict(model.model.state_dict())
+            q.save_npz(args.save_q)
 
     print(json.dumps({
         "setting": {"d_steps": args.d_steps, "epochs": args.epochs, "negatives": args.negatives,

@@ -462,6 +462,8 @@ class RewardModelSpec:
         bleu_n, bleu_smoothing: BLEU's order and smoothing (``"none"`` or an NLTK method name).
         constant_reward: ``constant``'s score.
         ideal_noise, noise_seed: ``ideal``'s fixed error (``IdealDiscriminator``) and the seed it is drawn from.
+        ideal_density: the ``.npz`` whose density stands for p_oracle in ``ideal`` (empty: the oracle beside the
+            real data).
     """
 
     name: str
@@ -473,6 +475,7 @@ class RewardModelSpec:
     constant_reward: float = 0.45
     ideal_noise: float = 0.0
     noise_seed: int = 0
+    ideal_density: str = ""
 
     @classmethod
     def of_run(cls, options: TrainConfig, real_data: str, vocab_size: int, seq_len: int) -> RewardModelSpec | None:
@@ -481,15 +484,18 @@ class RewardModelSpec:
             return None
         return cls(options.reward.reward_model, str(real_data), vocab_size, seq_len, bleu_n=options.reward.bleu_n,
                    bleu_smoothing=options.reward.bleu_smoothing, constant_reward=options.reward.constant_reward,
-                   ideal_noise=options.reward.ideal_noise, noise_seed=options.seed)
+                   ideal_noise=options.reward.ideal_noise, noise_seed=options.seed,
+                   ideal_density=options.reward.ideal_density)
 
     @property
     def oracle_file(self) -> Path:
-        """Where ``ideal`` reads the oracle: ``oracle.npz`` beside the real data."""
-        return Path(self.real_data).parent / ORACLE_FILE
+        """Where ``ideal`` reads the density of D*: ``ideal_density``, else ``oracle.npz`` beside the real data."""
+        return Path(self.ideal_density) if self.ideal_density else Path(self.real_data).parent / ORACLE_FILE
 
     def ideal_discriminator(self, generator_config: GeneratorConfig) -> IdealDiscriminator:
         """``ideal``'s scorer (its generator's weights still to be loaded)."""
+        if self.ideal_density and not self.oracle_file.is_file():
+            raise DataError(f"ideal_density: {self.ideal_density} not found")
         return IdealDiscriminator.from_file(self.oracle_file, generator_config, self.ideal_noise, self.noise_seed)
 
     def build(self) -> RewardFunction:

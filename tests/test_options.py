@@ -152,11 +152,12 @@ def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_
 
     # 72 sequences: the changed minibatches (9) must divide them; SeqGAN's baselines are its own
     own = {} if algo == "seqgan" else {"baseline": "none", "reward_transform": "log_d"}
-    # ideal_noise and ratio_start are refused beside the changed reward_model (bleu): they act on the ideal and
-    # the ratio discriminator only; dense_rewards=increment beside seqgan's changed transform (maligan), whose
+    # ideal_noise, ideal_density and ratio_start are refused beside the changed reward_model (bleu): they act on
+    # the ideal and the ratio discriminator only; dense_rewards=increment beside seqgan's changed transform (maligan), whose
     # weights are not scores
     config = everything_changed().with_overrides(algo=algo, reward="shaped", discriminator={}, episodes_per_batch=72,
-                                                 ideal_noise=0.0, ratio_start="generator", dense_rewards="prefix",
+                                                 ideal_noise=0.0, ideal_density="", ratio_start="generator",
+                                                 dense_rewards="prefix",
                                                  **own)
     real, mle = run_inputs
     algo_config = build_algorithm_config(config, SMALL, mle, real, discriminator_threads=1)
@@ -305,7 +306,7 @@ def test_the_flat_config_json_of_a_run_from_before_the_groups_still_reads() -> N
     assert flat_dict(expected) == {**{k: v for k, v in flat.items() if k != "mle"},
                                    **{f"mle_{k}": v for k, v in flat["mle"].items()},
                                    "discriminator": expected.discriminator.cnn_sizes,  # tuples, not JSON lists
-                                   "ratio_start": "generator"}  # an option newer than the file: its default
+                                   "ratio_start": "generator", "ideal_density": ""}  # options newer than the file
     with pytest.raises(ConfigError, match="unknown config field"):
         TrainConfig.from_dict({**flat, "no_such_option": 1})
 

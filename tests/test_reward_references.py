@@ -3,7 +3,7 @@
 Each is checked against its formula computed directly:
 
 * ``ideal`` = p_oracle / (p_oracle + p_G) from float64 log-likelihoods of both models, for the
-  generator weights it was last sent;
+  generator weights it was last sent, with another model's density in p_oracle's place (``ideal_density``);
 * ``constant``: Q_t is the constant for every token, and one SeqGAN update under it is one Adam step
   (lr 0.01, global-norm clip 5) on −Σ_t log G(y_t | y_<t)·c, the control's update;
 * each transform of D, the MaliGAN normalisation, the batch-mean and moving-average baselines;
@@ -92,6 +92,29 @@ def test_ideal_refuses_data_without_an_oracle(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="oracle.npz not found.*text corpus"):
         RewardModelSpec("ideal", str(tmp_path / "train.parquet"), SMALL.vocab_size, SMALL.seq_len) \
             .ideal_discriminator(SMALL)
+
+
+def test_ideal_density_puts_another_language_model_in_the_oracles_place(tmp_path: Path) -> None:
+    """``ideal_density``: D*'s logit is log q − log p_G with q the saved model (of its own sizes), not the data's
+    oracle; a missing file, a relative path or another reward model is one error."""
+    oracle, generator = Oracle.random(SMALL, seed=3), Generator(SMALL)
+    density = Oracle.random(SMALL.__class__(**{**asdict(SMALL), "hidden_dim": 5}), seed=4)
+    density.save_npz(tmp_path / "q.npz")
+    oracle.save_npz(tmp_path / "oracle.npz")
+    options = TrainConfig().with_overrides(reward_model="ideal", ideal_density=str(tmp_path / "q.npz")).validate()
+    spec = RewardModelSpec.of_run(options, str(tmp_path / "train.parquet"), SMALL.vocab_size, SMALL.seq_len)
+    ideal = spec.ideal_discriminator(SMALL)
+    ideal.load_generator_weights(module_weights(generator, 1)["state"])
+    tokens = torch.cat([oracle.sample(16), generator.sample(16)])
+    expected = sequence_log_likelihood(density, tokens) - sequence_log_likelihood(generator, tokens)
+    torch.testing.assert_close(ideal.logit(tokens).double(), expected, rtol=1e-5, atol=1e-3)
+    with pytest.raises(DataError, match="ideal_density: .*absent.npz not found"):
+        RewardModelSpec("ideal", str(tmp_path / "train.parquet"), SMALL.vocab_size, SMALL.seq_len,
+                        ideal_density=str(tmp_path / "absent.npz")).ideal_discriminator(SMALL)
+    with pytest.raises(ConfigError, match="ideal_density='q.npz' must be an absolute path"):
+        TrainConfig().with_overrides(reward_model="ideal", ideal_density="q.npz").validate()
+    with pytest.raises(ConfigError, match="is the density of the ideal discriminator; reward_model='ratio'"):
+        TrainConfig().with_overrides(reward_model="ratio", ideal_density=str(tmp_path / "q.npz")).validate()
 
 
 def test_each_transform_equals_its_formula() -> None:

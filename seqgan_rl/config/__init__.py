@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from seqgan_rl.config.options import Options, flat_dict, group, option, with_overrides
@@ -268,6 +269,11 @@ class RewardOptions(Options):
                                      "run's seed: the bound made as uninformative as a learned discriminator "
                                      "(eval/d_spearman falls below 1), wrong in a way the generator can learn",
                                 ge=0.0)
+    ideal_density: str = option("", "reward_model=ideal: the language model whose density stands for p_oracle in "
+                                     "D*, an .npz in the oracle's layout (Oracle.save_npz) readable where the Monte "
+                                     "Carlo search runs; empty: the data's oracle.npz. A q fitted to real data "
+                                     "(benchmarks/discriminator_information.py --save-q) makes D* a frozen ratio "
+                                     "discriminator valued through the search")
     reward_transform: str = option("d", "what each score D becomes before it is averaged into Q: d (the paper), "
                                         "2d-1 (ScratchGAN), log_d, or maligan (D/(1-D), normalised to mean 1 over "
                                         "the batch at each position; algo=seqgan)", choices=REWARD_TRANSFORMS)
@@ -426,6 +432,13 @@ class TrainConfig(Options):
         if reward.reward_model == "ratio" and self.discriminator.d_pretrain_rounds == 0:
             raise ConfigError("reward_model='ratio' takes its reference generator from a d-step; d_pretrain_rounds=0 "
                               "would score the first batch against no generator: use d_pretrain_rounds >= 1")
+        if reward.ideal_density and reward.reward_model != "ideal":
+            raise ConfigError(f"ideal_density={reward.ideal_density!r} is the density of the ideal discriminator; "
+                              f"reward_model={reward.reward_model!r} has none: use reward_model=ideal or leave "
+                              "ideal_density empty")
+        if reward.ideal_density and not Path(reward.ideal_density).is_absolute():
+            raise ConfigError(f"ideal_density={reward.ideal_density!r} must be an absolute path: it is read where the "
+                              "Monte Carlo search runs and when the run is resumed, from any directory")
         if self.discriminator.ratio_start != "generator" and reward.reward_model != "ratio":
             raise ConfigError(f"ratio_start={self.discriminator.ratio_start!r} is where the ratio discriminator's q "
                               f"starts; reward_model={reward.reward_model!r} has no q: use reward_model=ratio or "
