@@ -153,8 +153,8 @@ def test_every_option_arrives_unchanged_in_the_rllib_config_and_the_learner(run_
     # 72 sequences: the changed minibatches (9) must divide them; SeqGAN's baselines are its own
     own = {} if algo == "seqgan" else {"baseline": "none", "reward_transform": "log_d"}
     # ideal_noise, ideal_density and ratio_start are refused beside the changed reward_model (bleu): they act on
-    # the ideal and the ratio discriminator only; dense_rewards=increment beside seqgan's changed transform (maligan), whose
-    # weights are not scores
+    # the ideal and the ratio discriminator only; dense_rewards=increment beside seqgan's changed transform
+    # (maligan), whose weights are not scores
     config = everything_changed().with_overrides(algo=algo, reward="shaped", discriminator={}, episodes_per_batch=72,
                                                  ideal_noise=0.0, ideal_density="", ratio_start="generator",
                                                  dense_rewards="prefix",
