@@ -148,7 +148,8 @@ def main() -> None:
                 info = measure(model, held_real, held_fake, log_ratio)
                 curve.append({"d_step": step, "train_accuracy": stats["accuracy"], "train_loss": stats["loss"],
                               "held_out_accuracy": info["eval/d_accuracy"], "spearman": info["eval/d_spearman"],
-                              "spearman_generated": info["eval/d_spearman_generated"]})
+                              "spearman_generated": info["eval/d_spearman_generated"], "slope": info["eval/d_slope"],
+                              "error_std": info["eval/d_error_std"]})
                 print(f"{text} step {step}: {curve[-1]}", flush=True)
         results[text] = {"curve": curve, "seconds_per_d_step": float(np.mean(seconds)),
                          "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
